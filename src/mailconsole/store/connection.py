@@ -1,0 +1,200 @@
+"""Opening a store: URL resolution, SQLite pragmas, transactions, schema checks.
+
+SQLite specifics live here and nowhere else. pysqlite's own transaction handling
+is switched off so that we emit BEGIN ourselves: writes use BEGIN IMMEDIATE,
+which takes SQLite's single write lock up front. That one lock orders every
+claim against every stop, so after a stop commits no claim can succeed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import platformdirs
+from sqlalchemy import Connection, create_engine, event, insert, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from . import schema
+from .errors import StoreError
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+Clock = Callable[[], float]
+
+
+def default_db_url() -> str:
+    env = os.environ.get("MAILCONSOLE_DB")
+    if env:
+        return env
+    path = Path(platformdirs.user_data_dir("mailconsole")) / "mailconsole.db"
+    return str(path)
+
+
+def to_url(db: str) -> str:
+    """Accept a plain path or an SQLAlchemy URL."""
+    if "://" in db:
+        return db
+    return "sqlite:///" + str(Path(db).expanduser().absolute())
+
+
+def explain(exc: BaseException, where: str) -> StoreError:
+    """Turn a driver error into one line an operator can act on."""
+    text = str(getattr(exc, "orig", exc)) or exc.__class__.__name__
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return StoreError(f"store {where} is locked by another writer; retry, or find the process holding it")
+    if "not a database" in low or "malformed" in low or "corrupt" in low:
+        return StoreError(f"{where} is not a mailconsole store (corrupt or another kind of file); check --db")
+    if "readonly" in low or "read-only" in low:
+        return StoreError(f"store {where} is read-only; check the file's permissions or use --read-only")
+    if "unable to open" in low:
+        return StoreError(f"cannot open store {where}; check that its directory exists and is writable")
+    if "disk" in low and "full" in low:
+        return StoreError(f"disk full while writing store {where}; free space and retry")
+    return StoreError(f"store {where}: {text.splitlines()[0]}")
+
+
+def _pragma(conn: Connection, pragma: str) -> None:
+    # Straight to the driver: through SQLAlchemy the statement would autobegin
+    # a transaction, and synchronous= must be set outside one.
+    conn.connection.driver_connection.execute(f"PRAGMA {pragma}")
+
+
+class Store:
+    """One store (database) shared by the console, CLI commands and engines."""
+
+    def __init__(
+        self,
+        db: str | None = None,
+        *,
+        clock: Clock = time.time,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        create: bool = True,
+        read_only: bool = False,
+    ) -> None:
+        self.url = to_url(db or default_db_url())
+        self.clock = clock
+        self.read_only = read_only
+        url = make_url(self.url)
+        self.is_sqlite = url.get_backend_name() == "sqlite"
+        self.where = url.database if self.is_sqlite else url.render_as_string(hide_password=True)
+        if self.is_sqlite and url.database and url.database != ":memory:":
+            self._prepare_sqlite_file(Path(url.database), create)
+        self.engine: Engine = self._make_engine(busy_timeout_ms)
+        try:
+            self._check_schema(create)
+        except DBAPIError as exc:
+            self.engine.dispose()
+            raise explain(exc, self.where) from None
+
+    # -- setup ---------------------------------------------------------------
+
+    def _prepare_sqlite_file(self, path: Path, create: bool) -> None:
+        if path.exists():
+            if path.is_dir():
+                raise StoreError(f"{path} is a directory, not a store; check --db")
+            return
+        if not create or self.read_only:
+            raise StoreError(f"no store at {path}; create one with `mailconsole init`")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Created 0600 before SQLite touches it: the store holds recipients'
+        # addresses. SQLite gives its -wal/-shm files the same mode.
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+    def _make_engine(self, busy_timeout_ms: int) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(self.url, pool_pre_ping=True)
+        connect_args: dict = {"check_same_thread": False, "timeout": busy_timeout_ms / 1000}
+        url = self.url
+        if self.read_only:
+            url = "sqlite:///file:" + make_url(self.url).database + "?mode=ro&uri=true"
+        engine = create_engine(url, connect_args=connect_args)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            if not self.read_only:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            mode = conn.get_execution_options().get("sqlite_begin", "")
+            conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+        return engine
+
+    def _check_schema(self, create: bool) -> None:
+        with self.engine.connect() as conn:
+            has_meta = self.engine.dialect.has_table(conn, "meta")
+        if not has_meta:
+            if not create or self.read_only:
+                raise StoreError(f"{self.where} holds no mailconsole store; create one with `mailconsole init`")
+            with self.write() as conn:
+                schema.metadata.create_all(conn)
+                conn.execute(insert(schema.meta).values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
+        with self.read() as conn:
+            row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).first()
+        version = int(row[0]) if row else 0
+        if version > schema.SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.where} has schema version {version}, newer than this mailconsole "
+                f"understands ({schema.SCHEMA_VERSION}); upgrade mailconsole"
+            )
+        if version < schema.SCHEMA_VERSION:
+            raise StoreError(f"store {self.where} has old schema version {version}; migrate it before use")
+        if not self.read_only:
+            from .accounts import ensure_account  # late: accounts imports this module
+
+            ensure_account(self, "default")
+
+    # -- transactions ----------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction (a consistent snapshot under WAL)."""
+        try:
+            with self.engine.connect() as conn:
+                with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            raise explain(exc, self.where) from None
+
+    @contextmanager
+    def write(self, *, durable: bool = False) -> Iterator[Connection]:
+        """A write transaction holding the write lock from its first statement.
+
+        durable=True syncs the commit to disk (synchronous=FULL) so it survives
+        power loss, not only a crash: the emergency stop uses it.
+        """
+        if self.read_only:
+            raise StoreError("this console is read-only; restart it without --read-only to change anything")
+        try:
+            with self.engine.connect() as conn:
+                if self.is_sqlite:
+                    conn.execution_options(sqlite_begin="IMMEDIATE")
+                    if durable:
+                        _pragma(conn, "synchronous=FULL")
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    if self.is_sqlite and durable:
+                        _pragma(conn, "synchronous=NORMAL")
+        except OperationalError as exc:
+            raise explain(exc, self.where) from None
+
+    def now(self) -> float:
+        return self.clock()
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,17 @@
+"""Errors the store raises; each message is one line that says what to do."""
+
+
+class StoreError(Exception):
+    """The store cannot be used (missing, corrupt, locked, read-only, too new)."""
+
+
+class NotFound(StoreError):
+    """An id names nothing (or something already deleted)."""
+
+
+class Refused(StoreError):
+    """The action is not allowed in the current state."""
+
+
+class InvalidInput(StoreError):
+    """Input (CSV, template, header value) failed validation; nothing was applied."""

@@ -1,0 +1,233 @@
+"""Mailings: listing with their counters, pause, delete, requeue, reschedule."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, delete, select, update
+
+from . import audit
+from .accounts import account_id
+from .actor import Actor
+from .connection import Store
+from .errors import NotFound, Refused
+from .schema import mailings, messages, revisions
+
+# Statuses, in the order a mailing usually passes them.
+PREPARING, PLANNED, SENDING, PAUSED, SENT, DELETED = "preparing", "planned", "sending", "paused", "sent", "deleted"
+
+
+@dataclass(frozen=True)
+class Mailing:
+    id: int
+    name: str
+    sender: str
+    status: str
+    scheduled_at: float
+    created_at: float
+    created_by: str
+    fields: list[str]
+    expected: int
+    recipients: int
+    queued: int
+    in_flight: int
+    sent: int
+    failed: int
+    suspended: int
+    recovered: int
+
+    @property
+    def unsent(self) -> int:
+        return self.queued + self.in_flight + self.suspended
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id, "name": self.name, "sender": self.sender, "status": self.status,
+            "scheduled_at": self.scheduled_at, "created_at": self.created_at,
+            "recipients": self.recipients, "expected": self.expected, "queued": self.queued,
+            "in_flight": self.in_flight, "sent": self.sent, "failed": self.failed,
+            "suspended": self.suspended, "recovered": self.recovered,
+        }
+
+
+def _mailing(r) -> Mailing:  # type: ignore[no-untyped-def]
+    return Mailing(
+        r.id, r.name, r.sender, r.status, r.scheduled_at, r.created_at, r.created_by,
+        json.loads(r.fields), r.expected, r.recipients, r.queued, r.claimed, r.sent, r.failed,
+        r.suspended, r.recovered,
+    )
+
+
+def get_live(conn: Connection, mailing_id: int, account: str) -> "object":
+    """The mailing's row, or NotFound if it does not exist, was deleted, or is another account's."""
+    acc = account_id(conn, account)
+    r = conn.execute(
+        select(mailings).where(mailings.c.id == mailing_id, mailings.c.account_id == acc)
+    ).first()
+    if r is None or r.status == DELETED:
+        gone = "was deleted" if r is not None else "does not exist"
+        raise NotFound(f"mailing {mailing_id} {gone}; list mailings with `mailconsole mailings --planned`")
+    return r
+
+
+def get_mailing(store: Store, mailing_id: int, account: str = "default") -> Mailing:
+    with store.read() as conn:
+        return _mailing(get_live(conn, mailing_id, account))
+
+
+def list_mailings(store: Store, account: str = "default", *, planned: bool = False, only_planned: bool = False) -> list[Mailing]:
+    """The analytics list from maintained counters (never counts messages).
+
+    Planned mailings are included only when asked (the "show planned also" toggle).
+    """
+    with store.read() as conn:
+        acc = account_id(conn, account)
+        query = select(mailings).where(mailings.c.account_id == acc, mailings.c.status != DELETED)
+        if only_planned:
+            query = query.where(mailings.c.status == PLANNED).order_by(mailings.c.scheduled_at, mailings.c.id)
+        else:
+            if not planned:
+                query = query.where(mailings.c.status != PLANNED)
+            query = query.order_by(mailings.c.id.desc())
+        return [_mailing(r) for r in conn.execute(query)]
+
+
+def revision_counts(store: Store, mailing_id: int) -> list[tuple[int, int]]:
+    """(revision number, messages sent with it), oldest first."""
+    with store.read() as conn:
+        rows = conn.execute(
+            select(revisions.c.number, revisions.c.sent)
+            .where(revisions.c.mailing_id == mailing_id)
+            .order_by(revisions.c.number)
+        ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def pause(store: Store, actor: Actor, mailing_id: int, account: str = "default") -> Mailing:
+    """Stop one mailing; its claimed messages are turned back at the final-dot gate."""
+    with store.write(durable=True) as conn:
+        m = get_live(conn, mailing_id, account)
+        if m.status in (SENT,):
+            raise Refused(f"mailing {mailing_id} is already sent; nothing to pause")
+        if m.status != PAUSED:
+            conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(status=PAUSED))
+            audit.record(conn, store.now(), actor, account, "pause", mailing_id, previous=m.status)
+        return _mailing(conn.execute(select(mailings).where(mailings.c.id == mailing_id)).one())
+
+
+def _running_status(m, now: float) -> str:  # type: ignore[no-untyped-def]
+    if m.scheduled_at > now:
+        return PLANNED
+    if m.queued == 0 and m.claimed == 0:
+        return SENT
+    return SENDING
+
+
+def unpause(store: Store, actor: Actor, mailing_id: int, account: str = "default") -> Mailing:
+    with store.write() as conn:
+        m = get_live(conn, mailing_id, account)
+        if m.status != PAUSED:
+            raise Refused(f"mailing {mailing_id} is not paused (it is {m.status})")
+        status = _running_status(m, store.now())
+        conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(status=status))
+        audit.record(conn, store.now(), actor, account, "unpause", mailing_id, status=status)
+        return _mailing(conn.execute(select(mailings).where(mailings.c.id == mailing_id)).one())
+
+
+@dataclass(frozen=True)
+class DeleteSummary:
+    mailing_id: int
+    name: str
+    status: str
+    sent: int
+    dropped: int  # queued + in flight + suspended: what will never be sent
+
+
+def delete_preview(store: Store, mailing_id: int, account: str = "default") -> DeleteSummary:
+    m = get_mailing(store, mailing_id, account)
+    return DeleteSummary(m.id, m.name, m.status, m.sent, m.unsent)
+
+
+def delete_mailing(store: Store, actor: Actor, mailing_id: int, account: str = "default") -> DeleteSummary:
+    """Remove a mailing from the queue and from every list, atomically, in any status.
+
+    The mailing is marked deleted in one transaction: from that commit no claim
+    picks its messages and the final-dot gate turns back those already claimed.
+    The unsent rows are purged afterwards in batches (purge_deleted) so a huge
+    mailing does not hold the write lock for seconds.
+    """
+    with store.write(durable=True) as conn:
+        m = get_live(conn, mailing_id, account)
+        summary = DeleteSummary(m.id, m.name, m.status, m.sent, m.queued + m.claimed + m.suspended)
+        conn.execute(
+            update(mailings).where(mailings.c.id == mailing_id).values(status=DELETED, deleted_at=store.now())
+        )
+        audit.record(
+            conn, store.now(), actor, account, "delete", mailing_id,
+            name=m.name, status=m.status, recipients=m.recipients, sent=m.sent,
+            dropped=summary.dropped, failed=m.failed,
+        )
+    return summary
+
+
+def purge_deleted(store: Store, batch: int = 5000, max_batches: int | None = None) -> int:
+    """Remove unsent messages of deleted mailings, a batch per transaction."""
+    removed = 0
+    done = 0
+    while max_batches is None or done < max_batches:
+        with store.write() as conn:
+            ids = conn.execute(
+                select(messages.c.id)
+                .where(
+                    messages.c.mailing_id.in_(select(mailings.c.id).where(mailings.c.status == DELETED)),
+                    messages.c.state.in_(("queued", "suspended")),
+                )
+                .limit(batch)
+            ).scalars().all()
+            if not ids:
+                break
+            conn.execute(delete(messages).where(messages.c.id.in_(ids)))
+        removed += len(ids)
+        done += 1
+    return removed
+
+
+def requeue_suspended(store: Store, actor: Actor, mailing_id: int, account: str = "default") -> int:
+    """Put a mailing's suspended messages back in the queue, due now."""
+    with store.write() as conn:
+        m = get_live(conn, mailing_id, account)
+        now = store.now()
+        n = conn.execute(
+            update(messages)
+            .where(and_(messages.c.mailing_id == mailing_id, messages.c.state == "suspended"))
+            .values(state="queued", due_at=now)
+        ).rowcount
+        if n == 0:
+            raise Refused(f"mailing {mailing_id} has no suspended messages to requeue")
+        values: dict = {"queued": mailings.c.queued + n, "suspended": mailings.c.suspended - n}
+        if m.status == SENT:
+            values["status"] = SENDING
+        conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(**values))
+        audit.record(conn, now, actor, account, "requeue", mailing_id, requeued=n)
+        return n
+
+
+def reschedule(store: Store, actor: Actor, mailing_id: int, at: float, account: str = "default") -> Mailing:
+    """Move a planned mailing to another time (its messages become due then)."""
+    with store.write() as conn:
+        m = get_live(conn, mailing_id, account)
+        if m.status not in (PLANNED, PAUSED) or m.sent or m.claimed:
+            raise Refused(f"mailing {mailing_id} is {m.status} and has started; only planned mailings can be rescheduled")
+        now = store.now()
+        conn.execute(
+            update(messages)
+            .where(and_(messages.c.mailing_id == mailing_id, messages.c.state == "queued"))
+            .values(due_at=at)
+        )
+        values: dict = {"scheduled_at": at}
+        if m.status == PLANNED and at <= now:
+            values["status"] = SENDING
+        conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(**values))
+        audit.record(conn, now, actor, account, "reschedule", mailing_id, previous=m.scheduled_at, at=at)
+        return _mailing(conn.execute(select(mailings).where(mailings.c.id == mailing_id)).one())

@@ -1,0 +1,263 @@
+"""The message queue as the engine sees it: claim, record, release, leases.
+
+Every state change moves the per-mailing counters in the same transaction, so
+the analytics never need to count messages.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select, update
+
+from .connection import Store
+from .mailings import PLANNED, SENDING, SENT
+from .schema import accounts, mailings, messages, revisions
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    mailing_id: int
+    email: str
+    fields: str  # JSON object of merge fields
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one claimed message.
+
+    kind: "sent", "failed" (final, with error), "retry" (back to the queue at
+    retry_at, with error), or "release" (never reached the server's dot: back to
+    the queue as it was, attempt not counted).
+    """
+
+    message_id: int
+    mailing_id: int
+    kind: str
+    revision_id: int | None = None
+    error: str | None = None
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Control:
+    """The stop state that the final-dot gate reads."""
+
+    generations: dict[int, int]  # account id -> stop generation
+    stopped_accounts: frozenset[int]
+    mailing_status: dict[int, tuple[str, int]]  # mailing id -> (status, account id)
+
+    def may_send(self, mailing_id: int) -> bool:
+        status = self.mailing_status.get(mailing_id)
+        return status is not None and status[0] == SENDING and status[1] not in self.stopped_accounts
+
+
+def promote_due(store: Store) -> int:
+    """Planned mailings whose time has come start sending."""
+    with store.write() as conn:
+        return conn.execute(
+            update(mailings)
+            .where(mailings.c.status == PLANNED, mailings.c.scheduled_at <= store.now())
+            .values(status=SENDING)
+        ).rowcount
+
+
+def _sendable_mailings():  # type: ignore[no-untyped-def]
+    return (
+        select(mailings.c.id)
+        .join(accounts, accounts.c.id == mailings.c.account_id)
+        .where(mailings.c.status == SENDING, accounts.c.stopped.is_(False))
+    )
+
+
+def claim(store: Store, owner: str, limit: int, lease_seconds: float) -> list[Claimed]:
+    """Claim up to `limit` due messages in one statement.
+
+    The statement itself requires the account not stopped and the mailing
+    sending; under BEGIN IMMEDIATE it is ordered against every stop, so a claim
+    that commits after a stop finds nothing.
+    """
+    now = store.now()
+    pick = (
+        select(messages.c.id)
+        .where(
+            messages.c.mailing_id.in_(_sendable_mailings()),
+            messages.c.state == "queued",
+            messages.c.due_at <= now,
+        )
+        .limit(limit)
+    )
+    stmt = (
+        update(messages)
+        .where(messages.c.id.in_(pick.scalar_subquery()))
+        .values(state="claimed", lease_owner=owner, lease_expires=now + lease_seconds, attempts=messages.c.attempts + 1)
+        .returning(messages.c.id, messages.c.mailing_id, messages.c.email, messages.c.fields, messages.c.attempts)
+    )
+    with store.write() as conn:
+        rows = conn.execute(stmt).all()  # every row fetched before COMMIT
+        per_mailing: dict[int, int] = defaultdict(int)
+        for r in rows:
+            per_mailing[r.mailing_id] += 1
+        for mid, n in per_mailing.items():
+            conn.execute(
+                update(mailings).where(mailings.c.id == mid).values(queued=mailings.c.queued - n, claimed=mailings.c.claimed + n)
+            )
+    return [Claimed(r.id, r.mailing_id, r.email, r.fields, r.attempts) for r in rows]
+
+
+def _apply(conn: Connection, owner: str, ids: list[int], values: dict) -> int:
+    """Move messages this engine still holds; one statement, so rowcount is exact."""
+    if not ids:
+        return 0
+    stmt = (
+        update(messages)
+        .where(messages.c.id.in_(ids), messages.c.state == "claimed", messages.c.lease_owner == owner)
+        .values(lease_owner=None, lease_expires=None, **values)
+    )
+    return conn.execute(stmt).rowcount
+
+
+def record(store: Store, owner: str, outcomes: Iterable[Outcome]) -> None:
+    """Record a batch of outcomes; messages whose lease this engine lost are left alone."""
+    now = store.now()
+    groups: dict[tuple, list[Outcome]] = defaultdict(list)
+    for o in outcomes:
+        groups[(o.kind, o.mailing_id, o.revision_id)].append(o)
+    if not groups:
+        return
+    touched: set[int] = set()
+    with store.write() as conn:
+        for (kind, mid, rid), items in groups.items():
+            touched.add(mid)
+            if kind == "sent":
+                ids = [o.message_id for o in items]
+                n = _apply(conn, owner, ids, {"state": "sent", "sent_at": now, "revision_id": rid, "last_error": None})
+                counters = {"claimed": mailings.c.claimed - n, "sent": mailings.c.sent + n}
+                if n and rid is not None:
+                    conn.execute(update(revisions).where(revisions.c.id == rid).values(sent=revisions.c.sent + n))
+            elif kind == "failed":
+                n = 0
+                for o in items:
+                    n += _apply(conn, owner, [o.message_id], {"state": "failed", "last_error": o.error})
+                counters = {"claimed": mailings.c.claimed - n, "failed": mailings.c.failed + n}
+            elif kind == "retry":
+                n = 0
+                for o in items:
+                    n += _apply(
+                        conn, owner, [o.message_id], {"state": "queued", "due_at": o.retry_at or now, "last_error": o.error}
+                    )
+                counters = {"claimed": mailings.c.claimed - n, "queued": mailings.c.queued + n}
+            elif kind == "release":
+                ids = [o.message_id for o in items]
+                n = _apply(conn, owner, ids, {"state": "queued", "attempts": messages.c.attempts - 1})
+                counters = {"claimed": mailings.c.claimed - n, "queued": mailings.c.queued + n}
+            else:
+                raise ValueError(f"unknown outcome {kind!r}")
+            if n:
+                conn.execute(update(mailings).where(mailings.c.id == mid).values(**counters))
+        _finish(conn, touched)
+
+
+def _finish(conn: Connection, mailing_ids: set[int]) -> None:
+    """A sending mailing with nothing queued or in flight is sent."""
+    conn.execute(
+        update(mailings)
+        .where(
+            mailings.c.id.in_(mailing_ids),
+            mailings.c.status == SENDING,
+            mailings.c.queued == 0,
+            mailings.c.claimed == 0,
+        )
+        .values(status=SENT)
+    )
+
+
+def release_all(store: Store, owner: str) -> int:
+    """Return every message this engine still holds (graceful shutdown)."""
+    return _requeue_claims(store, messages.c.lease_owner == owner, recovered=False)
+
+
+def expire_leases(store: Store) -> int:
+    """Return claims whose lease ran out (their engine died) to the queue.
+
+    Each may have passed the final-dot gate before the crash, so it is counted
+    as recovered: a possible duplicate.
+    """
+    return _requeue_claims(store, messages.c.lease_expires < store.now(), recovered=True)
+
+
+def _requeue_claims(store: Store, which, recovered: bool) -> int:  # type: ignore[no-untyped-def]
+    values: dict = {"state": "queued", "lease_owner": None, "lease_expires": None}
+    if recovered:
+        values["recovered"] = messages.c.recovered + 1
+    else:
+        values["attempts"] = messages.c.attempts - 1
+    with store.write() as conn:
+        rows = conn.execute(
+            update(messages).where(messages.c.state == "claimed", which).values(**values).returning(messages.c.mailing_id)
+        ).all()
+        per_mailing: dict[int, int] = defaultdict(int)
+        for (mid,) in rows:
+            per_mailing[mid] += 1
+        for mid, n in per_mailing.items():
+            counters = {"claimed": mailings.c.claimed - n, "queued": mailings.c.queued + n}
+            if recovered:
+                counters["recovered"] = mailings.c.recovered + n
+            conn.execute(update(mailings).where(mailings.c.id == mid).values(**counters))
+    return len(rows)
+
+
+def renew_leases(store: Store, owner: str, lease_seconds: float) -> int:
+    with store.write() as conn:
+        return conn.execute(
+            update(messages)
+            .where(messages.c.state == "claimed", messages.c.lease_owner == owner)
+            .values(lease_expires=store.now() + lease_seconds)
+        ).rowcount
+
+
+def read_control(conn: Connection, mailing_ids: Iterable[int]) -> Control:
+    accs = conn.execute(select(accounts.c.id, accounts.c.stopped, accounts.c.generation)).all()
+    ids = list(mailing_ids)
+    status: dict[int, tuple[str, int]] = {}
+    if ids:
+        for mid, st, acc in conn.execute(
+            select(mailings.c.id, mailings.c.status, mailings.c.account_id).where(mailings.c.id.in_(ids))
+        ):
+            status[mid] = (st, acc)
+    return Control(
+        {a.id: a.generation for a in accs},
+        frozenset(a.id for a in accs if a.stopped),
+        status,
+    )
+
+
+def control(store: Store, mailing_ids: Iterable[int] = ()) -> Control:
+    """The current stop state for the gate (a read: never waits for the writer)."""
+    with store.read() as conn:
+        return read_control(conn, mailing_ids)
+
+
+def newest_revisions(store: Store, mailing_ids: Iterable[int]) -> dict[int, tuple[int, str, str, str | None, str, str | None]]:
+    """mailing id -> (revision id, subject, text, html, sender, list-unsubscribe) of its newest revision."""
+    ids = list(mailing_ids)
+    if not ids:
+        return {}
+    with store.read() as conn:
+        rows = conn.execute(
+            select(
+                revisions.c.mailing_id, revisions.c.id, revisions.c.number, revisions.c.subject,
+                revisions.c.text_body, revisions.c.html_body, mailings.c.sender, mailings.c.list_unsubscribe,
+            )
+            .join(mailings, mailings.c.id == revisions.c.mailing_id)
+            .where(revisions.c.mailing_id.in_(ids))
+            .order_by(revisions.c.mailing_id, revisions.c.number)
+        ).all()
+    out: dict = {}
+    for r in rows:  # later numbers overwrite earlier ones
+        out[r.mailing_id] = (r.id, r.subject, r.text_body, r.html_body, r.sender, r.list_unsubscribe)
+    return out

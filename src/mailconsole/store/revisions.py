@@ -1,0 +1,119 @@
+"""Template revisions: validated before saving, the newest one is used at send time."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, insert, select
+
+from .. import templating
+from . import audit
+from .actor import Actor
+from .connection import Store
+from .errors import InvalidInput
+from .mailings import get_live
+from .schema import mailings, revisions
+
+
+@dataclass(frozen=True)
+class Revision:
+    id: int
+    mailing_id: int
+    number: int
+    subject: str
+    text_body: str
+    html_body: str | None
+    created_at: float
+    created_by: str
+    sent: int
+
+
+def _revision(row) -> Revision:  # type: ignore[no-untyped-def]
+    return Revision(
+        row.id, row.mailing_id, row.number, row.subject, row.text_body, row.html_body,
+        row.created_at, row.created_by, row.sent,
+    )
+
+
+def validate(subject: str, text_body: str, html_body: str | None, fields: list[str]) -> None:
+    """Raise InvalidInput naming every problem (part, line, name); returns if all is well."""
+    if templating.has_line_break(subject):
+        raise InvalidInput("subject contains a line break; a subject must be one line")
+    if not subject.strip():
+        raise InvalidInput("subject is empty; give the mailing a subject")
+    problems = templating.check(subject, fields, "subject")
+    problems += templating.check(text_body, fields, "body")
+    if html_body is not None:
+        problems += templating.check(html_body, fields, "html", html=True)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InvalidInput(f"template not saved: {problems[0]}{more}")
+
+
+def newest(conn: Connection, mailing_id: int) -> Revision | None:
+    row = conn.execute(
+        select(revisions).where(revisions.c.mailing_id == mailing_id).order_by(revisions.c.number.desc()).limit(1)
+    ).first()
+    return _revision(row) if row else None
+
+
+def newest_revision(store: Store, mailing_id: int) -> Revision | None:
+    with store.read() as conn:
+        return newest(conn, mailing_id)
+
+
+def all_revisions(store: Store, mailing_id: int) -> list[Revision]:
+    with store.read() as conn:
+        rows = conn.execute(
+            select(revisions).where(revisions.c.mailing_id == mailing_id).order_by(revisions.c.number)
+        ).all()
+    return [_revision(r) for r in rows]
+
+
+def add(conn: Connection, mailing_id: int, subject: str, text_body: str, html_body: str | None, at: float, by: str) -> Revision:
+    prev = newest(conn, mailing_id)
+    number = prev.number + 1 if prev else 1
+    rid = conn.execute(
+        insert(revisions).values(
+            mailing_id=mailing_id, number=number, subject=subject, text_body=text_body,
+            html_body=html_body, created_at=at, created_by=by, sent=0,
+        )
+    ).inserted_primary_key[0]
+    return Revision(rid, mailing_id, number, subject, text_body, html_body, at, by, 0)
+
+
+def save_revision(
+    store: Store,
+    actor: Actor,
+    mailing_id: int,
+    *,
+    subject: str | None = None,
+    text_body: str | None = None,
+    html_body: str | None = None,
+    account: str = "default",
+) -> Revision:
+    """Validate, then store a new revision; parts not given are kept from the newest one.
+
+    Every message not yet sent is rendered from this revision from now on.
+    """
+    with store.write() as conn:
+        m = get_live(conn, mailing_id, account)
+        current = newest(conn, mailing_id)
+        assert current is not None, "every mailing is created with a first revision"
+        subject = current.subject if subject is None else subject
+        text_body = current.text_body if text_body is None else text_body
+        html_body = current.html_body if html_body is None else (html_body or None)
+        validate(subject, text_body, html_body, json.loads(m.fields))
+        if (subject, text_body, html_body) == (current.subject, current.text_body, current.html_body):
+            return current
+        rev = add(conn, mailing_id, subject, text_body, html_body, store.now(), actor.user)
+        audit.record(
+            conn, rev.created_at, actor, account, "template", mailing_id,
+            revision=rev.number, previous=current.number, subject=subject,
+            queued_at_save=m.queued + m.claimed,
+        )
+        return rev
+
+
+__all__ = ["Revision", "validate", "newest", "newest_revision", "all_revisions", "add", "save_revision"]

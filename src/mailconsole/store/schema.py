@@ -1,0 +1,155 @@
+"""The store's tables, declared once with SQLAlchemy Core.
+
+Core rather than the ORM: the engine claims and records thousands of messages a
+second, and plain statements keep that path short and easy to reason about.
+Times are UTC epoch seconds (floats): portable across SQLite and PostgreSQL and
+cheap to compare in the claim statement.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Bump when the tables change; a store written by a newer program is refused.
+# Migrations between versions are planned with Alembic once a second version exists.
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("stopped", Boolean, nullable=False, default=False),
+    Column("stopped_at", Float),
+    Column("stopped_by", String(200)),
+    Column("stopped_from", String(200)),
+    Column("stop_reason", Text),
+    # Increases at every stop; engines acknowledge the generation they have honoured.
+    Column("generation", Integer, nullable=False, default=0),
+    Column("resumed_at", Float),
+    Column("resumed_by", String(200)),
+)
+
+mailings = Table(
+    "mailings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("name", String(500), nullable=False),
+    Column("sender", String(500), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("scheduled_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("deleted_at", Float),
+    # JSON list of the CSV's merge-field names (all columns but `email`).
+    Column("fields", Text, nullable=False, default="[]"),
+    # Rows the recipients file holds; `recipients` catches up while preparing.
+    Column("expected", Integer, nullable=False, default=0),
+    # Counters maintained in the same transactions that move messages between states.
+    Column("recipients", Integer, nullable=False, default=0),
+    Column("queued", Integer, nullable=False, default=0),
+    Column("claimed", Integer, nullable=False, default=0),
+    Column("sent", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("suspended", Integer, nullable=False, default=0),
+    # Leases taken back from engines that died: each may have been delivered twice.
+    Column("recovered", Integer, nullable=False, default=0),
+    Column("list_unsubscribe", Text),
+)
+Index("ix_mailings_status", mailings.c.status, mailings.c.scheduled_at)
+
+revisions = Table(
+    "revisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("mailing_id", Integer, ForeignKey("mailings.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("text_body", Text, nullable=False),
+    Column("html_body", Text),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("sent", Integer, nullable=False, default=0),
+    UniqueConstraint("mailing_id", "number"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("mailing_id", Integer, ForeignKey("mailings.id"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("fields", Text, nullable=False, default="{}"),
+    Column("state", String(10), nullable=False),
+    Column("due_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_owner", String(64)),
+    Column("lease_expires", Float),
+    Column("last_error", Text),
+    Column("sent_at", Float),
+    Column("revision_id", Integer),
+    Column("recovered", Integer, nullable=False, default=0),
+    UniqueConstraint("mailing_id", "email", name="uq_messages_recipient"),
+)
+# Claiming walks (mailing, state, due) for the few mailings that may send, so its
+# cost does not grow with the number of messages already sent.
+Index("ix_messages_claim", messages.c.mailing_id, messages.c.state, messages.c.due_at)
+# Lease renewal/expiry and engine release look at the (few) claimed rows only.
+Index("ix_messages_state", messages.c.state, messages.c.lease_expires)
+
+engines = Table(
+    "engines",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("workers", Integer, nullable=False),
+    Column("transport", String(500), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("in_flight", Integer, nullable=False, default=0),
+    Column("sent_rate", Float, nullable=False, default=0.0),
+    Column("failed_rate", Float, nullable=False, default=0.0),
+    Column("sent_total", Integer, nullable=False, default=0),
+    Column("failed_total", Integer, nullable=False, default=0),
+    # JSON {account_id: generation} this engine has fully honoured.
+    Column("acknowledged", Text, nullable=False, default="{}"),
+    Column("note", Text),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("ssh_client", String(200)),
+    Column("account", String(200), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("mailing_id", Integer),
+    Column("details", Text, nullable=False, default="{}"),
+)
+Index("ix_audit_at", audit.c.at)
