@@ -1,0 +1,26 @@
+# The two commands of the README: `make demo` and `make test`. Each creates the
+# virtual environment itself, so a fresh machine needs only Python and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mailconsole demo
+
+test: $(STAMP)
+	TEXTUAL_ANIMATIONS=none $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	bash bench/run.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache
