@@ -17,7 +17,7 @@ from pathlib import Path
 import platformdirs
 from sqlalchemy import Connection, create_engine, event, insert, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import schema
 from .errors import StoreError
@@ -72,11 +72,14 @@ class Store:
         db: str | None = None,
         *,
         clock: Clock = time.time,
-        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        busy_timeout_ms: int | None = None,
         create: bool = True,
         read_only: bool = False,
     ) -> None:
         self.url = to_url(db or default_db_url())
+        if busy_timeout_ms is None:
+            # How long a write waits for another writer before failing clearly.
+            busy_timeout_ms = int(os.environ.get("MAILCONSOLE_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS))
         self.clock = clock
         self.read_only = read_only
         url = make_url(self.url)
@@ -90,6 +93,9 @@ class Store:
         except DBAPIError as exc:
             self.engine.dispose()
             raise explain(exc, self.where) from None
+        except BaseException:
+            self.engine.dispose()  # a refused store must not keep the file open
+            raise
 
     # -- setup ---------------------------------------------------------------
 
@@ -135,8 +141,13 @@ class Store:
 
     def _check_schema(self, create: bool) -> None:
         with self.engine.connect() as conn:
-            has_meta = self.engine.dialect.has_table(conn, "meta")
-        if not has_meta:
+            tables = self.engine.dialect.get_table_names(conn)
+        if "meta" not in tables:
+            if tables:
+                # Another program's database: adding our tables to it would be a surprise.
+                raise StoreError(
+                    f"{self.where} is another program's database (no mailconsole tables); check --db"
+                )
             if not create or self.read_only:
                 raise StoreError(f"{self.where} holds no mailconsole store; create one with `mailconsole init`")
             with self.write() as conn:
@@ -166,7 +177,9 @@ class Store:
             with self.engine.connect() as conn:
                 with conn.begin():
                     yield conn
-        except OperationalError as exc:
+        except IntegrityError:
+            raise  # a bug in a caller, not a property of the store
+        except DBAPIError as exc:
             raise explain(exc, self.where) from None
 
     @contextmanager
@@ -190,7 +203,9 @@ class Store:
                 finally:
                     if self.is_sqlite and durable:
                         _pragma(conn, "synchronous=NORMAL")
-        except OperationalError as exc:
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
             raise explain(exc, self.where) from None
 
     def now(self) -> float:

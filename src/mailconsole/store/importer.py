@@ -62,8 +62,11 @@ def _open_csv(path: Path) -> Iterator[tuple[int, list[str]]]:
     with handle:
         reader = csv.reader(handle, strict=True)
         try:
+            end = 0
             for cells in reader:
-                yield reader.line_num, cells
+                # A quoted cell may span lines: report the line the record starts on.
+                start, end = end + 1, reader.line_num
+                yield start, cells
         except UnicodeDecodeError as exc:
             raise InvalidInput(
                 f"{path.name} is not UTF-8 (byte {exc.start} of a block near line {reader.line_num + 1}); "

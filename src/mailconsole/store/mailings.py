@@ -229,5 +229,5 @@ def reschedule(store: Store, actor: Actor, mailing_id: int, at: float, account: 
         if m.status == PLANNED and at <= now:
             values["status"] = SENDING
         conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(**values))
-        audit.record(conn, now, actor, account, "reschedule", mailing_id, previous=m.scheduled_at, at=at)
+        audit.record(conn, now, actor, account, "reschedule", mailing_id, previous=m.scheduled_at, scheduled_at=at)
         return _mailing(conn.execute(select(mailings).where(mailings.c.id == mailing_id)).one())

@@ -1,0 +1,132 @@
+"""The incident commands: init, status, stop, resume, audit."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from ..store import accounts, audit, status
+from ..store.errors import Refused
+from .common import Context, confirm, safe, when
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("init", parents=[common], help="create the store (and the default account)")
+    p.set_defaults(handler=run_init)
+
+    p = sub.add_parser("status", parents=[common], help="stop state, queue totals, mailings and engines")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=run_status)
+
+    p = sub.add_parser("stop", parents=[common], help="EMERGENCY STOP: block every mailing of the account now")
+    p.add_argument("--reason", default=None, help="why (shown to other operators and in the audit log)")
+    p.set_defaults(handler=run_stop)
+
+    p = sub.add_parser("resume", parents=[common], help="resume after a stop (applies the 7-day rule)")
+    p.add_argument("--preview", action="store_true", help="show what a resume would do; change nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--max-age-days", type=float, default=accounts.DEFAULT_MAX_AGE_DAYS,
+                   help="queued messages due longer ago than this are suspended (default 7)")
+    p.set_defaults(handler=run_resume)
+
+    p = sub.add_parser("audit", parents=[common], help="the operator action log, newest first")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(handler=run_audit)
+
+
+def run_init(ctx: Context) -> int:
+    store = ctx.store(create=True)
+    accounts.ensure_account(store, ctx.account)
+    ctx.print(f"store ready: {safe(store.where)} (account {safe(ctx.account)})")
+    return 0
+
+
+def _state_line(a: accounts.AccountState) -> str:
+    if not a.stopped:
+        return f"[bold green]RUNNING[/] — account {safe(a.name)} is sending (stop generation {a.generation})"
+    who = safe(a.stopped_by) + (f" from {safe(a.stopped_from)}" if a.stopped_from else "")
+    reason = f" — reason: {safe(a.reason)}" if a.reason else ""
+    return f"[bold white on red] STOPPED [/] account {safe(a.name)} since {when(a.stopped_at)} by {who}{reason} (generation {a.generation})"
+
+
+def run_status(ctx: Context) -> int:
+    ov = status.overview(ctx.store(create=False), ctx.account)
+    if ctx.args.json:
+        ctx.print_json(ov.as_dict())
+        return 0
+    ctx.print(_state_line(ov.account))
+    q = ov.queue
+    ctx.print(
+        f"queue: {q['queued']:,} queued · {q['in_flight']:,} in flight · {q['sent']:,} sent · "
+        f"{q['failed']:,} failed · {q['suspended']:,} suspended — {ov.rate:,.0f} msgs/s"
+    )
+    live = ov.live_engines
+    if ov.account.stopped:
+        ctx.print(f"engines: {ov.acknowledged}/{len(live)} acknowledged the stop, {ov.in_flight} in flight")
+    ctx.out.print(mailings_table(ov.mailings))
+    if ov.engines:
+        t = Table("engine", "host", "pid", "workers", "in flight", "msgs/s", "acked gen", "state", title="engines")
+        for e in ov.engines:
+            t.add_row(e.id[:8], safe(e.host), str(e.pid), str(e.workers), str(e.in_flight), f"{e.sent_rate:,.0f}",
+                      str(e.acknowledged_generation(ov.account.id)), e.state if e.alive else "gone")
+        ctx.out.print(t)
+    else:
+        ctx.print("engines: none running (start one with `mailconsole serve`)")
+    return 0
+
+
+def mailings_table(rows) -> Table:  # type: ignore[no-untyped-def]
+    t = Table("id", "name", "status", "scheduled", "recipients", "queued", "in flight", "sent", "failed", "suspended",
+              title="mailings")
+    for m in rows:
+        st = m.status
+        if st == "preparing" and m.expected:
+            st = f"preparing {100 * m.recipients // max(m.expected, 1)}%"
+        t.add_row(str(m.id), safe(m.name), st, when(m.scheduled_at), f"{m.recipients:,}", f"{m.queued:,}",
+                  f"{m.in_flight:,}", f"{m.sent:,}", f"{m.failed:,}", f"{m.suspended:,}")
+    return t
+
+
+def run_stop(ctx: Context) -> int:
+    # Never asks: this is the button for the worst minute of the week.
+    a = accounts.stop(ctx.store(create=False), ctx.actor, ctx.account, ctx.args.reason)
+    ctx.print(_state_line(a))
+    ctx.print("no message of this account can be claimed any more; resume with `mailconsole resume`")
+    return 0
+
+
+def run_resume(ctx: Context) -> int:
+    store = ctx.store(create=False)
+    plan = accounts.resume_preview(store, ctx.account, ctx.args.max_age_days)
+    summary = (f"{plan.to_send:,} will be sent, {plan.to_suspend:,} suspended by the "
+               f"{ctx.args.max_age_days:g}-day rule")
+    if ctx.args.preview:
+        state = "stopped" if plan.stopped else "not stopped (resume would change nothing)"
+        ctx.print(f"account {safe(ctx.account)} is {state}; on resume now: {summary}")
+        return 0
+    if not plan.stopped:
+        ctx.print(f"account {safe(ctx.account)} is not stopped; nothing to resume")
+        return 0
+    confirm(ctx, f"Resume account {safe(ctx.account)}: {summary}?", ctx.args.yes)
+    done = accounts.resume(store, ctx.actor, ctx.account, ctx.args.max_age_days)
+    if not done.stopped:
+        raise Refused("the account was resumed by someone else meanwhile; nothing changed")
+    ctx.print(f"[bold green]RESUMED[/] account {safe(ctx.account)}: {done.to_send:,} will be sent, "
+              f"{done.to_suspend:,} suspended")
+    return 0
+
+
+def run_audit(ctx: Context) -> int:
+    rows = audit.entries(ctx.store(create=False), limit=ctx.args.limit, account=ctx.account)
+    if ctx.args.json:
+        ctx.print_json([r.__dict__ for r in rows])
+        return 0
+    t = Table("time", "actor", "ssh client", "action", "mailing", "details", title="audit log")
+    for r in rows:
+        details = ", ".join(f"{k}={v}" for k, v in sorted(r.details.items()) if v is not None)
+        t.add_row(when(r.at), safe(r.actor), safe(r.ssh_client or "-"), r.action,
+                  str(r.mailing_id or "-"), safe(details))
+    ctx.out.print(t)
+    return 0
