@@ -1,0 +1,154 @@
+"""Sent Analytics: every mailing with live counts, per-revision sent counts, and a filter."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Checkbox, DataTable, Input, Static
+
+from ..store.mailings import PLANNED, PREPARING, Mailing
+from . import format as fmt
+from .tables import LiveTable
+from .view import LiveWidget, View
+
+COLUMNS = (
+    ("id", "ID", None),
+    ("name", "Mailing", 16),
+    ("status", "Status", None),
+    ("recipients", "Rcpts", None),
+    ("sent", "Sent", None),
+    ("in_flight", "Fly", None),
+    ("queued", "Queue", None),
+    ("failed", "Fail", None),
+    ("suspended", "Susp", None),
+    ("rate", "/s", None),
+)
+
+
+def status_text(m: Mailing) -> Text:
+    if m.status == PREPARING:
+        done = 100 * m.recipients // m.expected if m.expected else 0
+        return Text(f"prep. {done}%")
+    return Text(m.status)
+
+
+def matches(m: Mailing, query: str) -> bool:
+    q = query.casefold()
+    return any(q in part.casefold() for part in (m.name, m.sender, m.status, str(m.id)))
+
+
+def revision_line(view: View, mailing_id: int | None) -> Text:
+    if view.snapshot is None or mailing_id is None:
+        return Text("")
+    m = view.snapshot.mailing(mailing_id)
+    if m is None:
+        return Text("")
+    counts = view.snapshot.revisions.get(mailing_id)
+    text = Text.assemble(fmt.plain(m.name, style="bold"), Text(": "))
+    if counts is None:
+        text.append("reading revisions…")
+    elif not counts:
+        text.append("no revisions")
+    else:
+        text.append(" · ".join(f"revision {n}: {fmt.count(sent)} sent" for n, sent in counts))
+    if m.recovered:
+        text.append(f" · {fmt.count(m.recovered)} possibly sent twice (engine crash)")
+    return text
+
+
+class MailingsTable(LiveTable):
+    class Selected(Message):
+        def __init__(self, mailing_id: int | None) -> None:
+            super().__init__()
+            self.mailing_id = mailing_id
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(COLUMNS, **kwargs)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        key = event.row_key.value if event.row_key is not None else None
+        self.post_message(self.Selected(int(key) if key is not None else None))
+
+
+class AnalyticsTab(Vertical, LiveWidget):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._view: View | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="analytics-bar"):
+            yield Checkbox("show planned also (a)", id="show-planned")
+            yield Input(placeholder="filter: name, sender, status…  (enter keeps, esc clears)", id="filter")
+        yield MailingsTable(id="mailings")
+        yield Static(id="revisions")
+
+    @property
+    def table(self) -> MailingsTable:
+        return self.query_one(MailingsTable)
+
+    @property
+    def selected(self) -> int | None:
+        key = self.table.selected_key
+        return int(key) if key is not None else None
+
+    @property
+    def show_planned(self) -> bool:
+        return self.query_one("#show-planned", Checkbox).value
+
+    def toggle_planned(self) -> None:
+        box = self.query_one("#show-planned", Checkbox)
+        box.value = not box.value
+
+    def open_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def close_filter(self, *, clear: bool) -> bool:
+        """Returns True if there was something to back out of."""
+        box = self.query_one("#filter", Input)
+        had = box.display or bool(box.value)
+        if clear:
+            box.value = ""
+            box.display = False
+        self.table.focus()
+        return had
+
+    @on(Input.Submitted, "#filter")
+    def _keep_filter(self) -> None:
+        self.close_filter(clear=False)
+
+    @on(Input.Changed, "#filter")
+    @on(Checkbox.Changed, "#show-planned")
+    def _redraw(self) -> None:
+        if self._view is not None:
+            self.show(self._view)
+
+    @on(MailingsTable.Selected)
+    def _selected(self, event: MailingsTable.Selected) -> None:
+        if self._view is not None:
+            self.query_one("#revisions", Static).update(revision_line(self._view, event.mailing_id))
+
+    def show(self, view: View) -> None:
+        self._view = view
+        if view.snapshot is None:
+            return
+        query = self.query_one("#filter", Input).value.strip()
+        mailings = [
+            m for m in view.snapshot.mailings
+            if (self.show_planned or m.status != PLANNED) and (not query or matches(m, query))
+        ]
+        rows = {
+            str(m.id): (
+                fmt.number(m.id), fmt.plain(m.name), status_text(m), fmt.number(m.recipients),
+                fmt.number(m.sent), fmt.number(m.in_flight), fmt.number(m.queued), fmt.number(m.failed),
+                fmt.number(m.suspended), Text(fmt.rate(view.rates.of(m.id)), justify="right"),
+            )
+            for m in mailings
+        }
+        self.table.sync(rows, [str(m.id) for m in mailings])
+        self.query_one("#revisions", Static).update(revision_line(view, self.selected))

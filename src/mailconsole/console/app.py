@@ -1,0 +1,448 @@
+"""The console app: tabs, the refresh loop, and every operator action.
+
+Threads: the UI thread never waits on the database. Reads happen in a worker
+thread once per `poll_interval` and come back through `call_from_thread`;
+actions run in worker threads too. The one exception is the first read on
+mount, so the first frame already shows the real state (it reads counters
+only, so it is as fast on a million queued messages as on none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.widgets import Footer, Input, TabbedContent, TabPane, TextArea
+
+from ..store import Actor, Store, StoreError
+from ..store import accounts, mailings, revisions
+from ..store.mailings import PAUSED, PLANNED
+from . import format as fmt
+from .analytics_tab import AnalyticsTab
+from .audit_tab import AuditTab
+from .banner import StateBanner
+from .commands import ConsoleCommands
+from .editor import TemplateEditor
+from .help_screen import HelpScreen
+from .keys import bindings
+from .live import Snapshot, read_snapshot
+from .meters import Meters
+from .modals import ConfirmScreen, TimeScreen
+from .planned_tab import PlannedTab
+from .rates import RateHistory
+from .settings_tab import SettingsTab
+from .view import LiveWidget, View
+
+STOP_REASON = "stop key in the console"
+
+
+class Engine(Protocol):
+    """What the console needs from an engine running inside it."""
+
+    def nudge(self) -> None: ...
+
+
+class MailConsole(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "mailconsole"
+    BINDINGS = bindings()
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+
+    def __init__(
+        self,
+        store: Store,
+        account: str = "default",
+        *,
+        clock: Callable[[], float] = time.time,
+        actor: Actor | None = None,
+        engine: Engine | None = None,
+        read_only: bool = False,
+        poll_interval: float | None = 0.5,
+        handle_signals: bool = False,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.account = account
+        self.clock = clock
+        self.actor = actor or Actor.current()
+        self.engine = engine
+        self.read_only = read_only or store.read_only
+        self.poll_interval = poll_interval
+        self.handle_signals = handle_signals
+        self.rates = RateHistory()
+        self.snapshot: Snapshot | None = None
+        self.stop_pending = False
+        self.drain_from: int | None = None
+        # Seconds (perf_counter) from the stop key to the stop's commit: the benchmark reads it.
+        self.stop_timings: list[float] = []
+        self._reads = 0  # reads started; orders snapshots that finish out of order
+        self._applied = -1
+        self._reading = False
+        self._poll_again = False
+        self._stop_seen_from = 0  # a read started at or after this one sees our stop
+
+    # -- layout --------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StateBanner(id="banner")
+        yield Meters(id="meters")
+        with TabbedContent(initial="settings", id="tabs"):
+            with TabPane("Settings/Other", id="settings"):
+                yield SettingsTab()
+            with TabPane("Sent Analytics", id="analytics"):
+                yield AnalyticsTab(id="analytics-tab")
+            with TabPane("Planned", id="planned"):
+                yield PlannedTab(id="planned-tab")
+            with TabPane("Audit", id="audit"):
+                yield AuditTab(id="audit-tab")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        try:
+            self._apply(read_snapshot(self.store, self.account, self.clock()), self._next_read())
+        except StoreError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+        self.refresh_views()
+        if self.poll_interval:
+            self.set_interval(self.poll_interval, self.poll)
+        if self.handle_signals:
+            # An SSH drop sends SIGHUP: leave cleanly (the launcher then stops the engine).
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.exit)
+
+    # -- the view --------------------------------------------------------------
+
+    def view(self) -> View:
+        return View(
+            self.snapshot, self.rates, self.clock(), self.stop_pending, self.drain_from,
+            self.read_only, self.engine is not None,
+        )
+
+    def refresh_views(self) -> None:
+        """Redraw every live widget on every open screen from one View."""
+        view = self.view()
+        with self.batch_update():
+            for screen in self.screen_stack:
+                for widget in screen.walk_children(LiveWidget):
+                    widget.show(view)
+
+    # -- reading ---------------------------------------------------------------
+
+    def _next_read(self) -> int:
+        self._reads += 1
+        return self._reads
+
+    def poll(self) -> None:
+        """Start a read unless one is still running (a slow store must not pile reads up)."""
+        if self._reading:
+            self._poll_again = True  # e.g. a new selection: read once more when this one lands
+            return
+        self._reading = True
+        self._poll_again = False
+        self._read(self.selected_mailing(), self._next_read())
+
+    @work(thread=True, group="read", exit_on_error=False)
+    def _read(self, selected: int | None, seq: int) -> None:
+        try:
+            snap = read_snapshot(self.store, self.account, self.clock(), selected)
+        except StoreError as exc:
+            self._from_thread(self._read_failed, exc)
+            return
+        self._from_thread(self._apply, snap, seq)
+
+    def _read_failed(self, exc: StoreError) -> None:
+        self._reading = False
+        self._poll_again = False
+        self.notify(str(exc), severity="error", markup=False)
+
+    def _apply(self, snap: Snapshot, seq: int) -> None:
+        self._reading = False
+        if self._poll_again:
+            self.poll()
+        if seq <= self._applied:
+            return
+        self._applied = seq
+        self.snapshot = snap
+        self.rates.add(snap.taken_at, snap.overview.rate, snap.mailings)
+        if self.stop_pending and (snap.stopped or seq >= self._stop_seen_from > 0):
+            self.stop_pending = False
+        if not snap.stopped and not self.stop_pending:
+            self.drain_from = None
+        self.refresh_views()
+
+    def _from_thread(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            self.call_from_thread(fn, *args)
+        except RuntimeError:
+            pass  # the app is shutting down; nothing left to show
+
+    # -- running store actions off the UI thread ---------------------------------
+
+    def run_store(
+        self,
+        fn: Callable[[], Any],
+        done: Callable[[Any], None] | None = None,
+        failed: Callable[[StoreError], None] | None = None,
+    ) -> None:
+        """Run a store call in a worker thread; `done`/`failed` run back on the UI thread."""
+        self._store_call(fn, done, failed)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _store_call(self, fn: Callable[[], Any], done: Any, failed: Any) -> None:
+        try:
+            result = fn()
+        except StoreError as exc:
+            self._from_thread(failed or self._show_error, exc)
+            return
+        self._from_thread(self._store_done, done, result)
+
+    def _store_done(self, done: Callable[[Any], None] | None, result: Any) -> None:
+        if done is not None:
+            done(result)
+        self.poll()
+
+    def _show_error(self, exc: StoreError) -> None:
+        self.notify(str(exc), severity="error", markup=False, timeout=8)
+
+    def _refuse_read_only(self, what: str) -> bool:
+        if self.read_only:
+            self.notify(
+                f"Read-only console: {what} refused. Restart without --read-only to act.",
+                severity="error", markup=False,
+            )
+        return self.read_only
+
+    def _nudge(self) -> None:
+        if self.engine is not None:
+            self.engine.nudge()
+
+    # -- the stop key --------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "emergency_stop_bare":
+            # "!" stops only where no text is being typed; there it types "!".
+            return not isinstance(self.focused, (Input, TextArea))
+        return True
+
+    def action_emergency_stop_bare(self) -> None:
+        self.action_emergency_stop()
+
+    def action_emergency_stop(self) -> None:
+        """Never asks. The screen turns STOPPED now; the commit follows at once."""
+        if self._refuse_read_only("stop"):
+            return
+        pressed = time.perf_counter()
+        if not self.view().stopped and self.snapshot is not None:
+            self.drain_from = self.snapshot.overview.in_flight
+        self.stop_pending = True
+        self.refresh_views()
+        self._commit_stop(pressed)
+
+    @work(thread=True, group="stop", exit_on_error=False)
+    def _commit_stop(self, pressed: float) -> None:
+        try:
+            accounts.stop(self.store, self.actor, self.account, reason=STOP_REASON)
+        except StoreError as exc:
+            self._from_thread(self._stop_failed, exc)
+            return
+        self.stop_timings.append(time.perf_counter() - pressed)
+        self._nudge()  # the engine behind us turns back what is at the final-dot gate now
+        self._from_thread(self._stop_committed)
+
+    def _stop_committed(self) -> None:
+        self._stop_seen_from = self._reads + 1
+        self.poll()
+
+    def _stop_failed(self, exc: StoreError) -> None:
+        self.stop_pending = False
+        self.refresh_views()
+        self.notify(f"STOP FAILED: {exc}", severity="error", markup=False, timeout=30)
+
+    # -- resume ------------------------------------------------------------------
+
+    def action_resume(self) -> None:
+        if self._refuse_read_only("resume"):
+            return
+        self.run_store(lambda: accounts.resume_preview(self.store, self.account), self._confirm_resume)
+
+    def _confirm_resume(self, plan: accounts.ResumePlan) -> None:
+        if not plan.stopped:
+            self.notify("The account is not stopped: nothing to resume.")
+            return
+        body = Text(f"{fmt.count(plan.to_send)} will be sent, {fmt.count(plan.to_suspend)} suspended by the 7-day rule.")
+        body.append("\n\nSuspended messages became due more than 7 days ago; they stay visible and "
+                    "can be requeued (u) or deleted later.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_store(lambda: accounts.resume(self.store, self.actor, self.account), self._resumed)
+
+        self.push_screen(ConfirmScreen("Resume sending?", body, "Resume", danger=False), answered)
+
+    def _resumed(self, plan: accounts.ResumePlan) -> None:
+        self.drain_from = None
+        self.notify(f"Resumed: {fmt.count(plan.to_send)} will be sent, {fmt.count(plan.to_suspend)} suspended.",
+                    markup=False)
+
+    # -- actions on the selected mailing -------------------------------------------
+
+    @property
+    def tabs(self) -> TabbedContent:
+        return self.query_one("#tabs", TabbedContent)
+
+    def selected_mailing(self) -> int | None:
+        if self.tabs.active == "planned":
+            return self.query_one(PlannedTab).selected
+        return self.query_one(AnalyticsTab).selected
+
+    def _mailing_for(self, what: str) -> int | None:
+        if self.tabs.active not in ("analytics", "planned"):
+            self.tabs.active = "analytics"
+            self.notify(f"Select the mailing to {what} here, then press the key again.")
+            return None
+        mid = self.selected_mailing()
+        if mid is None:
+            self.notify(f"No mailing selected to {what}.")
+        return mid
+
+    def action_delete_mailing(self) -> None:
+        if self._refuse_read_only("delete"):
+            return
+        mid = self._mailing_for("delete")
+        if mid is not None:
+            self.run_store(lambda: mailings.delete_preview(self.store, mid, self.account), self._confirm_delete)
+
+    def _confirm_delete(self, s: mailings.DeleteSummary) -> None:
+        body = Text.assemble(f"Mailing {s.mailing_id} ", fmt.plain(s.name, "bold"), f" ({s.status}).\n\n")
+        body.append(f"{fmt.count(s.dropped)} unsent messages (queued, in flight, suspended) will be dropped "
+                    "and never sent.\n")
+        body.append(f"{fmt.count(s.sent)} already sent stay sent.\n")
+        body.append("The mailing leaves Sent Analytics and every total; the audit log keeps the record.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_store(lambda: self._delete(s.mailing_id), self._deleted)
+
+        self.push_screen(ConfirmScreen(f"Delete mailing {s.mailing_id}?", body, "Delete"), answered)
+
+    def _delete(self, mid: int) -> mailings.DeleteSummary:
+        summary = mailings.delete_mailing(self.store, self.actor, mid, self.account)
+        self._nudge()
+        # The unsent rows leave in batches, so the write lock is never held for long.
+        mailings.purge_deleted(self.store)
+        return summary
+
+    def _deleted(self, s: mailings.DeleteSummary) -> None:
+        self.notify(f"Deleted mailing {s.mailing_id}: {fmt.count(s.dropped)} dropped, "
+                    f"{fmt.count(s.sent)} had been sent.", markup=False)
+
+    def action_toggle_pause(self) -> None:
+        if self._refuse_read_only("pause"):
+            return
+        mid = self._mailing_for("pause or unpause")
+        if mid is None:
+            return
+        current = self.snapshot.mailing(mid) if self.snapshot else None
+        if current is not None and current.status == PAUSED:
+            self.run_store(lambda: mailings.unpause(self.store, self.actor, mid, self.account),
+                           lambda m: self.notify(f"Mailing {m.id} unpaused ({m.status}).", markup=False))
+        else:
+            def pause() -> mailings.Mailing:
+                m = mailings.pause(self.store, self.actor, mid, self.account)
+                self._nudge()
+                return m
+
+            self.run_store(pause, lambda m: self.notify(f"Mailing {m.id} paused.", markup=False))
+
+    def action_requeue(self) -> None:
+        if self._refuse_read_only("requeue"):
+            return
+        mid = self._mailing_for("requeue")
+        if mid is not None:
+            self.run_store(lambda: mailings.requeue_suspended(self.store, self.actor, mid, self.account),
+                           lambda n: self.notify(f"{fmt.count(n)} suspended messages back in the queue.",
+                                                 markup=False))
+
+    def action_reschedule(self) -> None:
+        if self._refuse_read_only("change the time"):
+            return
+        mid = self._mailing_for("move")
+        m = self.snapshot.mailing(mid) if self.snapshot and mid is not None else None
+        if m is None:
+            return
+        if m.status != PLANNED:
+            self.notify(f"Mailing {m.id} is {m.status}: only planned mailings can be moved.", markup=False)
+            return
+
+        def answered(at: float | None) -> None:
+            if at is not None:
+                self.run_store(lambda: mailings.reschedule(self.store, self.actor, m.id, at, self.account),
+                               lambda r: self.notify(f"Mailing {r.id} now starts {fmt.clock_time(r.scheduled_at)}.",
+                                                     markup=False))
+
+        self.push_screen(TimeScreen(f"Change the time of mailing {m.id}", m.scheduled_at), answered)
+
+    # -- the template editor ---------------------------------------------------------
+
+    def action_edit_template(self) -> None:
+        if self._refuse_read_only("editing the template"):
+            return
+        mid = self._mailing_for("edit")
+        if mid is None:
+            return
+
+        def load() -> tuple[mailings.Mailing, revisions.Revision | None]:
+            return mailings.get_mailing(self.store, mid, self.account), revisions.newest_revision(self.store, mid)
+
+        self.run_store(load, lambda pair: self.push_screen(TemplateEditor(*pair)))
+
+    def save_template(self, editor: TemplateEditor) -> None:
+        mid, subject, body = editor.mailing.id, editor.subject, editor.body
+
+        def saved(rev: revisions.Revision) -> None:
+            if rev.number == editor.revision.number:
+                editor.show_error("Nothing changed: no new revision saved.")
+                return
+            self.notify(f"Saved revision {rev.number} of mailing {mid}: unsent messages use it now.",
+                        markup=False)
+            editor.dismiss(None)
+
+        self.run_store(
+            lambda: revisions.save_revision(self.store, self.actor, mid, subject=subject, text_body=body,
+                                            account=self.account),
+            saved,
+            lambda exc: editor.show_error(str(exc)),
+        )
+
+    # -- navigation ------------------------------------------------------------------
+
+    def action_show_tab(self, tab: str) -> None:
+        self.tabs.active = tab
+
+    def action_toggle_planned(self) -> None:
+        self.tabs.active = "analytics"
+        self.query_one(AnalyticsTab).toggle_planned()
+
+    def action_filter(self) -> None:
+        self.tabs.active = "analytics"
+        self.query_one(AnalyticsTab).open_filter()
+
+    def action_back(self) -> None:
+        self.query_one(AnalyticsTab).close_filter(clear=True)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def on_tabbed_content_tab_activated(self) -> None:
+        self.poll()
+
+    def on_mailings_table_selected(self) -> None:
+        self.poll()  # fetch the per-revision counts of the newly selected mailing

@@ -1,0 +1,75 @@
+"""Every operator action, its keys and its words, declared once.
+
+The app's bindings, the help screen and the command palette are all built from
+this table, so a key shown in help is always the key that works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+STOP_KEY = "f2"
+STOP_KEY_BARE = "exclamation_mark"  # "!" wherever no text is being typed
+
+
+@dataclass(frozen=True)
+class Action:
+    action: str
+    keys: str  # Textual key names, comma separated
+    shown: str  # how help and the palette print the keys
+    title: str
+    help: str
+    footer: str | None = None  # a short label when the key is shown in the footer
+    priority: bool = False
+    palette: bool = True
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action("emergency_stop", STOP_KEY, "F2 or !", "STOP ALL",
+           "Stop every mailing of the account now. Never asks; pressing it again never resumes.",
+           footer="STOP ALL", priority=True),
+    Action("resume", "R", "R", "Resume…",
+           "Resume the account after a stop; asks first and shows what will be sent and suspended."),
+    Action("delete_mailing", "d,delete", "d / Del", "Delete mailing…",
+           "Delete the selected mailing: its unsent messages are dropped (asks first).", footer="Delete"),
+    Action("toggle_pause", "p", "p", "Pause / unpause mailing", "Pause or unpause the selected mailing.",
+           footer="Pause"),
+    Action("edit_template", "e", "e", "Edit template", "Edit the selected mailing's subject and body.",
+           footer="Edit"),
+    Action("requeue", "u", "u", "Requeue suspended",
+           "Put the selected mailing's suspended messages back in the queue."),
+    Action("reschedule", "t", "t", "Change time…", "Move the selected planned mailing to another time."),
+    Action("toggle_planned", "a", "a", "Show planned also", "Add future mailings to Sent Analytics."),
+    Action("filter", "slash", "/", "Filter mailings", "Filter Sent Analytics by name, sender or status.",
+           footer="Filter"),
+    Action("show_tab('settings')", "1", "1", "Tab: Settings/Other", "The emergency control and engines."),
+    Action("show_tab('analytics')", "2", "2", "Tab: Sent Analytics", "All mailings with live counts."),
+    Action("show_tab('planned')", "3", "3", "Tab: Planned", "Mailings scheduled for later."),
+    Action("show_tab('audit')", "4", "4", "Tab: Audit", "Every operator action, newest first."),
+    Action("help", "question_mark", "?", "Help", "List every key.", footer="Help"),
+    Action("command_palette", "ctrl+p", "ctrl+p", "Commands", "Search and run any action.", palette=False),
+    Action("back", "escape", "esc", "Back", "Close a dialog or the editor, clear the filter.", palette=False),
+    Action("quit", "q", "q", "Quit",
+           "Leave the console; an engine running inside it stops gracefully first.", footer="Quit"),
+)
+
+
+def bindings() -> list[Binding]:
+    """The app's bindings, from ACTIONS (the bare `!` stop key is added here too)."""
+    out = [
+        Binding(a.keys, a.action, a.footer or a.title, show=a.footer is not None, priority=a.priority)
+        for a in ACTIONS
+        if a.action != "command_palette"  # the app provides ctrl+p itself
+    ]
+    out.append(Binding(STOP_KEY_BARE, "emergency_stop_bare", "STOP ALL", show=False, priority=True))
+    return out
+
+
+# Keys that only exist inside one screen, listed in help so nothing is hidden.
+SCREEN_KEYS: tuple[tuple[str, str], ...] = (
+    ("ctrl+s", "Template editor: save a new revision"),
+    ("y / n", "Confirmation dialogs: confirm / cancel"),
+    ("enter", "Filter: keep the filter and go back to the table"),
+)

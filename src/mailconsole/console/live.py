@@ -1,0 +1,50 @@
+"""One read of everything the console shows, taken in a worker thread.
+
+The read uses only maintained counters and heartbeats (`store.status.overview`),
+never a count over the message table, so it costs the same with a million
+messages queued as with none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..store import Store
+from ..store.audit import AuditEntry, entries
+from ..store.mailings import PLANNED, Mailing, revision_counts
+from ..store.status import Overview, overview
+
+AUDIT_ROWS = 200
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the store said at one moment (`taken_at`, by the console's clock)."""
+
+    taken_at: float
+    overview: Overview
+    audit: list[AuditEntry] = field(default_factory=list)
+    # Per-revision sent counts, read only for the mailing the operator selected.
+    revisions: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+
+    @property
+    def stopped(self) -> bool:
+        return self.overview.account.stopped
+
+    @property
+    def mailings(self) -> list[Mailing]:
+        return self.overview.mailings
+
+    @property
+    def planned(self) -> list[Mailing]:
+        return sorted((m for m in self.mailings if m.status == PLANNED), key=lambda m: (m.scheduled_at, m.id))
+
+    def mailing(self, mailing_id: int | None) -> Mailing | None:
+        return next((m for m in self.mailings if m.id == mailing_id), None)
+
+
+def read_snapshot(store: Store, account: str, now: float, selected: int | None = None) -> Snapshot:
+    """Blocking: call from a worker thread."""
+    ov = overview(store, account)
+    revs = {selected: revision_counts(store, selected)} if selected is not None else {}
+    return Snapshot(now, ov, entries(store, limit=AUDIT_ROWS, account=account), revs)

@@ -1,0 +1,118 @@
+"""Settings/Other: the emergency control, the drain after a stop, and every engine."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Static
+
+from . import format as fmt
+from .tables import LiveTable
+from .view import LiveWidget, View
+
+ENGINE_COLUMNS = (
+    ("host", "Host", None),
+    ("pid", "PID", None),
+    ("workers", "Workers", None),
+    ("in_flight", "In flight", None),
+    ("rate", "Msg/s", None),
+    ("ack", "Stop honoured", None),
+    ("transport", "Transport", None),
+    ("beat", "Heartbeat", None),
+)
+
+
+def drain_line(view: View) -> Text:
+    """After a stop: "in flight 37 → 0, 3/3 engines stopped"."""
+    snap = view.snapshot
+    if snap is None or not view.stopped:
+        return Text("")
+    ov = snap.overview
+    engines = len(ov.live_engines)
+    if engines == 0:
+        return Text("No engine is running: nothing can be sent.", style="bold")
+    start = view.drain_from if view.drain_from is not None else ov.in_flight
+    acked = ov.acknowledged if snap.stopped else 0
+    done = acked == engines and ov.in_flight == 0
+    text = Text(f"in flight {fmt.count(start)} → {fmt.count(ov.in_flight)}, {acked}/{engines} engines stopped")
+    text.append("  ✔ quiescent: nothing more will go out" if done else "  … draining", style="bold")
+    return text
+
+
+def stop_facts(view: View) -> Text:
+    """Since when, by whom, from where and why: the questions asked first in an incident."""
+    snap = view.snapshot
+    if snap is None:
+        return Text("reading the store…")
+    acc = snap.overview.account
+    if view.stopped and not acc.stopped:
+        return Text("Stop pressed: committing it to the store…")
+    if acc.stopped:
+        text = Text(f"since {fmt.clock_time(acc.stopped_at)} ({fmt.ago(acc.stopped_at, view.now)}) by ")
+        text.append(fmt.plain(acc.stopped_by or "?"))
+        if acc.stopped_from:
+            text.append(" from ")
+            text.append(fmt.plain(acc.stopped_from))
+        text.append("\nreason: ")
+        text.append(fmt.plain(acc.reason or "none given"))
+        text.append("\nNothing is sent until you resume (R); the queue is kept.")
+        return text
+    text = Text("Mailings of this account go out. Press F2 or ! to stop them all, at once.")
+    if acc.resumed_at:
+        text.append(f"\nlast resumed {fmt.clock_time(acc.resumed_at)} by ")
+        text.append(fmt.plain(acc.resumed_by or "?"))
+    return text
+
+
+class EmergencyPanel(Vertical, LiveWidget):
+    """The state, big; who stopped and why; the stop and resume buttons."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="state-word")
+        yield Static(id="state-detail")
+        with Horizontal(id="emergency-buttons"):
+            yield Button("STOP ALL  (F2 / !)", id="stop-button", variant="error", compact=True)
+            yield Button("Resume…  (R)", id="resume-button", variant="success", compact=True)
+        yield Static(id="drain")
+
+    def show(self, view: View) -> None:
+        self.set_class(view.stopped, "-stopped")
+        word = "■  STOPPED  ■" if view.stopped else "●  RUNNING  ●"
+        self.query_one("#state-word", Static).update(Text(word, style="bold", justify="center"))
+        self.query_one("#state-detail", Static).update(stop_facts(view))
+        self.query_one("#resume-button", Button).display = view.stopped
+        self.query_one("#stop-button", Button).display = not view.stopped
+        self.query_one("#drain", Static).update(drain_line(view))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        action = "emergency_stop" if event.button.id == "stop-button" else "resume"
+        self.run_action(f"app.{action}")
+
+
+class EnginesTable(LiveTable, LiveWidget):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(ENGINE_COLUMNS, **kwargs)
+
+    def show(self, view: View) -> None:
+        if view.snapshot is None:
+            return
+        ov = view.snapshot.overview
+        rows = {}
+        for e in ov.engines:
+            acked = e.acknowledged_generation(ov.account.id) >= ov.account.generation
+            ack = ("yes" if acked else "not yet") if ov.account.stopped else "-"
+            rows[e.id] = (
+                fmt.plain(e.host), Text(str(e.pid), justify="right"), fmt.number(e.workers), fmt.number(e.in_flight),
+                Text(fmt.rate(e.sent_rate), justify="right"), Text(ack),
+                fmt.plain(e.transport), Text(fmt.ago(e.heartbeat_at, view.now) if e.alive else "gone"),
+            )
+        self.sync(rows, [e.id for e in ov.engines])
+
+
+class SettingsTab(Vertical):
+    def compose(self) -> ComposeResult:
+        yield EmergencyPanel(id="emergency")
+        yield Static("Engines", classes="section-title")
+        yield EnginesTable(id="engines")

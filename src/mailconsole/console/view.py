@@ -1,0 +1,44 @@
+"""What every pane draws from: the newest snapshot plus what only the console knows.
+
+Panes never read the store themselves. The app builds one `View` per refresh
+(and right away when the operator acts) and hands it to every `LiveWidget` on
+every open screen, so a stop pressed in a dialog shows everywhere at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.widget import Widget
+
+from .live import Snapshot
+from .rates import RateHistory
+
+
+@dataclass(frozen=True)
+class View:
+    snapshot: Snapshot | None
+    rates: RateHistory
+    now: float
+    # True from the key press until a read shows the stop committed: the screen
+    # must say STOPPED within a frame, not after the next read.
+    stop_pending: bool = False
+    # Messages in flight when the stop was pressed, for the drain line "37 → 0".
+    drain_from: int | None = None
+    read_only: bool = False
+    engine_inside: bool = False
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop_pending or (self.snapshot is not None and self.snapshot.stopped)
+
+
+class LiveWidget(Widget):
+    """A widget redrawn from each new View.
+
+    Used as a second base class, so the app finds these with isinstance (walk_children),
+    not with a CSS type query, which follows only the first base.
+    """
+
+    def show(self, view: View) -> None:  # pragma: no cover - interface
+        raise NotImplementedError

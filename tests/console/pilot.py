@@ -1,0 +1,34 @@
+"""Helpers for Pilot tests: run an app headless from a sync test, wait for its workers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from textual.pilot import Pilot
+
+from mailconsole.console.app import MailConsole
+
+
+def drive(app: MailConsole, script: Callable[[Pilot], Awaitable[None]], size: tuple[int, int] = (100, 30)) -> None:
+    """Run `script` against `app` (sync wrapper: the suite's async mode is trio's, Textual's is asyncio)."""
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await script(pilot)
+
+    asyncio.run(main())
+
+
+async def settle(pilot: Pilot) -> None:
+    """Let worker threads finish and their results reach the screen."""
+    for _ in range(3):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def press(pilot: Pilot, *keys: str) -> None:
+    for key in keys:
+        await pilot.press(key)
+        await settle(pilot)
