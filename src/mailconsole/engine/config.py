@@ -1,0 +1,122 @@
+"""Engine configuration: one dataclass, filled from flags > environment > TOML file.
+
+The SMTP password is part of the configuration but never of anything the engine
+shows: `masked_transport` is what heartbeats, logs and errors carry.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+ENV_TRANSPORT = "MAILCONSOLE_TRANSPORT"
+ENV_PASSWORD = "MAILCONSOLE_SMTP_PASSWORD"
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message says which and why."""
+
+
+@dataclass
+class EngineConfig:
+    transport: str = "null:"  # smtp://host:port?starttls=..., smtps://, maildir:PATH, null:
+    workers: int = 8  # sender tasks, each holding one reused connection
+    rate: float | None = None  # messages/s cap for this engine
+    batch: int = 100  # messages per claim statement
+    lease_seconds: float = 30.0  # a claim survives this long without renewal
+    max_attempts: int = 5  # then a temporary failure becomes final
+    retry_base: float = 30.0  # first retry delay (s); doubles per attempt, with jitter
+    retry_max: float = 3600.0
+    password: str | None = field(default=None, repr=False)  # SMTP AUTH; env/TOML/URL
+    helo_name: str | None = None  # EHLO name (default: this host's FQDN)
+    connect_timeout: float = 10.0
+    command_timeout: float = 60.0  # per SMTP reply
+    data_timeout: float = 120.0  # for writing a body and reading the final reply
+    poll_interval: float = 0.01  # how often an idle engine re-reads the stop state (s)
+    idle_claim_interval: float = 0.2  # how often an engine with nothing to do tries to claim
+    heartbeat_interval: float = 0.5
+    maintenance_interval: float = 2.0  # promote planned, expire leases, purge deleted
+    result_flush: float = 0.02  # least time between two result-recording transactions (s)
+    shutdown_grace: float = 5.0  # time given to transactions in progress on shutdown
+    message_domain: str | None = None  # Message-ID domain (default: the sender's)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError(f"workers must be at least 1 (got {self.workers})")
+        if self.rate is not None and self.rate <= 0:
+            raise ConfigError(f"rate must be positive (got {self.rate})")
+        if self.batch < 1:
+            raise ConfigError(f"batch must be at least 1 (got {self.batch})")
+        if self.max_attempts < 1:
+            raise ConfigError(f"max_attempts must be at least 1 (got {self.max_attempts})")
+
+    @property
+    def masked_transport(self) -> str:
+        return mask_transport(self.transport)
+
+    def __repr__(self) -> str:  # the transport URL may carry a password
+        shown = ", ".join(
+            f"{f.name}={mask_transport(v) if f.name == 'transport' else v!r}"
+            for f in fields(self)
+            if f.repr
+        )
+        return f"EngineConfig({shown})"
+
+
+def mask_transport(url: str) -> str:
+    """The transport URL with any password replaced by `***`."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = quote(unquote(parts.username or ""), safe="")
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+_NAMES = {f.name for f in fields(EngineConfig)}
+
+
+def load_config(
+    *,
+    flags: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    toml_path: str | Path | None = None,
+) -> EngineConfig:
+    """Merge the sources: flags (None = not given) > environment > TOML > defaults."""
+    values: dict[str, Any] = {}
+    if toml_path is not None:
+        path = Path(toml_path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {path} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+        section = data.get("engine", data)  # an [engine] table, or top-level keys
+        unknown = sorted(set(section) - _NAMES)
+        if unknown:
+            raise ConfigError(f"configuration file {path}: unknown key(s) {', '.join(unknown)}")
+        values.update(section)
+    env = os.environ if env is None else env
+    if env.get(ENV_TRANSPORT):
+        values["transport"] = env[ENV_TRANSPORT]
+    if env.get(ENV_PASSWORD):
+        values["password"] = env[ENV_PASSWORD]
+    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    try:
+        return EngineConfig(**values)
+    except TypeError as exc:  # a wrong type from TOML
+        raise ConfigError(f"configuration: {exc}") from None
+
+
+def with_overrides(config: EngineConfig, **changes: Any) -> EngineConfig:
+    return replace(config, **changes)

@@ -1,0 +1,130 @@
+"""The final-dot gate: the freshest stop state, shared by every worker.
+
+A worker that has written a message body asks the gate whether the message may
+still be sent, right before writing the end-of-data dot. The answer must come
+from a read of the store that *started after the worker arrived*: a read that
+began earlier may predate a stop that has since committed. Reads are coalesced:
+one reader task runs them back to back, and every worker waiting when a read
+starts is answered by it, so a hundred workers at the gate cost one query.
+
+`nudge()` covers stops committed in this same process (the console): it marks
+every read already started as too old, so nobody passes on a read that might
+predate the stop the caller has just committed. It is safe to call from any
+thread: it only writes one integer and wakes the reader.
+
+The gate also decides what this engine may acknowledge: the stop generation of
+an account is honoured once a read that shows the stop has completed and no
+worker is still writing a dot it was allowed on an older read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import trio
+
+from ..store.queue import Control
+
+ReadControl = Callable[[], Control]
+
+
+class Gate:
+    def __init__(self, read: ReadControl, initial: Control) -> None:
+        self._read = read
+        self.snapshot = initial
+        self._started = 0  # sequence number of the last read started
+        self._done = 0  # sequence number of the last read completed
+        self._not_before = 0  # reads older than this are distrusted (nudge)
+        self._wanted = trio.Event()
+        self._completed = trio.Event()
+        self._passing: Counter[int] = Counter()  # read seq -> dots being written on it
+        self._token: trio.lowlevel.TrioToken | None = None
+        self.on_read: Callable[[Control], None] | None = None  # called after each read
+
+    # -- the reader ----------------------------------------------------------
+
+    async def run_reader(self, poll_interval: float) -> None:
+        """Read the stop state whenever a worker waits, and at least every poll_interval."""
+        self._token = trio.lowlevel.current_trio_token()
+        while True:
+            with trio.move_on_after(poll_interval):
+                await self._wanted.wait()
+            self._wanted = trio.Event()
+            self._started += 1
+            seq = self._started
+            snapshot = await trio.to_thread.run_sync(self._read)
+            self.snapshot = snapshot
+            self._done = seq
+            self._completed.set()
+            self._completed = trio.Event()
+            if self.on_read is not None:
+                self.on_read(snapshot)
+
+    def nudge(self) -> None:
+        """A stop/pause/delete was just committed here: distrust reads already begun."""
+        self._not_before = self._started + 1
+        token = self._token
+        if token is None:
+            return
+        try:
+            token.run_sync_soon(self._wanted.set)
+        except trio.RunFinishedError:
+            pass
+
+    # -- the workers' side ---------------------------------------------------
+
+    async def fresh(self) -> Control:
+        """The stop state from a read that started after this call."""
+        need = self._started + 1
+        while self._done < max(need, self._not_before):
+            self._wanted.set()
+            await self._completed.wait()
+        return self.snapshot
+
+    def may_start(self, mailing_id: int) -> bool:
+        """Whether to begin a transaction, from the latest read, without waiting.
+
+        A mailing the last read did not cover was just claimed, and the claim itself
+        checked the stop; the fresh read at the gate decides for it.
+        """
+        snap = self.snapshot
+        if mailing_id not in snap.mailing_status:
+            return len(snap.stopped_accounts) < len(snap.generations)
+        return snap.may_send(mailing_id)
+
+    async def passage(self, mailing_id: int) -> int | None:
+        """Wait for a fresh read; the read's number if the message may pass, else None.
+
+        A caller that gets a number must call `passed(number)` once its dot is written
+        (or failed to be written), in a `finally`.
+        """
+        snapshot = await self.fresh()
+        if not snapshot.may_send(mailing_id):
+            return None
+        seq = self._done
+        self._passing[seq] += 1
+        return seq
+
+    def passed(self, seq: int) -> None:
+        self._passing[seq] -= 1
+        if not self._passing[seq]:
+            del self._passing[seq]
+
+    # -- acknowledgement -----------------------------------------------------
+
+    def honoured(self) -> dict[int, int] | None:
+        """account id -> stop generation no message of this engine can get past any more
+        (None: not settled yet, keep the previous acknowledgement).
+
+        A generation is honoured when the latest completed read shows it and no dot
+        allowed by an older read is still being written. For an account that is not
+        stopped the generation is trivially honoured (its stop was lifted).
+        """
+        snap = self.snapshot
+        oldest_pass = min(self._passing) if self._passing else None
+        if oldest_pass is not None and oldest_pass < self._done:
+            # A dot allowed on an older read is still on its way; it may belong to
+            # an account stopped since. Keep the previous acknowledgement for now.
+            return None
+        return dict(snap.generations)

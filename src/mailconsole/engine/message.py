@@ -1,0 +1,177 @@
+"""Fast MIME: each revision's structure is built once, each message personalised cheaply.
+
+`email.message.EmailMessage` costs about half a millisecond per message, more
+than everything else the engine does for it. A revision's fixed parts (From,
+MIME-Version, the multipart skeleton, List-Unsubscribe) are prepared once; per
+message only the Jinja renders (subject, text, HTML), the header encoding of the
+subject and the body's transfer encoding are done, all with C-backed helpers
+(`binascii`, `base64`). The output parses back with the `email` package to the
+same headers and bodies EmailMessage would produce (tests compare them).
+
+A merge value that cannot go into a header (a line break in the subject, a
+recipient address that is not plain ASCII) fails that one message with a
+`MergeError`; the rest of the batch is unaffected.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from email.utils import formataddr, formatdate, parseaddr
+
+from jinja2 import TemplateError
+
+from .. import templating
+
+# Longest line RFC 5322 allows (without CRLF); longer body lines are QP-encoded.
+MAX_LINE = 998
+# Bytes of UTF-8 per RFC 2047 encoded word: base64 of 45 bytes is 60 characters,
+# so "=?utf-8?b?…?=" stays within the 75-character limit.
+WORD_BYTES = 45
+
+
+class MergeError(ValueError):
+    """This recipient's message cannot be built; the reason is safe to show."""
+
+
+@dataclass(frozen=True)
+class RevisionData:
+    """What the store holds for the newest revision of a mailing."""
+
+    id: int
+    subject: str
+    text: str
+    html: str | None
+    sender: str
+    list_unsubscribe: str | None
+
+
+@dataclass(frozen=True)
+class Built:
+    envelope_from: str
+    recipient: str
+    data: bytes  # headers + body, CRLF line ends, ending with CRLF, not dot-stuffed
+
+
+def encode_header(value: str) -> str:
+    """A header value as-is when plain ASCII, else as RFC 2047 base64 encoded words."""
+    if value.isascii() and "=?" not in value and len(value) < 900 and value.isprintable():
+        return value
+    words = []
+    chunk = bytearray()
+    for ch in value:
+        b = ch.encode("utf-8")
+        if len(chunk) + len(b) > WORD_BYTES:
+            words.append(chunk)
+            chunk = bytearray()
+        chunk += b
+    if chunk or not words:
+        words.append(chunk)
+    return "\r\n ".join("=?utf-8?b?" + base64.b64encode(bytes(w)).decode("ascii") + "?=" for w in words)
+
+
+_LINE_BREAK = re.compile("[" + "".join(sorted(templating.LINE_BREAKS)) + "]")
+
+
+def _needs_qp(text: str) -> bool:
+    if not text.isascii():
+        return True
+    return len(text) > MAX_LINE and max(map(len, text.split("\n"))) > MAX_LINE
+
+
+def encode_body(text: str, boundary: str | None = None) -> tuple[str, bytes]:
+    """(Content-Transfer-Encoding, body bytes with CRLF line ends, ending with CRLF)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    if _needs_qp(text) or (boundary is not None and boundary in text):
+        # Quoted-printable escapes "=", so a boundary (which contains "=") never
+        # appears in a QP part.
+        data = binascii.b2a_qp(text.encode("utf-8"))
+        return "quoted-printable", data.replace(b"\n", b"\r\n")
+    return "7bit", text.replace("\n", "\r\n").encode("ascii")
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _date(now: float) -> str:
+    global _date_cache
+    second = int(now)
+    if _date_cache[0] != second:
+        _date_cache = (second, formatdate(second, usegmt=True))
+    return _date_cache[1]
+
+
+def _domain(address: str) -> str:
+    domain = address.rpartition("@")[2].strip().rstrip(">")
+    try:
+        return domain.encode("idna").decode("ascii") if domain else "mailconsole.invalid"
+    except UnicodeError:
+        return "mailconsole.invalid"
+
+
+class CompiledRevision:
+    """A revision's templates and fixed headers, ready to personalise."""
+
+    def __init__(self, mailing_id: int, rev: RevisionData, *, domain: str | None = None) -> None:
+        self.mailing_id = mailing_id
+        self.revision_id = rev.id
+        name, address = parseaddr(rev.sender)
+        self.envelope_from = address or rev.sender.strip()
+        self._subject = templating.compile_text(rev.subject)
+        self._text = templating.compile_text(rev.text)
+        self._html = templating.compile_html(rev.html) if rev.html else None
+        self._domain = domain or _domain(self.envelope_from)
+        fixed = ["From: " + (formataddr((name, address), charset="utf-8") if name else address)]
+        self._fixed_head = "\r\n".join(fixed) + "\r\n"
+        tail = ["MIME-Version: 1.0"]
+        if rev.list_unsubscribe:
+            tail.append("List-Unsubscribe: " + rev.list_unsubscribe.strip())
+        self._fixed_tail = "\r\n".join(tail) + "\r\n"
+        self._boundary = "===============" + binascii.hexlify(os.urandom(10)).decode("ascii") + "=="
+
+    def build(self, message_id: int, email: str, fields: str | dict, now: float | None = None) -> Built:
+        """The complete message for one recipient, or MergeError."""
+        if _LINE_BREAK.search(email) or not email.isascii() or "<" in email or ">" in email:
+            raise MergeError(f"recipient address {email!r} cannot be used in a header (non-ASCII or line break)")
+        values = json.loads(fields) if isinstance(fields, str) else dict(fields)
+        values["email"] = email
+        try:
+            subject = self._subject.render(values)
+            text = self._text.render(values)
+            html = self._html.render(values) if self._html is not None else None
+        except TemplateError as exc:
+            raise MergeError(f"template cannot be rendered for {email}: {exc}") from None
+        if _LINE_BREAK.search(subject):
+            raise MergeError(f"subject for {email} would contain a line break (from a merge value); not sent")
+        head = (
+            self._fixed_head
+            + "To: " + email + "\r\n"
+            + "Subject: " + encode_header(subject) + "\r\n"
+            + "Date: " + _date(time.time() if now is None else now) + "\r\n"
+            + f"Message-ID: <m{message_id}.{self.mailing_id}@{self._domain}>\r\n"
+            + self._fixed_tail
+        )
+        if html is None:
+            cte, body = encode_body(text)
+            head += f'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n\r\n'
+            return Built(self.envelope_from, email, head.encode("ascii") + body)
+        b = self._boundary
+        text_cte, text_body = encode_body(text, b)
+        html_cte, html_body = encode_body(html, b)
+        head += f'Content-Type: multipart/alternative; boundary="{b}"\r\n\r\n'
+        data = b"".join((
+            head.encode("ascii"),
+            f'--{b}\r\nContent-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: {text_cte}\r\n\r\n'.encode("ascii"),
+            text_body,
+            f'--{b}\r\nContent-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: {html_cte}\r\n\r\n'.encode("ascii"),
+            html_body,
+            f"--{b}--\r\n".encode("ascii"),
+        ))
+        return Built(self.envelope_from, email, data)

@@ -1,0 +1,392 @@
+"""The engine: one trio nursery that claims, sends, records and heartbeats.
+
+    claimer --(memory channel)--> N sender tasks --(channel)--> result writer
+       gate reader (final-dot gate)   heartbeat + lease renewal   maintenance
+
+Every database call runs in a worker thread (`trio.to_thread.run_sync`): the
+store is synchronous SQLAlchemy and must not block the event loop. The store
+enforces the stop for claims; the gate enforces it for messages already claimed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import trio
+
+from ..store import Store, StoreError
+from ..store import engines as engine_rows
+from ..store import mailings as mailing_store
+from ..store import queue
+from ..store.control_reader import ControlReader
+from ..store.queue import Claimed, Control, Outcome
+from .config import EngineConfig
+from .gate import Gate
+from .message import CompiledRevision, MergeError, RevisionData
+from .smtp import GateClosed, SMTPError
+from .transports import Session, Transport, make_transport
+
+log = logging.getLogger("mailconsole.engine")
+
+
+@dataclass(frozen=True)
+class Work:
+    claimed: Claimed
+    revision: CompiledRevision | None  # None: the mailing has no revision (cannot happen via the store)
+
+
+class Pacer:
+    """Spaces sends evenly to honour a messages/s cap shared by all sender tasks."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = trio.current_time()
+        slot = max(self._next, now)
+        self._next = slot + self._interval
+        if slot > now:
+            await trio.sleep_until(slot)
+
+
+def new_engine_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        config: EngineConfig,
+        *,
+        engine_id: str | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.engine_id = engine_id or new_engine_id()
+        self.transport = transport or make_transport(config)
+        self.started_at = store.now()
+        self.held = 0  # messages claimed by this engine and not yet recorded
+        self.sent_total = 0
+        self.failed_total = 0
+        self.acknowledged: dict[int, int] = {}
+        self.note: str | None = None  # last connection problem, shown by status/console
+        self._past_dot: set[int] = set()  # dot written, outcome not yet recorded
+        self._revisions: dict[int, CompiledRevision] = {}
+        self._samples: deque[tuple[float, int, int]] = deque(maxlen=64)
+        self._pacer = Pacer(config.rate) if config.rate else None
+        self._max_held = config.workers + 8 * config.batch
+        self.gate: Gate | None = None
+        self._shutdown: trio.Event | None = None
+        self._claim_wake: trio.Event | None = None
+        self._beat_wake: trio.Event | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._write_lock: trio.Lock | None = None
+
+    # -- public --------------------------------------------------------------
+
+    def nudge(self) -> None:
+        """Thread-safe: a stop/pause/delete was just committed; re-check the gate now."""
+        if self.gate is not None:
+            self.gate.nudge()
+
+    def request_stop(self) -> None:
+        """Graceful shutdown (call from the engine's trio thread)."""
+        if self._shutdown is not None:
+            self._shutdown.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until request_stop(); returns with nothing of this engine left claimed."""
+        cfg = self.config
+        self._token = trio.lowlevel.current_trio_token()
+        self._shutdown = trio.Event()
+        self._claim_wake = trio.Event()
+        self._beat_wake = trio.Event()
+        self._write_lock = trio.Lock()
+        reader = await self._db(ControlReader, self.store)
+        initial = await self._db(reader.read)
+        self.gate = Gate(reader.read, initial)
+        self.gate.on_read = self._on_control
+        self.acknowledged = dict(initial.generations)  # nothing claimed yet: all honoured
+        await self._beat("running")
+        work_in, work_out = trio.open_memory_channel[Work](cfg.batch)
+        results_in, results_out = trio.open_memory_channel[Outcome](math.inf)
+        async with trio.open_nursery() as background:
+            background.start_soon(self.gate.run_reader, cfg.poll_interval)
+            background.start_soon(self._heartbeat_loop)
+            background.start_soon(self._maintenance_loop)
+            async with trio.open_nursery() as pipeline:
+                pipeline.start_soon(self._writer, results_out)
+                async with results_in, work_out:
+                    async with trio.open_nursery() as senders:
+                        senders.start_soon(self._claimer, work_in)
+                        for _ in range(cfg.workers):
+                            senders.start_soon(self._sender, work_out.clone(), results_in.clone())
+                        task_status.started()
+                        await self._shutdown.wait()
+                        log.info("engine %s shutting down", self.engine_id)
+                        # Transactions in progress may finish; after the grace they are
+                        # cut before their dot and their messages released below.
+                        senders.cancel_scope.deadline = trio.current_time() + cfg.shutdown_grace
+            with trio.CancelScope(shield=True):
+                await self._close_down()
+            background.cancel_scope.cancel()
+        reader.close()
+
+    async def _close_down(self) -> None:
+        if self._past_dot:  # cut after the dot: possibly delivered, so it counts as an attempt
+            await self._write(queue.record, self.store, self.engine_id, [
+                Outcome(mid, 0, "retry", error="shutdown after end of data; may have been delivered")
+                for mid in self._past_dot
+            ])
+        released = await self._write(queue.release_all, self.store, self.engine_id)
+        if released:
+            log.info("released %d claimed messages", released)
+        self.held = 0
+        await self._beat("stopped")
+
+    # -- database access -----------------------------------------------------
+
+    async def _db(self, fn: Callable, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        """A read (or a write that must not wait for this engine's own writes)."""
+        return await trio.to_thread.run_sync(partial(fn, *args, **kwargs))
+
+    async def _write(self, fn: Callable, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        """A write transaction, one at a time per engine.
+
+        SQLite has one write lock; when two of our own threads race for it, the
+        loser sleeps in SQLite's busy handler for milliseconds. Queuing our writes
+        here instead keeps claims and result batches flowing back to back.
+        """
+        async with self._write_lock:
+            return await trio.to_thread.run_sync(partial(fn, *args, **kwargs))
+
+    def _on_control(self, snapshot: Control) -> None:
+        honoured = self.gate.honoured() if self.gate else None
+        if honoured is not None and honoured != self.acknowledged:
+            self.acknowledged = honoured
+            self._beat_wake.set()  # type: ignore[union-attr]
+        if not self._has_sendable(snapshot):
+            return
+        self._claim_wake.set()  # type: ignore[union-attr]
+
+    @staticmethod
+    def _has_sendable(snapshot: Control) -> bool:
+        return len(snapshot.stopped_accounts) < len(snapshot.generations)
+
+    # -- claimer -------------------------------------------------------------
+
+    async def _claimer(self, work_out: trio.MemorySendChannel[Work]) -> None:
+        cfg = self.config
+        assert self._shutdown is not None and self._claim_wake is not None
+        async with work_out:
+            while not self._shutdown.is_set():
+                room = min(cfg.batch, self._max_held - self.held)
+                claimed: list[Claimed] = []
+                if room > 0:
+                    try:
+                        claimed = await self._write(queue.claim, self.store, self.engine_id, room, cfg.lease_seconds)
+                    except StoreError as exc:
+                        self.note = str(exc)
+                        log.warning("claim failed: %s", exc)
+                if not claimed:
+                    self._claim_wake = trio.Event()
+                    with trio.move_on_after(cfg.idle_claim_interval if room > 0 else 0.05):
+                        await self._claim_wake.wait()
+                    continue
+                self.held += len(claimed)
+                await self._refresh_revisions({c.mailing_id for c in claimed})
+                for c in claimed:
+                    await work_out.send(Work(c, self._revisions.get(c.mailing_id)))
+
+    async def _refresh_revisions(self, mailing_ids: set[int]) -> None:
+        """Newest revision of each mailing, at claim time: a corrected template is used at once."""
+        newest = await self._db(queue.newest_revisions, self.store, mailing_ids)
+        for mid, row in newest.items():
+            current = self._revisions.get(mid)
+            if current is None or current.revision_id != row[0]:
+                self._revisions[mid] = CompiledRevision(
+                    mid, RevisionData(*row), domain=self.config.message_domain
+                )
+
+    # -- senders -------------------------------------------------------------
+
+    async def _sender(self, work_out: trio.MemoryReceiveChannel[Work], results: trio.MemorySendChannel[Outcome]) -> None:
+        session: Session | None = None
+        try:
+            async with work_out, results:
+                async for work in work_out:
+                    outcome, session = await self._deliver(work, session)
+                    await results.send(outcome)
+        finally:
+            if session is not None and not session.closed:
+                with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                    await session.close()
+
+    async def _deliver(self, work: Work, session: Session | None) -> tuple[Outcome, Session | None]:
+        c = work.claimed
+        assert self.gate is not None and self._shutdown is not None
+        release = Outcome(c.id, c.mailing_id, "release")
+        if self._shutdown.is_set() or not self.gate.may_start(c.mailing_id):
+            return release, session  # turned back before the gate: never reached a server
+        if work.revision is None:
+            return self._failure(c, None, "mailing has no template revision"), session
+        try:
+            built = work.revision.build(c.id, c.email, c.fields)
+        except MergeError as exc:
+            return self._failure(c, work.revision.revision_id, str(exc)), session
+        if self._pacer is not None:
+            await self._pacer.wait()
+            if self._shutdown.is_set() or not self.gate.may_start(c.mailing_id):
+                return release, session
+        rid = work.revision.revision_id
+        try:
+            if session is None or session.closed:
+                session = await self.transport.open()
+                self.note = None
+            await session.send(built, partial(self._gate_check, c))
+        except GateClosed:
+            return release, session
+        except SMTPError as exc:
+            if exc.connection_lost:
+                self.note = str(exc)
+                log.warning("connection problem: %s", exc)
+            if exc.temporary:
+                return self._retry(c, rid, str(exc)), session
+            return self._failure(c, rid, str(exc)), session
+        return Outcome(c.id, c.mailing_id, "sent", rid), session
+
+    async def _gate_check(self, c: Claimed) -> Callable[[], None] | None:
+        assert self.gate is not None
+        seq = await self.gate.passage(c.mailing_id)
+        if seq is None:
+            return None
+        self._past_dot.add(c.id)
+        return partial(self.gate.passed, seq)
+
+    def _failure(self, c: Claimed, rid: int | None, error: str) -> Outcome:
+        return Outcome(c.id, c.mailing_id, "failed", rid, error=error[:1000])
+
+    def _retry(self, c: Claimed, rid: int | None, error: str) -> Outcome:
+        cfg = self.config
+        if c.attempts >= cfg.max_attempts:
+            return self._failure(c, rid, f"{error} (gave up after {c.attempts} attempts)")
+        delay = min(cfg.retry_max, cfg.retry_base * 2 ** (c.attempts - 1)) * random.uniform(0.5, 1.5)
+        return Outcome(c.id, c.mailing_id, "retry", rid, error=error[:1000], retry_at=self.store.now() + delay)
+
+    # -- result writer -------------------------------------------------------
+
+    async def _writer(self, results: trio.MemoryReceiveChannel[Outcome]) -> None:
+        """Record outcomes in batches: one transaction for everything that finished meanwhile."""
+        pending: list[Outcome] = []
+        closed = False
+        async with results:
+            while not (closed and not pending):
+                if not closed:
+                    closed = await self._gather(results, pending)
+                if not pending:
+                    continue
+                try:
+                    with trio.CancelScope(shield=True):
+                        await self._write(queue.record, self.store, self.engine_id, pending)
+                except StoreError as exc:  # keep the outcomes and try again
+                    self.note = str(exc)
+                    log.warning("recording results failed, retrying: %s", exc)
+                    await trio.sleep(0.5)
+                    continue
+                self._count(pending)
+                pending = []
+
+    async def _gather(self, results: trio.MemoryReceiveChannel[Outcome], pending: list[Outcome]) -> bool:
+        """Add outcomes to `pending`: wait for one, then up to result_flush for a batch.
+
+        Larger batches cost less per message; the claimer keeps enough messages in
+        hand that waiting a few milliseconds starves no sender. True at end of channel.
+        """
+        try:
+            if not pending:
+                pending.append(await results.receive())
+            with trio.move_on_after(self.config.result_flush):
+                while len(pending) < self.config.batch:
+                    pending.append(await results.receive())
+        except trio.EndOfChannel:
+            return True
+        return False
+
+    def _count(self, outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            if o.kind == "sent":
+                self.sent_total += 1
+            elif o.kind == "failed":
+                self.failed_total += 1
+            self._past_dot.discard(o.message_id)
+        self.held -= len(outcomes)
+        if self._claim_wake is not None:
+            self._claim_wake.set()
+
+    # -- heartbeat, leases, maintenance --------------------------------------
+
+    def _rates(self) -> tuple[float, float]:
+        now = time.monotonic()
+        self._samples.append((now, self.sent_total, self.failed_total))
+        while len(self._samples) > 2 and now - self._samples[0][0] > 3.0:
+            self._samples.popleft()
+        t0, s0, f0 = self._samples[0]
+        span = now - t0
+        if span <= 0:
+            return 0.0, 0.0
+        return (self.sent_total - s0) / span, (self.failed_total - f0) / span
+
+    async def _beat(self, state: str) -> None:
+        sent_rate, failed_rate = self._rates()
+        await self._write(
+            engine_rows.beat, self.store, self.engine_id,
+            host=socket.gethostname(), pid=os.getpid(), workers=self.config.workers,
+            transport=self.config.masked_transport, started_at=self.started_at, state=state,
+            in_flight=max(self.held, 0) if state != "stopped" else 0,
+            sent_rate=sent_rate, failed_rate=failed_rate,
+            sent_total=self.sent_total, failed_total=self.failed_total,
+            acknowledged=self.acknowledged, note=self.note,
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        cfg = self.config
+        last_renewal = trio.current_time()
+        while True:
+            self._beat_wake = trio.Event()
+            try:
+                await self._beat("stopping" if self._shutdown.is_set() else "running")  # type: ignore[union-attr]
+                if trio.current_time() - last_renewal >= cfg.lease_seconds / 3:
+                    last_renewal = trio.current_time()
+                    await self._write(queue.renew_leases, self.store, self.engine_id, cfg.lease_seconds)
+            except StoreError as exc:
+                self.note = str(exc)
+                log.warning("heartbeat failed: %s", exc)
+            with trio.move_on_after(cfg.heartbeat_interval):
+                await self._beat_wake.wait()
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            try:
+                promoted = await self._write(queue.promote_due, self.store)
+                recovered = await self._write(queue.expire_leases, self.store)
+                if recovered:
+                    log.warning("took back %d messages from expired leases (possible duplicates)", recovered)
+                await self._write(mailing_store.purge_deleted, self.store, max_batches=1)
+                if promoted or recovered:
+                    self._claim_wake.set()  # type: ignore[union-attr]
+            except StoreError as exc:
+                log.warning("maintenance failed: %s", exc)
+            await trio.sleep(self.config.maintenance_interval)

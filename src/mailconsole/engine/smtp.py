@@ -1,0 +1,297 @@
+"""A small SMTP client on trio streams, built around the final-dot gate.
+
+Why our own client: the final-dot gate needs a hook between "the body is
+written" and "the end-of-data dot is written", and closing the connection there
+is the only way to abort (RFC 5321 4.1.1.10: after the 354 reply an RSET would
+be read as message text). No SMTP library for trio offers that hook (smtplib is
+blocking, aiosmtplib is asyncio-only and sends body and dot in one call), so
+this module speaks the protocol itself: EHLO, STARTTLS, implicit TLS, AUTH
+PLAIN/LOGIN, PIPELINING of MAIL/RCPT/DATA, dot-stuffing and timeouts, on one
+reused connection per sender task.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import trio
+
+# The gate: called after the body is written. Returns None to abort (the
+# connection is then closed before the dot) or a callback to call once the dot
+# has been written.
+GateCheck = Callable[[], Awaitable[Callable[[], None] | None]]
+
+
+class SMTPError(Exception):
+    """A failed command or transaction. `temporary` decides retry versus failure."""
+
+    def __init__(self, message: str, *, code: int = 0, temporary: bool = True, connection_lost: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.temporary = temporary
+        self.connection_lost = connection_lost
+
+
+class GateClosed(Exception):
+    """The gate refused the message; the connection was dropped before the dot."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.lines).strip()
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}".strip()
+
+
+@dataclass
+class SMTPSettings:
+    host: str
+    port: int
+    implicit_tls: bool = False
+    starttls: str = "opportunistic"  # required | opportunistic | off
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    helo_name: str = "localhost"
+    ssl_context: ssl.SSLContext | None = None
+    connect_timeout: float = 10.0
+    command_timeout: float = 60.0
+    data_timeout: float = 120.0
+
+
+def _error_from(reply: Reply, what: str) -> SMTPError:
+    return SMTPError(f"{what}: {reply}", code=reply.code, temporary=reply.code < 500)
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """Double every dot that starts a line (RFC 5321 4.5.2)."""
+    data = data.replace(b"\n.", b"\n..")
+    return b"." + data if data.startswith(b".") else data
+
+
+class SMTPConnection:
+    """One open, greeted (and, if configured, encrypted and authenticated) SMTP session."""
+
+    def __init__(self, stream: trio.abc.Stream, settings: SMTPSettings) -> None:
+        self._stream = stream
+        self._settings = settings
+        self._buffer = bytearray()
+        self.extensions: dict[str, str] = {}
+        self.closed = False
+        self._dirty = False  # a transaction was left half-open: RSET before the next
+
+    # -- opening -------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, settings: SMTPSettings) -> SMTPConnection:
+        try:
+            with trio.fail_after(settings.connect_timeout):
+                stream: trio.abc.Stream = await trio.open_tcp_stream(settings.host, settings.port)
+        except (OSError, trio.TooSlowError) as exc:
+            raise SMTPError(f"cannot connect to {settings.host}:{settings.port}: {exc or 'timeout'}", connection_lost=True) from None
+        conn = cls(stream, settings)
+        try:
+            if settings.implicit_tls:
+                await conn._start_tls()
+            await conn._expect(220, "greeting", settings.connect_timeout)
+            await conn._ehlo()
+            if not settings.implicit_tls and settings.starttls != "off":
+                if "STARTTLS" in conn.extensions:
+                    await conn._command(b"STARTTLS", 220, "STARTTLS")
+                    await conn._start_tls()
+                    await conn._ehlo()
+                elif settings.starttls == "required":
+                    raise SMTPError(f"{settings.host} does not offer STARTTLS, and it is required", temporary=True)
+            if settings.username:
+                await conn._auth()
+        except BaseException:
+            await conn.abort()
+            raise
+        return conn
+
+    async def _start_tls(self) -> None:
+        context = self._settings.ssl_context or ssl.create_default_context()
+        tls = trio.SSLStream(self._stream, context, server_hostname=self._settings.host)
+        try:
+            with trio.fail_after(self._settings.connect_timeout):
+                await tls.do_handshake()
+        except (trio.BrokenResourceError, trio.TooSlowError) as exc:
+            cause = exc.__cause__ or exc
+            raise SMTPError(f"TLS with {self._settings.host} failed: {cause}", connection_lost=True) from None
+        self._stream = tls
+        self._buffer.clear()
+
+    async def _ehlo(self) -> None:
+        reply = await self._command(f"EHLO {self._settings.helo_name}".encode(), 250, "EHLO")
+        self.extensions = {}
+        for line in reply.lines[1:]:
+            keyword, _, params = line.partition(" ")
+            self.extensions[keyword.upper()] = params
+
+    async def _auth(self) -> None:
+        user = self._settings.username or ""
+        password = self._settings.password or ""
+        methods = self.extensions.get("AUTH", "").upper().split()
+        if "PLAIN" in methods:
+            token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+            await self._command(f"AUTH PLAIN {token}".encode(), 235, "AUTH PLAIN", secret=True)
+        elif "LOGIN" in methods:
+            await self._command(b"AUTH LOGIN", 334, "AUTH LOGIN")
+            await self._command(base64.b64encode(user.encode()), 334, "AUTH LOGIN user", secret=True)
+            await self._command(base64.b64encode(password.encode()), 235, "AUTH LOGIN password", secret=True)
+        else:
+            raise SMTPError(f"{self._settings.host} offers no AUTH PLAIN or LOGIN (offered: {methods or 'none'})", temporary=True)
+
+    # -- sending -------------------------------------------------------------
+
+    async def send(self, sender: str, recipient: str, data: bytes, gate: GateCheck) -> Reply:
+        """One transaction. Raises SMTPError, or GateClosed after dropping the connection.
+
+        One cancel scope covers the transaction, its deadline moved per phase: a
+        scope per read and write costs more than the rest of the protocol.
+        """
+        timeout = self._settings.command_timeout
+        with trio.CancelScope() as scope:
+            scope.deadline = trio.current_time() + timeout
+            try:
+                return await self._transaction(scope, sender, recipient, data, gate)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                await self.abort()
+                raise SMTPError(f"connection lost: {exc}", connection_lost=True) from None
+            except BaseException:  # cancelled mid-transaction: never leave a DATA phase open
+                await self.abort()
+                raise
+        await self.abort()
+        raise SMTPError("timeout: the server did not answer in time", connection_lost=True)
+
+    async def _transaction(self, scope: trio.CancelScope, sender: str, recipient: str, data: bytes, gate: GateCheck) -> Reply:
+        if self._dirty:
+            await self._command(b"RSET", 250, "RSET")
+            self._dirty = False
+        mail = f"MAIL FROM:<{sender}>".encode()
+        rcpt = f"RCPT TO:<{recipient}>".encode()
+        self._dirty = True
+        if "PIPELINING" in self.extensions:
+            await self._stream.send_all(mail + b"\r\n" + rcpt + b"\r\nDATA\r\n")
+            replies = [await self._reply() for _ in range(3)]
+            for reply, expected, what in zip(replies, (250, 250, 354), ("MAIL FROM", f"RCPT TO <{recipient}>", "DATA")):
+                if reply.code // 100 != expected // 100 or (expected == 354 and reply.code != 354):
+                    if replies[2].code == 354:
+                        # The server wants a body after refusing the envelope; only
+                        # closing the connection ends that transaction safely.
+                        await self.abort()
+                    raise _error_from(reply, what)
+        else:
+            await self._command(mail, 250, "MAIL FROM")
+            await self._command(rcpt, 250, f"RCPT TO <{recipient}>")
+            await self._command(b"DATA", 354, "DATA")
+        scope.deadline = trio.current_time() + self._settings.data_timeout
+        await self._stream.send_all(dot_stuff(data))
+        # The final-dot gate (DESIGN.md): nothing has been accepted yet. If the
+        # stop state changed, closing now makes the server drop the transaction.
+        passed = await gate()
+        if passed is None:
+            await self.abort()
+            raise GateClosed()
+        try:
+            await self._stream.send_all(b".\r\n")
+        finally:
+            passed()
+        reply = await self._reply()
+        self._dirty = False
+        if reply.code // 100 != 2:
+            raise _error_from(reply, "end of data")
+        return reply
+
+    async def quit(self) -> None:
+        """Polite close; never raises."""
+        if self.closed:
+            return
+        with trio.move_on_after(1.0):
+            try:
+                await self._write(b"QUIT\r\n")
+                await self._read_reply(1.0)
+            except SMTPError:
+                pass
+        await self.abort()
+
+    async def abort(self) -> None:
+        """Drop the connection without another byte (cancels an open DATA phase)."""
+        if not self.closed:
+            self.closed = True
+            await trio.aclose_forcefully(self._stream)
+
+    # -- wire ----------------------------------------------------------------
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            with trio.fail_after(self._settings.command_timeout):
+                await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            await self.abort()
+            raise SMTPError(f"connection lost: {exc}", connection_lost=True) from None
+        except trio.TooSlowError:
+            await self.abort()
+            raise SMTPError("timeout writing to the server", connection_lost=True) from None
+
+    async def _command(self, line: bytes, expected: int, what: str, *, secret: bool = False) -> Reply:
+        await self._write(line + b"\r\n")
+        reply = await self._read_reply(self._settings.command_timeout)
+        if reply.code != expected and not (expected == 250 and reply.code // 100 == 2):
+            raise _error_from(reply, what)  # `secret` commands are never echoed in errors
+        return reply
+
+    async def _expect(self, code: int, what: str, timeout: float) -> Reply:
+        reply = await self._read_reply(timeout)
+        if reply.code != code:
+            raise _error_from(reply, what)
+        return reply
+
+    async def _read_line(self) -> bytes:
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self._buffer[:end]).rstrip(b"\r")
+                del self._buffer[: end + 1]
+                return line
+            if len(self._buffer) > 65536:
+                raise SMTPError("server reply line too long", connection_lost=True)
+            try:
+                chunk = await self._stream.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                raise SMTPError(f"connection lost: {exc}", connection_lost=True) from None
+            if not chunk:
+                raise SMTPError("connection closed by the server", connection_lost=True)
+            self._buffer += chunk
+
+    async def _reply(self) -> Reply:
+        """The next reply, without a timeout of its own (the caller's scope has one)."""
+        lines: list[str] = []
+        while True:
+            raw = await self._read_line()
+            text = raw.decode("utf-8", "replace")
+            if len(text) < 3 or not text[:3].isdigit():
+                raise SMTPError(f"malformed server reply {text[:80]!r}", connection_lost=True)
+            lines.append(text[4:])
+            if len(text) == 3 or text[3] != "-":
+                return Reply(int(text[:3]), tuple(lines))
+
+    async def _read_reply(self, timeout: float) -> Reply:
+        try:
+            with trio.fail_after(timeout):
+                return await self._reply()
+        except trio.TooSlowError:
+            await self.abort()
+            raise SMTPError("timeout waiting for the server's reply", connection_lost=True) from None
+        except SMTPError as exc:
+            if exc.connection_lost:
+                await self.abort()
+            raise

@@ -1,0 +1,183 @@
+"""Engine test fixtures: a real SQLite store on a real clock, mailings, SMTP servers, a running engine."""
+
+from __future__ import annotations
+
+import csv
+import email
+import email.message
+import email.policy
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trio
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from mailconsole.engine import Engine, EngineConfig
+from mailconsole.store import Actor, Store
+from mailconsole.store.importer import create_mailing
+from mailconsole.store.mailings import Mailing, get_mailing
+
+OPERATOR = Actor("operator", "192.0.2.1")
+SENDER = "news@shop.example"
+
+# Fast enough for tests: short polls, quick retries, short shutdown.
+FAST = dict(
+    idle_claim_interval=0.02, heartbeat_interval=0.2, maintenance_interval=0.2, retry_base=0.05,
+    retry_max=0.2, shutdown_grace=2.0, connect_timeout=5.0, command_timeout=5.0, data_timeout=10.0,
+)
+
+
+def fast_config(**changes: object) -> EngineConfig:
+    return EngineConfig(**{**FAST, **changes})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    """Engine tests run on the real clock: leases, retries and due times are real."""
+    s = Store(str(tmp_path / "store.db"))
+    yield s
+    s.close()
+
+
+def add_mailing(
+    store: Store,
+    tmp_path: Path,
+    n: int = 3,
+    *,
+    subject: str = "Hello {{ name }}",
+    text: str = "Dear {{ name }},\nyour code is {{ code }}.\n",
+    html: str | None = None,
+    rows: list[dict[str, str]] | None = None,
+    at: float | None = None,
+    list_unsubscribe: str | None = None,
+    name: str = "test mailing",
+) -> int:
+    rows = rows or [{"email": f"user{i}@example.net", "name": f"User {i}", "code": f"C{i}"} for i in range(n)]
+    path = tmp_path / f"recipients-{time.monotonic_ns()}.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    result = create_mailing(
+        store, OPERATOR, name=name, sender=SENDER, subject=subject, text_body=text, html_body=html,
+        recipients=path, at=at, list_unsubscribe=list_unsubscribe,
+    )
+    return result.mailing_id
+
+
+async def mailing(store: Store, mailing_id: int) -> Mailing:
+    return await trio.to_thread.run_sync(get_mailing, store, mailing_id)
+
+
+async def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll a (blocking) predicate in a thread until it is true."""
+    with trio.fail_after(timeout):
+        while not await trio.to_thread.run_sync(predicate):
+            await trio.sleep(0.02)
+
+
+async def wait_done(store: Store, mailing_id: int, timeout: float = 20.0) -> Mailing:
+    """Until nothing of the mailing is queued or claimed (everything sent or failed)."""
+    def done() -> bool:
+        m = get_mailing(store, mailing_id)
+        return m.queued == 0 and m.in_flight == 0
+
+    await wait_for(done, timeout)
+    return await mailing(store, mailing_id)
+
+
+@asynccontextmanager
+async def running(store: Store, config: EngineConfig, **kwargs: object) -> AsyncIterator[Engine]:
+    """An engine running in the test's trio run; stopped gracefully on exit."""
+    engine = Engine(store, config, **kwargs)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        try:
+            yield engine
+        finally:
+            engine.request_stop()
+
+
+# -- an aiosmtpd server on loopback ---------------------------------------------
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    at: float
+
+
+@dataclass
+class RecordingHandler:
+    """Records accepted messages; behaviour hooks make a server fail on purpose."""
+
+    messages: list[Received] = field(default_factory=list)
+    data_replies: list[str] = field(default_factory=list)  # popped per DATA: e.g. "451 later"
+    reject_rcpt: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        if address in self.reject_rcpt:
+            return "550 5.1.1 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        with self.lock:
+            if self.data_replies:
+                return self.data_replies.pop(0)
+            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content, time.time()))
+        return "250 2.0.0 queued"
+
+    def by_rcpt(self) -> dict[str, list[Received]]:
+        out: dict[str, list[Received]] = {}
+        for m in self.messages:
+            for r in m.rcpt_tos:
+                out.setdefault(r, []).append(m)
+        return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtpd_factory():
+    """Start aiosmtpd servers (in their own thread, as aiosmtpd runs asyncio); all stopped at the end."""
+    started: list[Controller] = []
+
+    def start(handler: RecordingHandler | None = None, **kwargs: object) -> tuple[Controller, RecordingHandler]:
+        handler = handler or RecordingHandler()
+        port = free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
+        controller.start()
+        started.append(controller)
+        return controller, handler
+
+    yield start
+    for c in started:
+        c.stop()
+
+
+def accept_login(user: str, password: str):  # type: ignore[no-untyped-def]
+    def authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        ok = isinstance(auth_data, LoginPassword) and auth_data.login == user.encode() and auth_data.password == password.encode()
+        return AuthResult(success=ok)
+
+    return authenticator
+
+
+def parse(data: bytes) -> email.message.EmailMessage:
+    """A message as a receiving mail store sees it (line ends normalised)."""
+    return email.message_from_bytes(data.replace(b"\r\n", b"\n"), policy=email.policy.default)  # type: ignore[return-value]

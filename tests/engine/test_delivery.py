@@ -1,0 +1,46 @@
+"""Delivery over real SMTP (aiosmtpd on loopback) and through maildir/null transports."""
+
+from __future__ import annotations
+
+import mailbox
+
+from mailconsole.store.engines import list_engines
+
+from .conftest import SENDER, add_mailing, fast_config, parse, running, wait_done
+
+
+async def test_delivers_every_recipient_personalised(store, tmp_path, smtpd_factory):
+    ctl, handler = smtpd_factory()
+    mid = add_mailing(store, tmp_path, 25)
+    async with running(store, fast_config(transport=f"smtp://127.0.0.1:{ctl.port}", workers=4)):
+        m = await wait_done(store, mid)
+    assert (m.sent, m.failed, m.status) == (25, 0, "sent")
+    got = handler.by_rcpt()
+    assert sorted(got) == sorted(f"user{i}@example.net" for i in range(25))
+    for i in range(25):
+        [received] = got[f"user{i}@example.net"]
+        assert received.mail_from == SENDER
+        msg = parse(received.data)
+        assert msg["Subject"] == f"Hello User {i}"
+        assert msg.get_content() == f"Dear User {i},\nyour code is C{i}.\n"
+        assert msg["Message-ID"].startswith("<m")
+
+
+async def test_maildir_transport_writes_files(store, tmp_path):
+    box = tmp_path / "box"
+    mid = add_mailing(store, tmp_path, 5)
+    async with running(store, fast_config(transport=f"maildir:{box}", workers=2)):
+        await wait_done(store, mid)
+    messages = list(mailbox.Maildir(box))
+    assert sorted(m["To"] for m in messages) == sorted(f"user{i}@example.net" for i in range(5))
+
+
+async def test_null_transport_counts_and_heartbeats(store, tmp_path):
+    mid = add_mailing(store, tmp_path, 300)
+    async with running(store, fast_config(workers=8)) as engine:
+        m = await wait_done(store, mid)
+        [info] = list_engines(store)
+        assert info.id == engine.engine_id and info.transport == "null:" and info.workers == 8
+    assert m.sent == 300
+    [info] = list_engines(store, include_gone=True)
+    assert info.state == "stopped" and info.in_flight == 0
