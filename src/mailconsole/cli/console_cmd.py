@@ -13,6 +13,9 @@ def add_console_options(parser: argparse.ArgumentParser, *, suppress: bool = Fal
                         help="never start an engine inside the console")
     parser.add_argument("--read-only", action="store_true", default=default,
                         help="observe only: every action is refused")
+    parser.add_argument("--transport", default=argparse.SUPPRESS if suppress else None, metavar="URL",
+                        help="transport of the engine started inside the console when none runs "
+                             "(default: $MAILCONSOLE_TRANSPORT; without one no engine is started)")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

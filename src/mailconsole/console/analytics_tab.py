@@ -78,6 +78,7 @@ class AnalyticsTab(Vertical, LiveWidget):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._view: View | None = None
+        self._asked: int | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="analytics-bar"):
@@ -151,4 +152,11 @@ class AnalyticsTab(Vertical, LiveWidget):
             for m in mailings
         }
         self.table.sync(rows, [str(m.id) for m in mailings])
-        self.query_one("#revisions", Static).update(revision_line(view, self.selected))
+        selected = self.selected
+        self.query_one("#revisions", Static).update(revision_line(view, selected))
+        if selected is not None and selected not in view.snapshot.revisions and selected != self._asked:
+            # The selection moved without a highlight event (rows filtered away): ask for its
+            # counts. Posted on this widget, not the table: Textual stops a message from
+            # bubbling past the widget that sent it.
+            self._asked = selected
+            self.post_message(MailingsTable.Selected(selected))

@@ -65,6 +65,7 @@ class MailConsole(App[None]):
         read_only: bool = False,
         poll_interval: float | None = 0.5,
         handle_signals: bool = False,
+        notice: str | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -75,6 +76,7 @@ class MailConsole(App[None]):
         self.read_only = read_only or store.read_only
         self.poll_interval = poll_interval
         self.handle_signals = handle_signals
+        self.notice = notice
         self.rates = RateHistory()
         self.snapshot: Snapshot | None = None
         self.stop_pending = False
@@ -86,6 +88,7 @@ class MailConsole(App[None]):
         self._reading = False
         self._poll_again = False
         self._stop_seen_from = 0  # a read started at or after this one sees our stop
+        self._engine_error_shown = False
 
     # -- layout --------------------------------------------------------------
 
@@ -110,6 +113,8 @@ class MailConsole(App[None]):
         except StoreError as exc:
             self.notify(str(exc), severity="error", markup=False)
         self.refresh_views()
+        if self.notice:
+            self.notify(self.notice, markup=False, timeout=10)
         if self.poll_interval:
             self.set_interval(self.poll_interval, self.poll)
         if self.handle_signals:
@@ -163,7 +168,17 @@ class MailConsole(App[None]):
         self._poll_again = False
         self.notify(str(exc), severity="error", markup=False)
 
+    def _check_engine(self) -> None:
+        """An engine inside the console that died must not look like a quiet queue."""
+        error = getattr(self.engine, "error", None)
+        if error is not None and not self._engine_error_shown:
+            self._engine_error_shown = True
+            self.notify(f"The engine inside this console stopped: {error!r}. Nothing is being sent "
+                        "by it; restart the console or run `mailconsole serve`.",
+                        severity="error", markup=False, timeout=60)
+
     def _apply(self, snap: Snapshot, seq: int) -> None:
+        self._check_engine()
         self._reading = False
         if self._poll_again:
             self.poll()

@@ -45,7 +45,7 @@ class LiveTable(DataTable):
                 continue
             for column, value in zip(columns, cells):
                 if self.get_cell(key, column) != value:
-                    self.update_cell(key, column, value)
+                    self.update_cell(key, column, value, update_width=True)
         if [row.key.value for row in self.ordered_rows] != list(order):
             self._arrange(order)
             if selected in rows:

@@ -1,0 +1,104 @@
+"""Starting the console: attach to a store, start an engine behind it when none runs.
+
+The engine, when the console starts one, runs `trio.run` on its own thread
+(`EmbeddedEngine`); the console talks to it through the store and `nudge()`.
+Quitting, or losing the terminal (SIGHUP on an SSH drop), stops that engine
+gracefully: its claimed messages go back to the queue. An engine running
+elsewhere is only observed and controlled, never stopped.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..store import Store
+from ..store.engines import live_engines
+from .app import MailConsole
+
+if TYPE_CHECKING:
+    from ..cli.common import Context
+    from ..engine.config import EngineConfig
+    from ..engine.embedded import EmbeddedEngine
+
+ENGINE_STOP_TIMEOUT = 15.0
+# The demo sends slowly on purpose: meters move, and there is time to press the stop key.
+DEMO_RATE = 40.0
+DEMO_WORKERS = 4
+
+
+def launch(ctx: Context) -> int:
+    """`mailconsole` / `mailconsole console`."""
+    args = ctx.args
+    read_only = bool(getattr(args, "read_only", False))
+    store = ctx.store(create=not read_only)
+    engine = None
+    notice = None
+    if read_only or getattr(args, "no_engine", False):
+        pass
+    elif live_engines(store):
+        notice = "An engine is already sending on this store: this console observes and controls it."
+    else:
+        config = engine_config(getattr(args, "transport", None))
+        if config.transport == "null:" and not getattr(args, "transport", None):
+            # An engine with no transport configured would mark real mail as sent and drop it.
+            notice = ("No engine started: no transport configured. Set MAILCONSOLE_TRANSPORT, "
+                      "pass --transport, or run `mailconsole serve`.")
+        else:
+            engine = start_engine(store, config)
+    return run_console(store, ctx.account, engine=engine, read_only=read_only, notice=notice)
+
+
+def launch_demo(ctx: Context, store: Store) -> int:
+    """`mailconsole demo`: the seeded demo store, a slow engine into a local Maildir, the console."""
+    from .. import demo
+    from ..engine.config import EngineConfig
+
+    maildir = Path(tempfile.mkdtemp(prefix="mailconsole-demo-mail-")) / "Maildir"
+    mailbox.Maildir(maildir, create=True)  # tmp/, new/, cur/ must exist before the first delivery
+    importer = demo.start_preparing(store)  # a mailing visibly "preparing" (and deletable)
+    engine = start_engine(store, EngineConfig(transport=f"maildir:{maildir}", workers=DEMO_WORKERS, rate=DEMO_RATE))
+    notice = f"Demo: sending about {DEMO_RATE:.0f} messages/s into the Maildir {maildir}. Press F2 to stop them all."
+    try:
+        return run_console(store, ctx.account, engine=engine, notice=notice)
+    finally:
+        getattr(importer, "stop_event", None) and importer.stop_event.set()  # type: ignore[attr-defined]
+        print(f"demo mail delivered to {maildir}", file=sys.stderr)
+
+
+def engine_config(transport: str | None = None) -> EngineConfig:
+    """Flags > environment > defaults, as `mailconsole serve` reads them."""
+    from ..engine.config import load_config
+
+    return load_config(flags={"transport": transport})
+
+
+def start_engine(store: Store, config: EngineConfig) -> EmbeddedEngine:
+    # Imported here: a console that only observes never loads the engine (or trio).
+    from ..engine.embedded import EmbeddedEngine
+
+    engine = EmbeddedEngine(store, config)
+    engine.start()
+    return engine
+
+
+def run_console(
+    store: Store,
+    account: str = "default",
+    *,
+    engine: Any = None,
+    read_only: bool = False,
+    notice: str | None = None,
+) -> int:
+    app = MailConsole(store, account, engine=engine, read_only=read_only, handle_signals=True, notice=notice)
+    try:
+        app.run()
+    finally:
+        if engine is not None:
+            print("stopping the engine inside the console (claimed messages go back to the queue)…",
+                  file=sys.stderr)
+            engine.stop(timeout=ENGINE_STOP_TIMEOUT)
+    return app.return_code or 0
