@@ -181,3 +181,102 @@ def accept_login(user: str, password: str):  # type: ignore[no-untyped-def]
 def parse(data: bytes) -> email.message.EmailMessage:
     """A message as a receiving mail store sees it (line ends normalised)."""
     return email.message_from_bytes(data.replace(b"\r\n", b"\n"), policy=email.policy.default)  # type: ignore[return-value]
+
+
+def message_rows(store: Store, mailing_id: int) -> dict[str, tuple]:
+    """email -> (state, attempts, last_error, recovered) straight from the queue table."""
+    from sqlalchemy import select
+
+    from mailconsole.store.schema import messages
+
+    with store.read() as conn:
+        rows = conn.execute(
+            select(messages.c.email, messages.c.state, messages.c.attempts, messages.c.last_error, messages.c.recovered)
+            .where(messages.c.mailing_id == mailing_id)
+        ).all()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+class RawSMTPServer:
+    """A minimal SMTP server on trio that the test steers byte by byte.
+
+    It can cut a connection in the middle of DATA, or stop reading a body until
+    the test releases it: with a body larger than the socket buffers, the
+    client's write blocks, and the test knows the body is on the wire.
+    """
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.accepted: list[tuple[str, bytes, float]] = []
+        self.cut_during_data = 0  # this many DATA phases end with the server closing
+        self.stall = False  # stop reading each body after its first chunk until released
+        self.body_started = trio.Event()
+        self.release = trio.Event()
+        self.aborted = 0  # DATA phases that ended without the dot (connection closed)
+
+    async def serve(self, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started(self.port)
+        await trio.serve_listeners(self._handle, listeners)
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        buf = bytearray()
+
+        async def line() -> bytes | None:
+            while b"\r\n" not in buf:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    return None
+                buf.extend(chunk)
+            i = buf.index(b"\r\n")
+            out = bytes(buf[:i])
+            del buf[: i + 2]
+            return out
+
+        try:
+            await stream.send_all(b"220 raw ESMTP\r\n")
+            rcpt = ""
+            while (cmd := await line()) is not None:
+                verb = cmd[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    await stream.send_all(b"250-raw\r\n250 PIPELINING\r\n")
+                elif verb == b"RCPT":
+                    rcpt = cmd.decode().split("<", 1)[1].rstrip(">")
+                    await stream.send_all(b"250 ok\r\n")
+                elif verb == b"DATA":
+                    await stream.send_all(b"354 go on\r\n")
+                    body = await self._body(stream, buf, line)
+                    if body is None:
+                        self.aborted += 1
+                        return
+                    self.accepted.append((rcpt, body, time.time()))
+                    await stream.send_all(b"250 accepted\r\n")
+                elif verb == b"QUIT":
+                    await stream.send_all(b"221 bye\r\n")
+                    return
+                else:  # MAIL, RSET, NOOP
+                    await stream.send_all(b"250 ok\r\n")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.aborted += 1
+        finally:
+            await stream.aclose()
+
+    async def _body(self, stream, buf, line) -> bytes | None:  # type: ignore[no-untyped-def]
+        if self.cut_during_data:
+            self.cut_during_data -= 1
+            await stream.receive_some(100)
+            return None
+        if self.stall:
+            if not buf:
+                buf.extend(await stream.receive_some(65536))
+            self.body_started.set()
+            await self.release.wait()
+        lines = []
+        while True:
+            ln = await line()
+            if ln is None:
+                return None  # closed before the dot: the transaction is cancelled
+            if ln == b".":
+                return b"\r\n".join(lines) + b"\r\n"
+            lines.append(ln[1:] if ln.startswith(b".") else ln)

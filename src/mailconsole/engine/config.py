@@ -60,7 +60,7 @@ class EngineConfig:
 
     def __repr__(self) -> str:  # the transport URL may carry a password
         shown = ", ".join(
-            f"{f.name}={mask_transport(v) if f.name == 'transport' else v!r}"
+            f"{f.name}={mask_transport(self.transport)!r}" if f.name == "transport" else f"{f.name}={getattr(self, f.name)!r}"
             for f in fields(self)
             if f.repr
         )

@@ -170,8 +170,10 @@ class CompiledRevision:
             head.encode("ascii"),
             f'--{b}\r\nContent-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: {text_cte}\r\n\r\n'.encode("ascii"),
             text_body,
-            f'--{b}\r\nContent-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: {html_cte}\r\n\r\n'.encode("ascii"),
+            # The CRLF before a delimiter belongs to the delimiter (RFC 2046 5.1.1),
+            # so each part's own final line break is followed by one more.
+            f'\r\n--{b}\r\nContent-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: {html_cte}\r\n\r\n'.encode("ascii"),
             html_body,
-            f"--{b}--\r\n".encode("ascii"),
+            f"\r\n--{b}--\r\n".encode("ascii"),
         ))
         return Built(self.envelope_from, email, data)
