@@ -216,6 +216,9 @@ class RawSMTPServer:
 
     async def serve(self, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        # A small receive buffer (inherited by accepted sockets) so a stalled
+        # body backs up into the client quickly.
+        listeners[0].socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         self.port = listeners[0].socket.getsockname()[1]
         task_status.started(self.port)
         await trio.serve_listeners(self._handle, listeners)
@@ -272,11 +275,13 @@ class RawSMTPServer:
                 buf.extend(await stream.receive_some(65536))
             self.body_started.set()
             await self.release.wait()
-        lines = []
-        while True:
-            ln = await line()
-            if ln is None:
+        data = bytearray(b"\r\n")  # the body's first line follows the DATA reply's line end
+        data += buf
+        buf.clear()
+        while (end := data.find(b"\r\n.\r\n")) < 0:
+            chunk = await stream.receive_some(1 << 20)
+            if not chunk:
                 return None  # closed before the dot: the transaction is cancelled
-            if ln == b".":
-                return b"\r\n".join(lines) + b"\r\n"
-            lines.append(ln[1:] if ln.startswith(b".") else ln)
+            data += chunk
+        buf.extend(data[end + 5:])
+        return bytes(data[2 : end + 2]).replace(b"\r\n..", b"\r\n.")
