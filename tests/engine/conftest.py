@@ -7,6 +7,7 @@ import email
 import email.message
 import email.policy
 import socket
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -285,3 +286,7 @@ class RawSMTPServer:
             data += chunk
         buf.extend(data[end + 5:])
         return bytes(data[2 : end + 2]).replace(b"\r\n..", b"\r\n.")
+
+
+# The installed command, as an operator runs it.
+MAILCONSOLE = str(Path(sys.executable).with_name("mailconsole"))

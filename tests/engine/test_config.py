@@ -1,0 +1,64 @@
+"""Configuration: flags > environment > TOML > defaults; the password never shows."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from mailconsole.engine.config import ConfigError, EngineConfig, load_config, mask_transport
+from mailconsole.engine.transports import MaildirTransport, NullTransport, SMTPTransport, make_transport
+
+from .conftest import MAILCONSOLE
+
+
+def test_precedence(tmp_path):
+    toml = tmp_path / "e.toml"
+    toml.write_text('[engine]\ntransport = "smtp://toml:25"\nworkers = 3\nrate = 10.0\npassword = "from-toml"\n')
+    env = {"MAILCONSOLE_TRANSPORT": "smtp://env:25", "MAILCONSOLE_SMTP_PASSWORD": "from-env"}
+    cfg = load_config(flags={"workers": 5, "transport": None}, env=env, toml_path=toml)
+    assert (cfg.transport, cfg.workers, cfg.rate, cfg.password) == ("smtp://env:25", 5, 10.0, "from-env")
+    cfg = load_config(flags={"transport": "null:"}, env=env, toml_path=toml)
+    assert cfg.transport == "null:"
+    assert load_config(env={}).transport == "null:"
+
+
+def test_bad_configuration_is_explained(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[engine]\nwokers = 3\n")
+    with pytest.raises(ConfigError, match="unknown key.*wokers"):
+        load_config(env={}, toml_path=bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(env={}, toml_path=tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="workers"):
+        EngineConfig(workers=0)
+    for url, msg in [("ftp://x", "unknown transport"), ("smtp://h?starttls=maybe", "starttls"), ("smtp://h?x=1", "unknown option"), ("smtp://:25", "no host")]:
+        with pytest.raises(ConfigError, match=msg):
+            make_transport(EngineConfig(transport=url))
+
+
+def test_transports_by_url(tmp_path):
+    assert isinstance(make_transport(EngineConfig()), NullTransport)
+    assert isinstance(make_transport(EngineConfig(transport=f"maildir:{tmp_path}/box")), MaildirTransport)
+    t = make_transport(EngineConfig(transport="smtps://u:p%40ss@mail.example"))
+    assert isinstance(t, SMTPTransport)
+    assert (t.settings.port, t.settings.implicit_tls, t.settings.username, t.settings.password) == (465, True, "u", "p@ss")
+    t = make_transport(EngineConfig(transport="smtp://relay.example?starttls=off", password="envpw"))
+    assert (t.settings.port, t.settings.starttls, t.settings.password) == (25, "off", "envpw")
+
+
+def test_masking():
+    assert mask_transport("smtp://user:secret@h:587?starttls=required") == "smtp://user:***@h:587?starttls=required"
+    assert mask_transport("smtp://h:25") == "smtp://h:25"
+    assert mask_transport("maildir:/x") == "maildir:/x"
+    cfg = EngineConfig(transport="smtp://u:topsecret@h", password="alsosecret")
+    assert "secret" not in repr(cfg) and "secret" not in cfg.masked_transport
+
+
+def test_serve_rejects_a_bad_transport_in_one_line(tmp_path):
+    proc = subprocess.run(
+        [MAILCONSOLE, "--db", str(tmp_path / "s.db"), "serve", "--transport", "smtp://u:hunter2@h?starttls=maybe"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "starttls" in proc.stderr and "hunter2" not in proc.stderr
