@@ -43,7 +43,7 @@ def make_store(db: Path, n: int, work: Path) -> tuple[Store, int]:
 
 
 def start_engines(db: Path, count: int, workers: int, transport: str, extra: list[str] | None = None) -> list[subprocess.Popen]:
-    cmd = [sys.executable, "-m", "mailconsole.cli", "--db", str(db), "serve", "--quiet",
+    cmd = [str(Path(sys.executable).with_name("mailconsole")), "--db", str(db), "serve", "--quiet",
            "--workers", str(workers), "--transport", transport, *(extra or [])]
     return [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(count)]
 

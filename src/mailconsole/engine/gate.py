@@ -110,6 +110,10 @@ class Gate:
         self._passing[seq] -= 1
         if not self._passing[seq]:
             del self._passing[seq]
+            if not self._passing and self.on_read is not None:
+                # The last dot allowed on an old read is out: a stop seen since can
+                # be acknowledged now rather than at the next read.
+                self.on_read(self.snapshot)
 
     # -- acknowledgement -----------------------------------------------------
 

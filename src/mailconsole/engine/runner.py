@@ -176,6 +176,7 @@ class Engine:
     def _on_control(self, snapshot: Control) -> None:
         honoured = self.gate.honoured() if self.gate else None
         if honoured is not None and honoured != self.acknowledged:
+            log.debug("stop generations %s honoured at %.6f", honoured, time.time())
             self.acknowledged = honoured
             self._beat_wake.set()  # type: ignore[union-attr]
         if not self._has_sendable(snapshot):
@@ -367,7 +368,9 @@ class Engine:
         while True:
             self._beat_wake = trio.Event()
             try:
+                acknowledged = self.acknowledged
                 await self._beat("stopping" if self._shutdown.is_set() else "running")  # type: ignore[union-attr]
+                log.debug("heartbeat acknowledging %s written at %.6f", acknowledged, time.time())
                 if trio.current_time() - last_renewal >= cfg.lease_seconds / 3:
                     last_renewal = trio.current_time()
                     await self._write(queue.renew_leases, self.store, self.engine_id, cfg.lease_seconds)
