@@ -121,7 +121,7 @@ def start_preparing(store: Store, *, rows: int = 20_000, batch: int = 500, pause
     def run() -> None:
         try:
             create_mailing(
-                store, DEMO_ACTOR, name="Winter sale (importing)", sender=SENDER,
+                store, DEMO_ACTOR, name="Winter sale", sender=SENDER,
                 subject="Winter sale, {{ first_name }}", text_body="Hello {{ first_name }}, winter sale now on.\n",
                 html_body=None, recipients=csv_path, batch_size=batch, progress=slow,
             )
