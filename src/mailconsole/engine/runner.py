@@ -32,7 +32,7 @@ from ..store.control_reader import ControlReader
 from ..store.queue import Claimed, Control, Outcome
 from .config import EngineConfig
 from .gate import Gate
-from .message import CompiledRevision, MergeError, RevisionData
+from .message import Built, CompiledRevision, MergeError, RevisionData
 from .smtp import GateClosed, SMTPError
 from .transports import Session, Transport, make_transport
 
@@ -43,6 +43,9 @@ log = logging.getLogger("mailconsole.engine")
 class Work:
     claimed: Claimed
     revision: CompiledRevision | None  # None: the mailing has no revision (cannot happen via the store)
+
+
+Prepared = tuple[Work, Built]  # a message that may be sent, built
 
 
 class Pacer:
@@ -225,41 +228,77 @@ class Engine:
     # -- senders -------------------------------------------------------------
 
     async def _sender(self, work_out: trio.MemoryReceiveChannel[Work], results: trio.MemorySendChannel[Outcome]) -> None:
+        """One sender task: one reused connection, messages one after another.
+
+        When the next message is already waiting, its envelope (MAIL, RCPT, DATA)
+        is pipelined behind the current message's dot: one network round per
+        message instead of two. Only the dot commits a message, so an envelope
+        sent early changes nothing for the gate; if that next message is then
+        turned back, the connection is dropped (the server is in DATA mode).
+        """
         session: Session | None = None
+        ahead: Prepared | None = None
         try:
             async with work_out, results:
-                async for work in work_out:
-                    outcome, session = await self._deliver(work, session)
+                while True:
+                    current, ahead = ahead, None
+                    if current is None:
+                        current = await self._prepare_next(work_out, results, wait=True)
+                        if current is None:
+                            break
+                    if self._pacer is None and session is not None and not session.closed:
+                        ahead = await self._prepare_next(work_out, results, wait=False)
+                    outcome, session = await self._deliver(current, session, ahead)
                     await results.send(outcome)
         finally:
             if session is not None and not session.closed:
                 with trio.CancelScope(shield=True), trio.move_on_after(1.0):
                     await session.close()
 
-    async def _deliver(self, work: Work, session: Session | None) -> tuple[Outcome, Session | None]:
-        c = work.claimed
+    async def _prepare_next(
+        self, work_out: trio.MemoryReceiveChannel[Work], results: trio.MemorySendChannel[Outcome], *, wait: bool
+    ) -> Prepared | None:
+        """The next message that may be sent, built; others go straight to the results."""
+        while True:
+            try:
+                work = await work_out.receive() if wait else work_out.receive_nowait()
+            except (trio.EndOfChannel, trio.WouldBlock):
+                return None
+            c = work.claimed
+            if self._turned_back(c):
+                await results.send(Outcome(c.id, c.mailing_id, "release"))  # never reached a server
+                continue
+            if work.revision is None:
+                await results.send(self._failure(c, None, "mailing has no template revision"))
+                continue
+            try:
+                return work, work.revision.build(c.id, c.email, c.fields)
+            except MergeError as exc:
+                await results.send(self._failure(c, work.revision.revision_id, str(exc)))
+
+    def _turned_back(self, c: Claimed) -> bool:
         assert self.gate is not None and self._shutdown is not None
-        release = Outcome(c.id, c.mailing_id, "release")
-        if self._shutdown.is_set() or not self.gate.may_start(c.mailing_id):
-            return release, session  # turned back before the gate: never reached a server
-        if work.revision is None:
-            return self._failure(c, None, "mailing has no template revision"), session
-        try:
-            built = work.revision.build(c.id, c.email, c.fields)
-        except MergeError as exc:
-            return self._failure(c, work.revision.revision_id, str(exc)), session
+        return self._shutdown.is_set() or not self.gate.may_start(c.mailing_id)
+
+    async def _deliver(self, current: Prepared, session: Session | None, ahead: Prepared | None) -> tuple[Outcome, Session | None]:
+        work, built = current
+        c = work.claimed
+        assert work.revision is not None
         if self._pacer is not None:
             await self._pacer.wait()
-            if self._shutdown.is_set() or not self.gate.may_start(c.mailing_id):
-                return release, session
+        if self._turned_back(c):
+            if session is not None and session.announced == c.id:
+                await session.drop_announced()
+            return Outcome(c.id, c.mailing_id, "release"), session
+        then = (ahead[0].claimed.id, ahead[1].envelope_from, ahead[1].recipient) if ahead is not None else None
         rid = work.revision.revision_id
         try:
             if session is None or session.closed:
                 session = await self.transport.open()
                 self.note = None
-            await session.send(built, partial(self._gate_check, c))
+            await session.send(built, partial(self._gate_check, c), key=c.id, then=then)
         except GateClosed:
-            return release, session
+            return Outcome(c.id, c.mailing_id, "release"), session
         except SMTPError as exc:
             if exc.connection_lost:
                 self.note = str(exc)

@@ -24,13 +24,20 @@ from .smtp import GateCheck, GateClosed, SMTPConnection, SMTPSettings
 STARTTLS_MODES = ("required", "opportunistic", "off")
 
 
+# The next message's (key, envelope sender, recipient), announced behind a dot.
+Envelope = tuple[int, str, str]
+
+
 class Session(Protocol):
     """One sender task's connection (reused across messages)."""
 
-    async def send(self, message: Built, gate: GateCheck) -> str: ...  # the accepting reply
+    async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None) -> str: ...
     async def close(self) -> None: ...
+    async def drop_announced(self) -> None: ...  # the announced message will not follow
     @property
     def closed(self) -> bool: ...
+    @property
+    def announced(self) -> int | None: ...  # key of the message whose envelope is already sent
 
 
 class Transport(Protocol):
@@ -46,15 +53,23 @@ async def _pass_gate(gate: GateCheck) -> None:
     passed()
 
 
-class _NullSession:
-    closed = False
+class _LocalSession:
+    """Base of the sessions without a network: nothing to announce or drop."""
 
-    async def send(self, message: Built, gate: GateCheck) -> str:
-        await _pass_gate(gate)
-        return "250 discarded"
+    closed = False
+    announced = None
 
     async def close(self) -> None:
         self.closed = True
+
+    async def drop_announced(self) -> None:
+        pass
+
+
+class _NullSession(_LocalSession):
+    async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None) -> str:
+        await _pass_gate(gate)
+        return "250 discarded"
 
 
 @dataclass
@@ -67,20 +82,15 @@ class NullTransport:
         return _NullSession()
 
 
-class _MaildirSession:
-    closed = False
-
+class _MaildirSession(_LocalSession):
     def __init__(self, box: mailbox.Maildir) -> None:
         self._box = box
 
-    async def send(self, message: Built, gate: GateCheck) -> str:
+    async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None) -> str:
         await _pass_gate(gate)  # before the file appears in new/: the Maildir "dot"
         data = message.data.replace(b"\r\n", b"\n")
-        key = await trio.to_thread.run_sync(self._box.add, data)
-        return f"250 stored as {key}"
-
-    async def close(self) -> None:
-        self.closed = True
+        name = await trio.to_thread.run_sync(self._box.add, data)
+        return f"250 stored as {name}"
 
 
 @dataclass
@@ -106,9 +116,17 @@ class _SMTPSession:
     def closed(self) -> bool:
         return self._conn.closed
 
-    async def send(self, message: Built, gate: GateCheck) -> str:
-        reply = await self._conn.send(message.envelope_from, message.recipient, message.data, gate)
+    @property
+    def announced(self) -> int | None:
+        return self._conn.announced[0] if self._conn.announced else None
+
+    async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None) -> str:
+        reply = await self._conn.send(message.envelope_from, message.recipient, message.data, gate, key=key, then=then)
         return str(reply)
+
+    async def drop_announced(self) -> None:
+        if self._conn.announced:
+            await self._conn.abort()  # the server waits for a body: only closing ends that
 
     async def close(self) -> None:
         await self._conn.quit()
