@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, TemplateAssertionError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 # Every character the `email` package treats as a line break in a header value.
@@ -36,6 +36,9 @@ def has_line_break(value: str) -> bool:
     return any(ch in LINE_BREAKS for ch in value)
 
 
+_LOADING = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+
+
 @dataclass(frozen=True)
 class TemplateProblem:
     part: str
@@ -51,8 +54,16 @@ def check(source: str, fields: Iterable[str], part: str, *, html: bool = False) 
     env = HTML_ENV if html else TEXT_ENV
     try:
         tree = env.parse(source)
+        # Parsing alone accepts unknown filters and tests ({{ x|nosuch }}): Jinja
+        # finds those when it compiles, so compile too, or they fail at send time.
+        env.compile(source)
+    except TemplateAssertionError as exc:  # unknown filter or test
+        return [TemplateProblem(part, exc.lineno or 1, f"{exc.message}")]
     except TemplateSyntaxError as exc:
         return [TemplateProblem(part, exc.lineno or 1, f"syntax error: {exc.message}")]
+    for node in tree.find_all(_LOADING):
+        # A mail template stands alone: there is no loader, so these fail at send time.
+        return [TemplateProblem(part, node.lineno, "templates cannot include, import or extend other templates")]
     known = set(fields) | BUILTIN_NAMES
     unknown = meta.find_undeclared_variables(tree) - known
     problems = []

@@ -170,6 +170,19 @@ def resume(
         plan = _plan(conn, acc, cutoff)
         for mid in plan.by_mailing:
             suspend_stale(conn, mid, cutoff)
+        if plan.by_mailing:
+            # A sending mailing whose every unsent message was just suspended has
+            # nothing left to send: it is sent (requeue makes it sending again).
+            conn.execute(
+                update(mailings)
+                .where(
+                    mailings.c.id.in_(list(plan.by_mailing)),
+                    mailings.c.status == "sending",
+                    mailings.c.queued == 0,
+                    mailings.c.claimed == 0,
+                )
+                .values(status="sent")
+            )
         conn.execute(
             update(accounts)
             .where(accounts.c.id == acc.id)

@@ -18,8 +18,10 @@ class Actor:
             user = getpass.getuser()
         except Exception:  # no passwd entry (containers): fall back to the uid
             user = f"uid:{os.getuid()}"
-        conn = os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_CLIENT")
-        return cls(user=user, ssh_client=conn.split()[0] if conn else None)
+        # "client_ip client_port server_ip server_port" (SSH_CLIENT: "ip port port");
+        # a blank or whitespace-only value means no SSH client.
+        parts = (os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_CLIENT") or "").split()
+        return cls(user=user, ssh_client=parts[0] if parts else None)
 
     def __str__(self) -> str:
         return f"{self.user} from {self.ssh_client}" if self.ssh_client else self.user

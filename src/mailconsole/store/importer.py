@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from .. import templating
 from . import audit, revisions
@@ -24,8 +24,9 @@ from .accounts import account_id
 from .actor import Actor
 from .connection import Store
 from .errors import InvalidInput, Refused
-from .mailings import DELETED, PLANNED, PREPARING, SENDING, purge_deleted
+from .mailings import DELETED, PAUSED, PLANNED, PREPARING, SENDING, purge_deleted
 from .schema import mailings, messages
+from .schema import revisions as revisions_table
 
 # Deliberately simple: one @, no spaces or control characters, a dotted or
 # bracketed domain. The relay has the last word; this catches typos and junk.
@@ -167,6 +168,9 @@ def create_mailing(
     revisions.validate(subject, text_body, html_body, fields)
     in_subject = templating.names_used(subject) & set(fields)
     expected, bad = _check_rows(recipients, header, in_subject, skip_invalid)
+    if expected == 0:
+        what = "no valid recipients" if bad else "no recipients (only a header row)"
+        raise InvalidInput(f"{recipients.name} has {what}; nothing to send")
 
     now = store.now()
     scheduled = now if at is None else at
@@ -189,23 +193,38 @@ def create_mailing(
 
     with store.write() as conn:
         status = conn.execute(select(mailings.c.status).where(mailings.c.id == mid)).scalar_one()
-        if status == DELETED:
-            raise Refused(f"mailing {mid} was deleted while it was being prepared; nothing will be sent")
-        final = PLANNED if scheduled > store.now() else SENDING
-        conn.execute(update(mailings).where(mailings.c.id == mid).values(status=final, expected=imported))
-        audit.record(
-            conn, store.now(), actor, account, "create", mid,
-            name=name, recipients=imported, skipped=bad + dupes, scheduled_at=scheduled, status=final,
-        )
+        if status != DELETED:
+            # An operator may have paused it while it was prepared: it stays paused.
+            final = PAUSED if status == PAUSED else PLANNED if scheduled > store.now() else SENDING
+            conn.execute(update(mailings).where(mailings.c.id == mid).values(status=final, expected=imported))
+            audit.record(
+                conn, store.now(), actor, account, "create", mid,
+                name=name, recipients=imported, skipped=bad + dupes, scheduled_at=scheduled, status=final,
+            )
+    if status == DELETED:  # deleted after its last batch: its rows go now, not at the next purge
+        _abandon(store, mid)
+        raise Refused(f"mailing {mid} was deleted while it was being prepared; nothing will be sent")
     return CreateResult(mid, imported, bad + dupes, final)
 
 
 def _abandon(store: Store, mid: int) -> None:
-    """A failed import leaves nothing behind: the half-built mailing is deleted and purged."""
+    """A failed import leaves nothing behind.
+
+    The half-built mailing is hidden first (one short transaction), its messages
+    purged in batches, then its row and revision removed: it never got a
+    'create' audit entry, so it never existed. A mailing an operator deleted
+    meanwhile keeps its row, which the 'delete' audit entry names.
+    """
     try:
         with store.write() as conn:
+            status = conn.execute(select(mailings.c.status).where(mailings.c.id == mid)).scalar_one()
             conn.execute(update(mailings).where(mailings.c.id == mid).values(status=DELETED, deleted_at=store.now()))
         purge_deleted(store)
+        if status != DELETED:
+            with store.write() as conn:
+                conn.execute(delete(messages).where(messages.c.mailing_id == mid))
+                conn.execute(delete(revisions_table).where(revisions_table.c.mailing_id == mid))
+                conn.execute(delete(mailings).where(mailings.c.id == mid))
     except Exception:
         pass  # the original error matters more; a leftover shows up as deleted
 
@@ -235,7 +254,7 @@ def _expand(
                 if not skip_invalid:
                     first = min(existing, key=lambda e: lines[e])
                     raise InvalidInput(
-                        f"{path.name} line {lines[first]}: duplicate recipient {first!r}; "
+                        f"{path.name} line {lines[first]}: duplicate recipient {first!r} (already on an earlier line); "
                         "nothing imported (remove duplicates or pass --skip-invalid)"
                     )
                 batch = [b for b in batch if b["email"] not in existing]

@@ -117,6 +117,10 @@ def pause(store: Store, actor: Actor, mailing_id: int, account: str = "default")
 
 
 def _running_status(m, now: float) -> str:  # type: ignore[no-untyped-def]
+    if m.recipients < m.expected:
+        # Paused while its import was still running: the importer decides
+        # planned/sending when it finishes, exactly as if it had not been paused.
+        return PREPARING
     if m.scheduled_at > now:
         return PLANNED
     if m.queued == 0 and m.claimed == 0:
@@ -187,7 +191,16 @@ def purge_deleted(store: Store, batch: int = 5000, max_batches: int | None = Non
             ).scalars().all()
             if not ids:
                 break
-            conn.execute(delete(messages).where(messages.c.id.in_(ids)))
+            gone = conn.execute(
+                delete(messages).where(messages.c.id.in_(ids)).returning(messages.c.mailing_id, messages.c.state)
+            ).all()
+            # Keep the deleted mailing's counters equal to the rows it still has.
+            per: dict[tuple[int, str], int] = {}
+            for mid, state in gone:
+                per[(mid, state)] = per.get((mid, state), 0) + 1
+            for (mid, state), n in per.items():
+                col = mailings.c[state]
+                conn.execute(update(mailings).where(mailings.c.id == mid).values({state: col - n}))
         removed += len(ids)
         done += 1
     return removed

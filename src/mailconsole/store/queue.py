@@ -109,16 +109,33 @@ def claim(store: Store, owner: str, limit: int, lease_seconds: float) -> list[Cl
     return [Claimed(r.id, r.mailing_id, r.email, r.fields, r.attempts) for r in rows]
 
 
-def _apply(conn: Connection, owner: str, ids: list[int], values: dict) -> int:
-    """Move messages this engine still holds; one statement, so rowcount is exact."""
+def _apply(conn: Connection, owner: str, ids: list[int], values: dict) -> dict[int, int]:
+    """Move messages this engine still holds; returns how many moved per mailing.
+
+    The mailing comes from the rows themselves (RETURNING), not from the caller,
+    so the counters follow the messages that really moved.
+    """
     if not ids:
-        return 0
+        return {}
     stmt = (
         update(messages)
         .where(messages.c.id.in_(ids), messages.c.state == "claimed", messages.c.lease_owner == owner)
         .values(lease_owner=None, lease_expires=None, **values)
+        .returning(messages.c.mailing_id)
     )
-    return conn.execute(stmt).rowcount
+    moved: dict[int, int] = defaultdict(int)
+    for (mid,) in conn.execute(stmt).all():
+        moved[mid] += 1
+    return moved
+
+
+def _merge(total: dict[int, int], part: dict[int, int]) -> None:
+    for mid, n in part.items():
+        total[mid] = total.get(mid, 0) + n
+
+
+# Outcome kind -> the counter its messages move to (from `claimed`).
+_COUNTER = {"sent": "sent", "failed": "failed", "retry": "queued", "release": "queued"}
 
 
 def record(store: Store, owner: str, outcomes: Iterable[Outcome]) -> None:
@@ -126,40 +143,41 @@ def record(store: Store, owner: str, outcomes: Iterable[Outcome]) -> None:
     now = store.now()
     groups: dict[tuple, list[Outcome]] = defaultdict(list)
     for o in outcomes:
-        groups[(o.kind, o.mailing_id, o.revision_id)].append(o)
+        if o.kind not in _COUNTER:
+            raise ValueError(f"unknown outcome {o.kind!r}")
+        groups[(o.kind, o.revision_id)].append(o)
     if not groups:
         return
     touched: set[int] = set()
     with store.write() as conn:
-        for (kind, mid, rid), items in groups.items():
-            touched.add(mid)
+        for (kind, rid), items in groups.items():
+            moved: dict[int, int] = {}
             if kind == "sent":
-                ids = [o.message_id for o in items]
-                n = _apply(conn, owner, ids, {"state": "sent", "sent_at": now, "revision_id": rid, "last_error": None})
-                counters = {"claimed": mailings.c.claimed - n, "sent": mailings.c.sent + n}
+                moved = _apply(conn, owner, [o.message_id for o in items],
+                               {"state": "sent", "sent_at": now, "revision_id": rid, "last_error": None})
+                n = sum(moved.values())
                 if n and rid is not None:
                     conn.execute(update(revisions).where(revisions.c.id == rid).values(sent=revisions.c.sent + n))
             elif kind == "failed":
-                n = 0
                 for o in items:
-                    n += _apply(conn, owner, [o.message_id], {"state": "failed", "last_error": o.error})
-                counters = {"claimed": mailings.c.claimed - n, "failed": mailings.c.failed + n}
+                    _merge(moved, _apply(conn, owner, [o.message_id], {"state": "failed", "last_error": o.error}))
             elif kind == "retry":
-                n = 0
                 for o in items:
-                    n += _apply(
-                        conn, owner, [o.message_id], {"state": "queued", "due_at": o.retry_at or now, "last_error": o.error}
-                    )
-                counters = {"claimed": mailings.c.claimed - n, "queued": mailings.c.queued + n}
-            elif kind == "release":
-                ids = [o.message_id for o in items]
-                n = _apply(conn, owner, ids, {"state": "queued", "attempts": messages.c.attempts - 1})
-                counters = {"claimed": mailings.c.claimed - n, "queued": mailings.c.queued + n}
-            else:
-                raise ValueError(f"unknown outcome {kind!r}")
-            if n:
-                conn.execute(update(mailings).where(mailings.c.id == mid).values(**counters))
-        _finish(conn, touched)
+                    _merge(moved, _apply(conn, owner, [o.message_id],
+                                         {"state": "queued", "due_at": o.retry_at or now, "last_error": o.error}))
+            else:  # release: never reached the dot, so the attempt does not count
+                moved = _apply(conn, owner, [o.message_id for o in items],
+                               {"state": "queued", "attempts": messages.c.attempts - 1})
+            counter = _COUNTER[kind]
+            for mid, n in moved.items():
+                touched.add(mid)
+                conn.execute(
+                    update(mailings)
+                    .where(mailings.c.id == mid)
+                    .values({"claimed": mailings.c.claimed - n, counter: getattr(mailings.c, counter) + n})
+                )
+        if touched:
+            _finish(conn, touched)
 
 
 def _finish(conn: Connection, mailing_ids: set[int]) -> None:

@@ -1,0 +1,60 @@
+"""Helpers for the store tests: actors, recipients, and the counters-versus-rows check."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from mailconsole.store import Actor
+from mailconsole.store.schema import mailings, messages, revisions
+
+ALICE = Actor("alice", "192.0.2.7")
+SENDER = "news@shop.example"
+
+
+def recipients(n: int, start: int = 0, **fields: str) -> list[dict[str, str]]:
+    return [{"email": f"user{i}@example.net", "name": f"User {i}", **fields} for i in range(start, start + n)]
+
+
+def write_recipients(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def actual_states(store, mailing_id: int) -> dict[str, int]:
+    """What the message table really holds for a mailing: state -> count."""
+    with store.read() as conn:
+        rows = conn.execute(
+            select(messages.c.state, func.count()).where(messages.c.mailing_id == mailing_id).group_by(messages.c.state)
+        ).all()
+    return {state: n for state, n in rows}
+
+
+def assert_counters_match(store) -> None:
+    """Every mailing's maintained counters equal the states of its rows."""
+    with store.read() as conn:
+        rows = conn.execute(select(mailings)).all()
+        sent_by_revision = dict(
+            conn.execute(select(revisions.c.mailing_id, func.sum(revisions.c.sent)).group_by(revisions.c.mailing_id)).all()
+        )
+    for m in rows:
+        real = actual_states(store, m.id)
+        kept = {"queued": m.queued, "claimed": m.claimed, "sent": m.sent, "failed": m.failed, "suspended": m.suspended}
+        assert kept == {k: real.get(k, 0) for k in kept}, f"mailing {m.id} ({m.status}): counters {kept} vs rows {real}"
+        assert set(real) <= set(kept), f"mailing {m.id}: unexpected states {real}"
+        if m.status != "deleted":  # a deleted mailing's unsent rows are purged; recipients stays as history
+            assert m.recipients == sum(real.values())
+        assert sent_by_revision.get(m.id, 0) == m.sent, f"mailing {m.id}: per-revision sent differs from sent"
+
+
+def sent(store, claimed) -> list:
+    """Outcomes saying these claimed messages went out with their mailing's newest revision."""
+    from mailconsole.store import queue, revisions
+
+    rev = {c.mailing_id: revisions.newest_revision(store, c.mailing_id).id for c in claimed}
+    return [queue.Outcome(c.id, c.mailing_id, "sent", revision_id=rev[c.mailing_id]) for c in claimed]

@@ -1,0 +1,153 @@
+"""The maintained counters always equal the message rows, whatever the sequence of operations.
+
+A hypothesis state machine drives claims, outcomes, lease expiry, stop/resume
+(with time jumps that trigger the 7-day rule), pause, requeue, delete and purge
+on a real SQLite store, and after every step compares each mailing's counters
+with `SELECT state, count(*) ... GROUP BY state`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
+from storehelp import ALICE, SENDER, assert_counters_match, recipients, write_recipients
+
+from mailconsole.store import NotFound, Refused, Store, accounts, mailings, queue, revisions
+from mailconsole.store.importer import create_mailing
+from mailconsole.store.queue import Outcome
+
+DAY = 86400.0
+OWNERS = ("e1", "e2")
+KINDS = st.sampled_from(["sent", "failed", "retry", "release"])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class QueueMachine(RuleBasedStateMachine):
+    claims = Bundle("claims")
+
+    @initialize()
+    def open_store(self) -> None:
+        self.dir = tempfile.TemporaryDirectory()
+        self.clock = Clock()
+        self.store = Store(str(Path(self.dir.name) / "store.db"), clock=self.clock)
+        self.created = 0
+        self.create(5, later=False)  # something to claim from the first step on
+
+    def teardown(self) -> None:
+        self.store.close()
+        self.dir.cleanup()
+
+    def live_ids(self) -> list[int]:
+        return [m.id for m in mailings.list_mailings(self.store, planned=True)]
+
+    @rule(n=st.integers(1, 6), later=st.booleans())
+    def create(self, n: int, later: bool) -> None:
+        self.created += 1
+        path = write_recipients(Path(self.dir.name) / f"r{self.created}.csv", recipients(n))
+        create_mailing(
+            self.store, ALICE, name=f"m{self.created}", sender=SENDER, subject="Hi {{ name }}", text_body="x",
+            html_body=None, recipients=path, at=self.clock.now + 3600 if later else None, batch_size=4,
+        )
+
+    def outcomes(self, claimed, kind: str) -> list[Outcome]:
+        out = []
+        for c in claimed:
+            rev = revisions.newest_revision(self.store, c.mailing_id)
+            out.append(Outcome(c.id, c.mailing_id, kind, revision_id=rev.id if rev else None,
+                               error=None if kind == "sent" else "451 later", retry_at=self.clock.now + 30))
+        return out
+
+    @rule(owner=st.sampled_from(OWNERS), limit=st.integers(1, 5), kind=KINDS)
+    def claim_and_record(self, owner: str, limit: int, kind: str) -> None:
+        """The engine's usual path: claim a batch and report it right away."""
+        claimed = queue.claim(self.store, owner, limit, lease_seconds=7200)
+        queue.record(self.store, owner, self.outcomes(claimed, kind))
+
+    @rule(target=claims, owner=st.sampled_from(OWNERS), limit=st.integers(1, 5), lease=st.sampled_from([30, 7200]))
+    def claim(self, owner: str, limit: int, lease: float):
+        """Claims held across other steps, reported later (or never: lease expiry)."""
+        return (owner, queue.claim(self.store, owner, limit, lease_seconds=lease))
+
+    @rule(held=consumes(claims), kind=KINDS, lost=st.sampled_from([False, False, False, True]))
+    def record(self, held, kind: str, lost: bool) -> None:
+        owner, claimed = held
+        # Reporting under another engine's name models a lost lease: it must change nothing.
+        queue.record(self.store, "intruder" if lost else owner, self.outcomes(claimed, kind))
+
+    @rule(seconds=st.sampled_from([10, 3600, 8 * DAY]))
+    def time_passes(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        queue.promote_due(self.store)
+
+    @rule()
+    def expire(self) -> None:
+        queue.expire_leases(self.store)
+
+    @rule(owner=st.sampled_from(OWNERS))
+    def release_all(self, owner: str) -> None:
+        queue.release_all(self.store, owner)
+
+    @rule()
+    def stop(self) -> None:
+        accounts.stop(self.store, ALICE)
+
+    @rule(days=st.sampled_from([0.5, 3.0, 8.0]))
+    def incident(self, days: float) -> None:
+        """The whole story in one step: stop, wait (maybe past the 7-day limit), resume."""
+        accounts.stop(self.store, ALICE)
+        self.clock.advance(days * DAY)
+        self.resume(7.0)
+
+    @rule(max_age=st.sampled_from([1.0, 7.0]))
+    def resume(self, max_age: float) -> None:
+        preview = accounts.resume_preview(self.store, max_age_days=max_age)
+        done = accounts.resume(self.store, ALICE, max_age_days=max_age)
+        if preview.stopped:  # nothing happened in between: the preview was exact
+            assert (done.to_send, done.to_suspend) == (preview.to_send, preview.to_suspend)
+
+    @rule(pick=st.integers(0, 50), action=st.sampled_from(["pause", "unpause", "requeue", "delete", "delete"]))
+    def operate(self, pick: int, action: str) -> None:
+        ids = self.live_ids()
+        if not ids:
+            return
+        mid = ids[pick % len(ids)]
+        fn = {"pause": mailings.pause, "unpause": mailings.unpause,
+              "requeue": mailings.requeue_suspended, "delete": mailings.delete_mailing}[action]
+        try:
+            fn(self.store, ALICE, mid)
+        except (Refused, NotFound):
+            pass  # refusals are fine; what matters is that they changed nothing
+
+    @rule(max_batches=st.sampled_from([1, None]))
+    def purge(self, max_batches) -> None:
+        mailings.purge_deleted(self.store, batch=3, max_batches=max_batches)
+
+    @invariant()
+    def counters_equal_rows(self) -> None:
+        assert_counters_match(self.store)
+
+    @invariant()
+    def nothing_claimable_while_stopped(self) -> None:
+        if accounts.state(self.store).stopped:
+            assert queue.claim(self.store, "probe", 1, 60) == []
+
+
+QueueMachine.TestCase.settings = settings(
+    max_examples=40, stateful_step_count=25, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestCounters = QueueMachine.TestCase
