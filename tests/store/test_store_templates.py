@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from storehelp import ALICE, sent
 
-from mailconsole.store import InvalidInput, audit, mailings, queue, revisions
-from mailconsole.store import importer
+from mailconsole.store import InvalidInput, NotFound, audit, importer, mailings, queue, revisions
+from mailconsole.store.importer import create_mailing
 
 
 def newest(store, mid):
@@ -77,8 +77,6 @@ def test_every_problem_is_counted(store, make_mailing):
 
 
 def test_deleted_mailing_template_cannot_be_saved(store, make_mailing):
-    from mailconsole.store import NotFound
-
     mid = make_mailing(1)
     mailings.delete_mailing(store, ALICE, mid)
     with pytest.raises(NotFound):
@@ -90,3 +88,22 @@ def test_recipients_cannot_be_edited():
     public = {name for module in (mailings, revisions, importer, queue) for name in dir(module) if not name.startswith("_")}
     editing = {n for n in public if any(w in n for w in ("add_recipient", "edit_recipient", "update_recipient", "set_recipient"))}
     assert editing == set()
+
+
+def test_subject_may_not_start_using_a_multi_line_merge_field(store, csv_file):
+    """The import checked only the fields the first subject used: a save checks the newly used ones."""
+    rows = [{"email": f"u{i}@example.net", "name": f"U{i}", "address": "Main St 1"} for i in range(4)]
+    rows[2]["address"] = "Main St 1\nApt 4"
+    rows[3]["address"] = "Main St 1\u2028Apt 5"
+    mid = create_mailing(store, ALICE, name="n", sender="news@shop.example", subject="Hi {{ name }}",
+                         text_body="{{ address }}", html_body=None, recipients=csv_file(rows)).mailing_id
+
+    with pytest.raises(InvalidInput, match=r"merge field 'address', which has a line break for 2 recipient\(s\) \(first: u2@example.net\)"):
+        revisions.save_revision(store, ALICE, mid, subject="To {{ address }}")
+    assert len(revisions.all_revisions(store, mid)) == 1
+    # Fields already in the subject, or kept to the body, are fine.
+    assert revisions.save_revision(store, ALICE, mid, subject="Hello {{ name }}").number == 2
+    # Once those two have been sent, only the recipients still waiting count.
+    claimed = queue.claim(store, "e1", 10, 60)
+    queue.record(store, "e1", sent(store, [c for c in claimed if c.email in ("u2@example.net", "u3@example.net")]))
+    assert revisions.save_revision(store, ALICE, mid, subject="To {{ address }}").number == 3

@@ -230,6 +230,9 @@ def reschedule(store: Store, actor: Actor, mailing_id: int, at: float, account: 
     """Move a planned mailing to another time (its messages become due then)."""
     with store.write() as conn:
         m = get_live(conn, mailing_id, account)
+        if m.recipients < m.expected:
+            # Its remaining rows would still be imported with the old due time.
+            raise Refused(f"mailing {mailing_id} is still being prepared; reschedule it once its import has finished")
         if m.status not in (PLANNED, PAUSED) or m.sent or m.claimed:
             raise Refused(f"mailing {mailing_id} is {m.status} and has started; only planned mailings can be rescheduled")
         now = store.now()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, or_, select
 
 from .. import templating
 from . import audit
@@ -13,7 +13,7 @@ from .actor import Actor
 from .connection import Store
 from .errors import InvalidInput
 from .mailings import get_live
-from .schema import mailings, revisions
+from .schema import mailings, messages, revisions
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,43 @@ def add(conn: Connection, mailing_id: int, subject: str, text_body: str, html_bo
     return Revision(rid, mailing_id, number, subject, text_body, html_body, at, by, 0)
 
 
+# Each line-break character as it can appear in the stored merge fields: escaped
+# by json.dumps (the default, ASCII) or raw (JSON written with ensure_ascii=False).
+_ESCAPED_BREAKS = tuple(json.dumps(ch)[1:-1] for ch in sorted(templating.LINE_BREAKS)) + tuple(
+    sorted(templating.LINE_BREAKS)
+)
+
+
+def _check_subject_fields(conn: Connection, mailing_id: int, subject: str, old_subject: str, fields: list[str]) -> None:
+    """Refuse a subject that newly uses a merge field holding a line break for some unsent recipient.
+
+    The import only checked the fields the first subject used; a field that was
+    fine in the body (an address over two lines) must not move into a header.
+    """
+    new = sorted((templating.names_used(subject) - templating.names_used(old_subject)) & set(fields))
+    if not new:
+        return
+    rows = conn.execute(
+        select(messages.c.email, messages.c.fields).where(
+            messages.c.mailing_id == mailing_id,
+            messages.c.state.in_(("queued", "claimed", "suspended")),
+            or_(*[messages.c.fields.contains(esc, autoescape=True) for esc in _ESCAPED_BREAKS]),
+        )
+    )
+    hits: dict[str, list[str]] = {name: [] for name in new}
+    for email, data in rows:
+        values = json.loads(data)
+        for name in new:
+            if templating.has_line_break(str(values.get(name, ""))):
+                hits[name].append(email)
+    for name, emails in hits.items():
+        if emails:
+            raise InvalidInput(
+                f"template not saved: subject uses merge field '{name}', which has a line break for "
+                f"{len(emails)} recipient(s) (first: {emails[0]}); a subject must be one line"
+            )
+
+
 def save_revision(
     store: Store,
     actor: Actor,
@@ -97,6 +134,14 @@ def save_revision(
 
     Every message not yet sent is rendered from this revision from now on.
     """
+    if subject is not None:
+        # A read, before taking the write lock: on a big mailing this scan must
+        # not hold up a stop.
+        with store.read() as conn:
+            m = get_live(conn, mailing_id, account)
+            current = newest(conn, mailing_id)
+            if current is not None and not templating.has_line_break(subject):
+                _check_subject_fields(conn, mailing_id, subject, current.subject, json.loads(m.fields))
     with store.write() as conn:
         m = get_live(conn, mailing_id, account)
         current = newest(conn, mailing_id)
