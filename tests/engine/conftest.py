@@ -214,6 +214,8 @@ class RawSMTPServer:
         self.body_started = trio.Event()
         self.release = trio.Event()
         self.aborted = 0  # DATA phases that ended without the dot (connection closed)
+        self.reject_rcpt: set[str] = set()
+        self.commands: list[bytes] = []
 
     async def serve(self, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -242,12 +244,19 @@ class RawSMTPServer:
             await stream.send_all(b"220 raw ESMTP\r\n")
             rcpt = ""
             while (cmd := await line()) is not None:
+                self.commands.append(cmd)
                 verb = cmd[:4].upper()
                 if verb in (b"EHLO", b"HELO"):
                     await stream.send_all(b"250-raw\r\n250 PIPELINING\r\n")
                 elif verb == b"RCPT":
                     rcpt = cmd.decode().split("<", 1)[1].rstrip(">")
-                    await stream.send_all(b"250 ok\r\n")
+                    if rcpt in self.reject_rcpt:
+                        rcpt = ""
+                        await stream.send_all(b"550 5.1.1 unknown user\r\n")
+                    else:
+                        await stream.send_all(b"250 ok\r\n")
+                elif verb == b"DATA" and not rcpt:
+                    await stream.send_all(b"554 5.5.1 no valid recipients\r\n")
                 elif verb == b"DATA":
                     await stream.send_all(b"354 go on\r\n")
                     body = await self._body(stream, buf, line)
@@ -255,11 +264,13 @@ class RawSMTPServer:
                         self.aborted += 1
                         return
                     self.accepted.append((rcpt, body, time.time()))
+                    rcpt = ""
                     await stream.send_all(b"250 accepted\r\n")
                 elif verb == b"QUIT":
                     await stream.send_all(b"221 bye\r\n")
                     return
                 else:  # MAIL, RSET, NOOP
+                    rcpt = ""
                     await stream.send_all(b"250 ok\r\n")
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.aborted += 1

@@ -170,3 +170,19 @@ async def test_unreachable_server_retries_then_fails(store, tmp_path):
         m = await wait_done(store, mid)
         assert engine.note and "cannot connect" in engine.note
     assert m.failed == 1
+
+
+async def test_pipelined_envelopes_behind_the_dot(store, tmp_path, nursery):
+    """With PIPELINING the next envelope rides behind each dot; a rejected one fails alone."""
+    server = RawSMTPServer()
+    server.reject_rcpt = {"user5@example.net", "user6@example.net"}
+    port = await nursery.start(server.serve)
+    mid = add_mailing(store, tmp_path, 30)
+    async with running(store, fast_config(transport=f"smtp://127.0.0.1:{port}", workers=1)):
+        m = await wait_done(store, mid)
+    assert (m.sent, m.failed) == (28, 2)
+    accepted = sorted(r for r, _, _ in server.accepted)
+    assert accepted == sorted(f"user{i}@example.net" for i in range(30) if i not in (5, 6))
+    assert server.commands.count(b"RSET") >= 1  # the half-open transaction was reset
+    rows = message_rows(store, mid)
+    assert "550 5.1.1" in rows["user5@example.net"][2] and "550 5.1.1" in rows["user6@example.net"][2]
