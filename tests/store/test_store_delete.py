@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 
 import pytest
@@ -193,3 +196,50 @@ def test_pause_while_preparing_keeps_it_from_sending(store, db_path, clock, csv_
     assert queue.claim(store, "e1", 100, 60) == []
     assert mailings.unpause(store, ALICE, result.mailing_id).status == "sending"
     assert len(queue.claim(store, "e1", 100, 60)) == 30
+
+
+IMPORTER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from mailconsole.store import Actor, Refused, Store
+    from mailconsole.store.importer import create_mailing
+
+    def progress(done, total):
+        print(f"progress {done}", flush=True)
+        time.sleep(0.05)  # a slow disk: the operator has time to act
+
+    try:
+        create_mailing(Store(sys.argv[1]), Actor("importer"), name="wrong list", sender="news@shop.example",
+                       subject="Hi", text_body="x", html_body=None, recipients=Path(sys.argv[2]),
+                       batch_size=200, progress=progress)
+    except Refused as exc:
+        print(f"refused: {exc}", flush=True)
+        sys.exit(1)
+    """
+)
+
+
+def test_delete_from_another_process_stops_its_import(store, db_path, csv_file):
+    path = csv_file(recipients(20_000))
+    proc = subprocess.Popen([sys.executable, "-c", IMPORTER, str(db_path), str(path)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("progress")
+        [m] = mailings.list_mailings(store)
+        assert m.status == "preparing" and 0 < m.recipients < 20_000
+        mailings.delete_mailing(store, ALICE, m.id)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert proc.returncode == 1
+    assert f"refused: mailing {m.id} was deleted while it was being prepared; import stopped" in out
+    last = max(int(line.split()[1]) for line in (first + out).splitlines() if line.startswith("progress"))
+    assert last < 20_000  # it stopped, rather than importing everything first
+    assert mailings.list_mailings(store, planned=True) == []
+    with store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one() == 0

@@ -11,6 +11,7 @@ import textwrap
 import time
 
 import pytest
+from sqlalchemy import event
 from storehelp import ALICE
 
 from mailconsole.store import Store, StoreError, accounts, mailings
@@ -125,6 +126,16 @@ def test_read_only_open_of_a_missing_store(tmp_path):
     with pytest.raises(StoreError, match="no store at"):
         Store(str(tmp_path / "absent.db"), read_only=True)
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_driver_read_only_errors_become_one_clear_line(store, make_mailing):
+    """What SQLite says for a read-only file, produced the way root also sees it (query_only)."""
+    make_mailing(1)
+    event.listen(store.engine, "connect", lambda dbapi_conn, _rec: dbapi_conn.execute("PRAGMA query_only=ON"))
+    store.engine.dispose()  # new connections pick up the listener
+    with pytest.raises(StoreError, match=r"is read-only; check the file's permissions") as info:
+        accounts.stop(store, ALICE)
+    one_line(info)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through file permissions; a 0444 file only stops other users")

@@ -159,8 +159,11 @@ def test_stop_wins_against_a_claimer_in_another_process(store, make_mailing, db_
             time.sleep(0.01)
         assert claimed_rows(store) >= 20, "the other process never claimed anything"
 
+        asked = time.monotonic()
         accounts.stop(store, ALICE)
         stop_committed = time.time()  # the stop's COMMIT happened before this instant
+        # The busy claimer must not starve the stop (it waits for the lock, not for the claimer to quit).
+        assert time.monotonic() - asked < 2.0
         held = claimed_rows(store)
         time.sleep(0.4)  # the other process keeps trying all this time
         assert claimed_rows(store) == held, "a claim succeeded after the stop committed"
