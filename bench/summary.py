@@ -8,12 +8,12 @@ import sys
 
 def main(path: str) -> None:
     rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.startswith("{")]
-    engine = next(r for r in rows if r["bench"] == "engine" and r["transport"].startswith("smtp"))
-    null = next(r for r in rows if r["bench"] == "engine" and r["transport"] == "null:")
-    source = next(r for r in rows if r["bench"] == "smtp-source")
-    base = next(r for r in rows if r["bench"] == "baseline")
-    over = next((r for r in rows if r["bench"] == "overshoot"), None)
-    mem = next((r for r in rows if r["bench"] == "memory"), None)
+    engine = next(r for r in rows if r.get("bench") == "engine" and r["transport"].startswith("smtp"))
+    null = next(r for r in rows if r.get("bench") == "engine" and r["transport"] == "null:")
+    source = next(r for r in rows if r.get("bench") == "smtp-source")
+    base = next(r for r in rows if r.get("bench") == "baseline")
+    over = next((r for r in rows if r.get("bench") == "overshoot"), None)
+    mem = next((r for r in rows if r.get("bench") == "memory"), None)
 
     def check(ok: bool) -> str:
         return "met" if ok else "MISSED"

@@ -28,7 +28,7 @@ from ..store import Store, StoreError
 from ..store import engines as engine_rows
 from ..store import mailings as mailing_store
 from ..store import queue
-from ..store.control_reader import ControlReader
+from ..store.gate_io import AckWriter, ControlReader
 from ..store.queue import Claimed, Control, Outcome
 from .config import EngineConfig
 from .gate import Gate
@@ -97,6 +97,7 @@ class Engine:
         self._beat_wake: trio.Event | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._write_lock: trio.Lock | None = None
+        self._ack_wake = trio.Event()
 
     # -- public --------------------------------------------------------------
 
@@ -119,6 +120,8 @@ class Engine:
         self._beat_wake = trio.Event()
         self._write_lock = trio.Lock()
         reader = await self._db(ControlReader, self.store)
+        acker = await self._db(AckWriter, self.store)
+        self._ack_wake = trio.Event()
         initial = await self._db(reader.read)
         self.gate = Gate(reader.read, initial)
         self.gate.on_read = self._on_control
@@ -129,6 +132,7 @@ class Engine:
         async with trio.open_nursery() as background:
             background.start_soon(self.gate.run_reader, cfg.poll_interval)
             background.start_soon(self._heartbeat_loop)
+            background.start_soon(self._ack_loop, acker)
             background.start_soon(self._maintenance_loop)
             async with trio.open_nursery() as pipeline:
                 pipeline.start_soon(self._writer, results_out)
@@ -147,6 +151,7 @@ class Engine:
                 await self._close_down()
             background.cancel_scope.cancel()
         reader.close()
+        acker.close()
 
     async def _close_down(self) -> None:
         if self._past_dot:  # cut after the dot: possibly delivered, so it counts as an attempt
@@ -181,7 +186,7 @@ class Engine:
         if honoured is not None and honoured != self.acknowledged:
             log.debug("stop generations %s honoured at %.6f", honoured, time.time())
             self.acknowledged = honoured
-            self._beat_wake.set()  # type: ignore[union-attr]
+            self._ack_wake.set()
         if not self._has_sendable(snapshot):
             return
         self._claim_wake.set()  # type: ignore[union-attr]
@@ -400,6 +405,19 @@ class Engine:
             sent_total=self.sent_total, failed_total=self.failed_total,
             acknowledged=self.acknowledged, note=self.note,
         )
+
+    async def _ack_loop(self, acker: AckWriter) -> None:
+        """Write each new acknowledgement at once, on its own connection (see AckWriter)."""
+        while True:
+            await self._ack_wake.wait()
+            self._ack_wake = trio.Event()
+            acknowledged = self.acknowledged
+            try:
+                await trio.to_thread.run_sync(acker.write, self.engine_id, acknowledged, max(self.held, 0))
+                log.debug("acknowledged %s at %.6f", acknowledged, time.time())
+            except StoreError as exc:
+                log.warning("acknowledgement failed, the heartbeat will carry it: %s", exc)
+                self._beat_wake.set()  # type: ignore[union-attr]
 
     async def _heartbeat_loop(self) -> None:
         cfg = self.config
