@@ -94,3 +94,25 @@ def test_kill_9_mid_send_then_restart_delivers_everyone(store, tmp_path, smtpd_f
     m = get_mailing(store, mid)
     assert m.recovered == len(recovered)
     print(f"\nkill -9: {len(recovered)} recovered leases, {len(duplicates)} duplicates delivered")
+
+
+def test_sigterm_mid_send_leaves_nothing_claimed(store, tmp_path, smtpd_factory, config):
+    ctl, handler = smtpd_factory()
+    mid = add_mailing(store, tmp_path, 2000)
+    proc = serve(store_path(tmp_path), ctl.port, config, "--rate", "400")
+    try:
+        wait(lambda: get_mailing(store, mid).sent >= 50, 30)
+        assert get_mailing(store, mid).in_flight > 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    m = get_mailing(store, mid)
+    assert m.in_flight == 0 and m.sent + m.queued == 2000
+    assert "claimed" not in {row[0] for row in message_rows(store, mid).values()}
+    assert len(handler.messages) == m.sent  # everything delivered was recorded
+    assert [e.state for e in list_engines(store, include_gone=True)] == ["stopped"]
+
+
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store.db"

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from ..store import StoreError
-from .common import Context, UsageError
+from .common import Context, UsageError, safe
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -46,7 +46,7 @@ def run(ctx: Context) -> int:
     store = ctx.store()
 
     def ready(engine) -> None:  # type: ignore[no-untyped-def]
-        ctx.print(f"engine {engine.engine_id} sending via {config.masked_transport} "
+        ctx.print(f"engine {safe(engine.engine_id)} sending via {safe(config.masked_transport)} "
                   f"with {config.workers} workers; Ctrl-C or SIGTERM stops it")
         sys.stdout.flush()
 
@@ -54,5 +54,5 @@ def run(ctx: Context) -> int:
         engine = run_service(store, config, on_ready=ready)
     except OSError as exc:
         raise StoreError(f"engine failed: {exc}") from None
-    ctx.print(f"engine {engine.engine_id} stopped: {engine.sent_total} sent, {engine.failed_total} failed")
+    ctx.print(f"engine {safe(engine.engine_id)} stopped: {engine.sent_total} sent, {engine.failed_total} failed")
     return 0
