@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -89,6 +90,7 @@ class MailConsole(App[None]):
         self._poll_again = False
         self._stop_seen_from = 0  # a read started at or after this one sees our stop
         self._engine_error_shown = False
+        self._stop_threads: list[threading.Thread] = []
 
     # -- layout --------------------------------------------------------------
 
@@ -251,17 +253,20 @@ class MailConsole(App[None]):
         self.action_emergency_stop()
 
     def action_emergency_stop(self) -> None:
-        """Never asks. The screen turns STOPPED now; the commit follows at once."""
+        """Never asks. The commit starts first, on its own thread; the screen turns STOPPED meanwhile."""
         if self._refuse_read_only("stop"):
             return
         pressed = time.perf_counter()
+        # A plain thread, started here: a Textual worker would only start once this handler
+        # returns and the event loop turns, and every millisecond before the commit counts.
+        committer = threading.Thread(target=self._commit_stop, args=(pressed,), name="stop-commit", daemon=True)
+        committer.start()
+        self._stop_threads.append(committer)
         if not self.view().stopped and self.snapshot is not None:
             self.drain_from = self.snapshot.overview.in_flight
         self.stop_pending = True
         self.refresh_views()
-        self._commit_stop(pressed)
 
-    @work(thread=True, group="stop", exit_on_error=False)
     def _commit_stop(self, pressed: float) -> None:
         try:
             accounts.stop(self.store, self.actor, self.account, reason=STOP_REASON)
@@ -271,6 +276,11 @@ class MailConsole(App[None]):
         self.stop_timings.append(time.perf_counter() - pressed)
         self._nudge()  # the engine behind us turns back what is at the final-dot gate now
         self._from_thread(self._stop_committed)
+
+    def on_unmount(self) -> None:
+        # Quitting right after the stop key must not cut its commit short.
+        for thread in self._stop_threads:
+            thread.join(timeout=10)
 
     def _stop_committed(self) -> None:
         self._stop_seen_from = self._reads + 1
