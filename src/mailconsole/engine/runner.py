@@ -98,6 +98,7 @@ class Engine:
         self._token: trio.lowlevel.TrioToken | None = None
         self._write_lock: trio.Lock | None = None
         self._ack_wake = trio.Event()
+        self._last_control: Control | None = None
 
     # -- public --------------------------------------------------------------
 
@@ -127,43 +128,52 @@ class Engine:
         self.gate.on_read = self._on_control
         self.acknowledged = dict(initial.generations)  # nothing claimed yet: all honoured
         await self._beat("running")
-        work_in, work_out = trio.open_memory_channel[Work](cfg.batch)
-        results_in, results_out = trio.open_memory_channel[Outcome](math.inf)
-        async with trio.open_nursery() as background:
-            background.start_soon(self.gate.run_reader, cfg.poll_interval)
-            background.start_soon(self._heartbeat_loop)
-            background.start_soon(self._ack_loop, acker)
-            background.start_soon(self._maintenance_loop)
-            async with trio.open_nursery() as pipeline:
-                pipeline.start_soon(self._writer, results_out)
-                async with results_in, work_out:
-                    async with trio.open_nursery() as senders:
-                        senders.start_soon(self._claimer, work_in)
-                        for _ in range(cfg.workers):
-                            senders.start_soon(self._sender, work_out.clone(), results_in.clone())
-                        task_status.started()
-                        await self._shutdown.wait()
-                        log.info("engine %s shutting down", self.engine_id)
-                        # Transactions in progress may finish; after the grace they are
-                        # cut before their dot and their messages released below.
-                        senders.cancel_scope.deadline = trio.current_time() + cfg.shutdown_grace
-            with trio.CancelScope(shield=True):
-                await self._close_down()
-            background.cancel_scope.cancel()
-        reader.close()
-        acker.close()
+        to_senders, from_claimer = trio.open_memory_channel[Work](cfg.batch)
+        to_writer, from_senders = trio.open_memory_channel[Outcome](math.inf)
+        try:
+            async with trio.open_nursery() as background:
+                background.start_soon(self.gate.run_reader, cfg.poll_interval)
+                background.start_soon(self._heartbeat_loop)
+                background.start_soon(self._ack_loop, acker)
+                background.start_soon(self._maintenance_loop)
+                try:
+                    async with trio.open_nursery() as pipeline:
+                        pipeline.start_soon(self._writer, from_senders)
+                        async with to_writer, from_claimer:
+                            async with trio.open_nursery() as senders:
+                                senders.start_soon(self._claimer, to_senders)
+                                for _ in range(cfg.workers):
+                                    senders.start_soon(self._sender, from_claimer.clone(), to_writer.clone())
+                                task_status.started()
+                                await self._shutdown.wait()
+                                log.info("engine %s shutting down", self.engine_id)
+                                # Transactions in progress may finish; after the grace they
+                                # are cut before their dot and their messages released below.
+                                senders.cancel_scope.deadline = trio.current_time() + cfg.shutdown_grace
+                finally:
+                    # Also after a crash of a task: what this engine holds goes back now
+                    # rather than when its leases expire.
+                    with trio.CancelScope(shield=True):
+                        await self._close_down()
+                background.cancel_scope.cancel()
+        finally:
+            reader.close()
+            acker.close()
 
     async def _close_down(self) -> None:
-        if self._past_dot:  # cut after the dot: possibly delivered, so it counts as an attempt
-            await self._write(queue.record, self.store, self.engine_id, [
-                Outcome(mid, 0, "retry", error="shutdown after end of data; may have been delivered")
-                for mid in self._past_dot
-            ])
-        released = await self._write(queue.release_all, self.store, self.engine_id)
-        if released:
-            log.info("released %d claimed messages", released)
-        self.held = 0
-        await self._beat("stopped")
+        try:
+            if self._past_dot:  # cut after the dot: possibly delivered, so it counts as an attempt
+                await self._write(queue.record, self.store, self.engine_id, [
+                    Outcome(mid, 0, "retry", error="shutdown after end of data; may have been delivered")
+                    for mid in self._past_dot
+                ])
+            released = await self._write(queue.release_all, self.store, self.engine_id)
+            if released:
+                log.info("released %d claimed messages", released)
+            self.held = 0
+            await self._beat("stopped")
+        except StoreError as exc:  # the leases expire instead
+            log.error("could not release claimed messages: %s", exc)
 
     # -- database access -----------------------------------------------------
 
@@ -187,20 +197,19 @@ class Engine:
             log.debug("stop generations %s honoured at %.6f", honoured, time.time())
             self.acknowledged = honoured
             self._ack_wake.set()
-        if not self._has_sendable(snapshot):
-            return
-        self._claim_wake.set()  # type: ignore[union-attr]
-
-    @staticmethod
-    def _has_sendable(snapshot: Control) -> bool:
-        return len(snapshot.stopped_accounts) < len(snapshot.generations)
+        previous, self._last_control = self._last_control, snapshot
+        if previous is not None and (
+            snapshot.stopped_accounts != previous.stopped_accounts or snapshot.mailing_status != previous.mailing_status
+        ):
+            # A resume, a new or unpaused mailing: claim now, not at the next idle poll.
+            self._claim_wake.set()  # type: ignore[union-attr]
 
     # -- claimer -------------------------------------------------------------
 
-    async def _claimer(self, work_out: trio.MemorySendChannel[Work]) -> None:
+    async def _claimer(self, to_senders: trio.MemorySendChannel[Work]) -> None:
         cfg = self.config
         assert self._shutdown is not None and self._claim_wake is not None
-        async with work_out:
+        async with to_senders:
             while not self._shutdown.is_set():
                 room = min(cfg.batch, self._max_held - self.held)
                 claimed: list[Claimed] = []
@@ -218,7 +227,7 @@ class Engine:
                 self.held += len(claimed)
                 await self._refresh_revisions({c.mailing_id for c in claimed})
                 for c in claimed:
-                    await work_out.send(Work(c, self._revisions.get(c.mailing_id)))
+                    await to_senders.send(Work(c, self._revisions.get(c.mailing_id)))
 
     async def _refresh_revisions(self, mailing_ids: set[int]) -> None:
         """Newest revision of each mailing, at claim time: a corrected template is used at once."""
@@ -232,7 +241,7 @@ class Engine:
 
     # -- senders -------------------------------------------------------------
 
-    async def _sender(self, work_out: trio.MemoryReceiveChannel[Work], results: trio.MemorySendChannel[Outcome]) -> None:
+    async def _sender(self, work: trio.MemoryReceiveChannel[Work], results: trio.MemorySendChannel[Outcome]) -> None:
         """One sender task: one reused connection, messages one after another.
 
         When the next message is already waiting, its envelope (MAIL, RCPT, DATA)
@@ -244,15 +253,15 @@ class Engine:
         session: Session | None = None
         ahead: Prepared | None = None
         try:
-            async with work_out, results:
+            async with work, results:
                 while True:
                     current, ahead = ahead, None
                     if current is None:
-                        current = await self._prepare_next(work_out, results, wait=True)
+                        current = await self._prepare_next(work, results, wait=True)
                         if current is None:
                             break
                     if self._pacer is None and session is not None and not session.closed:
-                        ahead = await self._prepare_next(work_out, results, wait=False)
+                        ahead = await self._prepare_next(work, results, wait=False)
                     outcome, session = await self._deliver(current, session, ahead)
                     await results.send(outcome)
         finally:
@@ -261,12 +270,12 @@ class Engine:
                     await session.close()
 
     async def _prepare_next(
-        self, work_out: trio.MemoryReceiveChannel[Work], results: trio.MemorySendChannel[Outcome], *, wait: bool
+        self, source: trio.MemoryReceiveChannel[Work], results: trio.MemorySendChannel[Outcome], *, wait: bool
     ) -> Prepared | None:
         """The next message that may be sent, built; others go straight to the results."""
         while True:
             try:
-                work = await work_out.receive() if wait else work_out.receive_nowait()
+                work = await source.receive() if wait else source.receive_nowait()
             except (trio.EndOfChannel, trio.WouldBlock):
                 return None
             c = work.claimed
