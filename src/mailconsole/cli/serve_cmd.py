@@ -14,8 +14,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("serve", parents=[common], help="run the sender engine headless until SIGINT/SIGTERM")
     p.add_argument("--workers", type=int, default=None, help="SMTP connections / sender tasks (default 8)")
     p.add_argument("--transport", default=None,
-                   help="smtp://host:port[?starttls=required|opportunistic|off], smtps://host:port, maildir:PATH or null: "
-                        "(default: $MAILCONSOLE_TRANSPORT, else null:); the password comes from $MAILCONSOLE_SMTP_PASSWORD")
+                   help="smtp://[user@]host:port[?starttls=required|opportunistic|off][&cafile=PEM], smtps://..., "
+                        "maildir:PATH or null: (default: $MAILCONSOLE_TRANSPORT, else null:); "
+                        "the SMTP password comes from $MAILCONSOLE_SMTP_PASSWORD or the config file")
     p.add_argument("--rate", type=float, default=None, help="messages per second at most")
     p.add_argument("--batch", type=int, default=None, help="messages per claim (default 100)")
     p.add_argument("--config", default=None, help="TOML configuration file (keys of an [engine] table)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import mailbox
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -83,14 +84,20 @@ class NullTransport:
 
 
 class _MaildirSession(_LocalSession):
-    def __init__(self, box: mailbox.Maildir) -> None:
+    def __init__(self, box: mailbox.Maildir, lock: threading.Lock) -> None:
         self._box = box
+        self._lock = lock
 
     async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None) -> str:
         await _pass_gate(gate)  # before the file appears in new/: the Maildir "dot"
         data = message.data.replace(b"\r\n", b"\n")
-        name = await trio.to_thread.run_sync(self._box.add, data)
+        name = await trio.to_thread.run_sync(self._add, data)
         return f"250 stored as {name}"
+
+    def _add(self, data: bytes) -> str:
+        # Maildir's unique names use a per-object counter that is not thread-safe.
+        with self._lock:
+            return self._box.add(data)
 
 
 @dataclass
@@ -103,9 +110,10 @@ class MaildirTransport:
     def __post_init__(self) -> None:
         self.name = f"maildir:{self.path}"
         self._box = mailbox.Maildir(self.path, create=True)
+        self._lock = threading.Lock()
 
     async def open(self) -> Session:
-        return _MaildirSession(self._box)
+        return _MaildirSession(self._box, self._lock)
 
 
 class _SMTPSession:
