@@ -119,14 +119,15 @@ class QueueMachine(RuleBasedStateMachine):
         if preview.stopped:  # nothing happened in between: the preview was exact
             assert (done.to_send, done.to_suspend) == (preview.to_send, preview.to_suspend)
 
-    @rule(pick=st.integers(0, 50), action=st.sampled_from(["pause", "unpause", "requeue", "delete", "delete"]))
+    @rule(pick=st.integers(0, 50), action=st.sampled_from(["pause", "unpause", "requeue", "delete", "delete", "reschedule"]))
     def operate(self, pick: int, action: str) -> None:
         ids = self.live_ids()
         if not ids:
             return
         mid = ids[pick % len(ids)]
         fn = {"pause": mailings.pause, "unpause": mailings.unpause,
-              "requeue": mailings.requeue_suspended, "delete": mailings.delete_mailing}[action]
+              "requeue": mailings.requeue_suspended, "delete": mailings.delete_mailing,
+              "reschedule": lambda store, actor, mid: mailings.reschedule(store, actor, mid, self.clock.now + 60)}[action]
         try:
             fn(self.store, ALICE, mid)
         except (Refused, NotFound):
@@ -139,6 +140,15 @@ class QueueMachine(RuleBasedStateMachine):
     @invariant()
     def counters_equal_rows(self) -> None:
         assert_counters_match(self.store)
+
+    @invariant()
+    def status_agrees_with_counters(self) -> None:
+        """'sent' means nothing is left to send; 'sending' means something is (no mailing stuck)."""
+        for m in mailings.list_mailings(self.store, planned=True):
+            if m.status == "sent":
+                assert m.queued == m.in_flight == 0, m
+            if m.status == "sending":
+                assert m.queued + m.in_flight > 0, m
 
     @invariant()
     def nothing_claimable_while_stopped(self) -> None:

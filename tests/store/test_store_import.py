@@ -238,3 +238,16 @@ def test_invalid_sender_and_empty_name(store, csv_file):
 
 def test_missing_recipients_file(store, tmp_path):
     refused(store, tmp_path / "nope.csv", r"cannot read recipients file .*nope.csv")
+
+
+def test_file_changing_during_the_import_is_refused(store, csv_file):
+    """The file is validated, then read again to import: if it changed in between, nothing is imported."""
+    path = csv_file(recipients(3000, city="Graz"))
+
+    def progress(done: int, total: int) -> None:
+        if done == 100:  # someone is still writing the file
+            with path.open("a", encoding="utf-8") as f:
+                f.write("not-an-address,Late,Graz\n")
+
+    refused(store, path, r"changed while it was imported \(line 3002: invalid address 'not-an-address'\)",
+            batch_size=100, progress=progress)

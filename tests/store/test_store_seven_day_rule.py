@@ -97,3 +97,16 @@ def test_requeue_puts_suspended_messages_back_due_now(store, clock, make_mailing
     # Nothing suspended any more: a second requeue is refused with a reason.
     with pytest.raises(Refused, match="no suspended messages"):
         mailings.requeue_suspended(store, ALICE, mid)
+
+
+def test_planned_mailing_whose_messages_were_all_suspended_does_not_send_forever(store, clock, make_mailing):
+    """Planned for an hour later, then a long stop: on resume everything is suspended."""
+    mid = make_mailing(2, at=clock.now + 3600)
+    accounts.stop(store, ALICE)
+    clock.advance(9 * DAY)
+    accounts.resume(store, ALICE)
+    assert counters(store, mid) == (0, 2, "planned")
+    queue.promote_due(store)
+    assert counters(store, mid) == (0, 2, "sent")  # not "sending" with nothing to send
+    mailings.requeue_suspended(store, ALICE, mid)
+    assert counters(store, mid) == (2, 0, "sending")

@@ -273,8 +273,15 @@ def _expand(
             progress(imported, expected)
 
     for line, cells in rows:
-        if not cells or _problem(header, line, cells, in_subject):
-            continue  # the first pass already refused these unless skip_invalid
+        if not cells:
+            continue
+        problem = _problem(header, line, cells, in_subject)
+        if problem:
+            if not skip_invalid:
+                # The first pass found no bad row, so the file changed in between
+                # (still being written or copied): refuse rather than guess.
+                raise InvalidInput(f"{path.name} changed while it was imported ({problem}); nothing imported, retry")
+            continue  # counted by the first pass
         row = dict(zip(header, cells))
         email = row.pop("email").strip()
         if email in lines:

@@ -243,7 +243,7 @@ def reschedule(store: Store, actor: Actor, mailing_id: int, at: float, account: 
         )
         values: dict = {"scheduled_at": at}
         if m.status == PLANNED and at <= now:
-            values["status"] = SENDING
+            values["status"] = SENDING if m.queued else SENT  # everything suspended: nothing to send
         conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(**values))
         audit.record(conn, now, actor, account, "reschedule", mailing_id, previous=m.scheduled_at, scheduled_at=at)
         return _mailing(conn.execute(select(mailings).where(mailings.c.id == mailing_id)).one())

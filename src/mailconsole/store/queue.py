@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, and_, case, select, update
 
 from .connection import Store
 from .mailings import PLANNED, SENDING, SENT
@@ -57,12 +57,17 @@ class Control:
 
 
 def promote_due(store: Store) -> int:
-    """Planned mailings whose time has come start sending."""
+    """Planned mailings whose time has come start sending.
+
+    One whose every message was suspended meanwhile (a long stop) has nothing
+    to send: it becomes sent at once instead of sending forever.
+    """
+    nothing_left = and_(mailings.c.queued == 0, mailings.c.claimed == 0)
     with store.write() as conn:
         return conn.execute(
             update(mailings)
             .where(mailings.c.status == PLANNED, mailings.c.scheduled_at <= store.now())
-            .values(status=SENDING)
+            .values(status=case((nothing_left, SENT), else_=SENDING))
         ).rowcount
 
 
