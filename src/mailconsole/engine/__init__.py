@@ -4,8 +4,15 @@
 runs it on a thread of another program, `service.run_service` runs it headless.
 """
 
+import logging
+
 from .config import EngineConfig
 from .embedded import EmbeddedEngine
 from .runner import Engine
+
+# A library's logger: silent unless the program configures logging (as `serve`
+# does). Inside the console, a stray line on stderr would tear the screen; the
+# console shows the engine's last problem from its heartbeat row instead.
+logging.getLogger("mailconsole.engine").addHandler(logging.NullHandler())
 
 __all__ = ["EngineConfig", "EmbeddedEngine", "Engine"]
