@@ -97,6 +97,11 @@ def test_missing_merge_field_and_bad_address_fail_clearly():
     c = CompiledRevision(7, CASES[0])
     with pytest.raises(MergeError, match="cannot be rendered"):
         c.build(1, "a@example.net", {"name": "x"})  # no code
+    broken = CompiledRevision(7, RevisionData(1, "{{ 1 / n }}", "{{ name.__class__ }}", None, "news@shop.example", None))
+    with pytest.raises(MergeError, match="ZeroDivisionError"):
+        broken.build(1, "a@example.net", {"n": 0, "name": "x"})
+    with pytest.raises(MergeError, match="SecurityError|UndefinedError"):
+        broken.build(1, "a@example.net", {"n": 1, "name": "x"})
     with pytest.raises(MergeError, match="recipient address"):
         c.build(1, "jörg@example.net", {"name": "x", "code": "1"})
 
