@@ -7,6 +7,7 @@ import email
 import email.message
 import email.policy
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -301,3 +302,21 @@ class RawSMTPServer:
 
 # The installed command, as an operator runs it.
 MAILCONSOLE = str(Path(sys.executable).with_name("mailconsole"))
+
+
+def serve(db: Path, port: int, config: Path, *extra: str, **popen: object) -> subprocess.Popen:
+    """`mailconsole serve` as its own process, sending to 127.0.0.1:port (output piped unless redirected)."""
+    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
+    return subprocess.Popen(
+        [MAILCONSOLE, "--db", str(db), "serve", "--quiet",
+         "--transport", f"smtp://127.0.0.1:{port}", "--config", str(config), *extra],
+        **popen,  # type: ignore[call-overload]
+    )
+
+
+def wait(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll a predicate (blocking, for tests that drive processes) until true."""
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)

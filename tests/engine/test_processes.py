@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -13,24 +11,9 @@ import pytest
 from mailconsole.store.engines import list_engines
 from mailconsole.store.mailings import get_mailing
 
-from .conftest import MAILCONSOLE, add_mailing, message_rows
+from .conftest import add_mailing, message_rows, serve, wait
 
 pytestmark = pytest.mark.slow
-
-
-def serve(db: Path, port: int, config: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [MAILCONSOLE, "--db", str(db), "serve", "--quiet",
-         "--transport", f"smtp://127.0.0.1:{port}", "--config", str(config), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def wait(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.time() + timeout
-    while not predicate():
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 @pytest.fixture
