@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -89,11 +91,14 @@ async def measure(app: MailConsole, store: Store, keys: int, stops: int) -> dict
         for i in range(keys):
             t0 = time.perf_counter()
             n = len(dispatched)
-            await pilot.press(cycle[i % len(cycle)])
+            await pilot.press(cycle[i % len(cycle)])  # returns once the key is processed
+            key = cycle[i % len(cycle)]
             while len(dispatched) <= n:
                 await asyncio.sleep(0.001)
             handled = dispatched[n]
             while not frames or frames[-1] < handled:
+                if time.perf_counter() - t0 > 5:
+                    raise RuntimeError(f"key {key!r} (#{i}) painted nothing within 5 s")
                 await asyncio.sleep(0.001)
             first = next(f for f in frames if f >= handled)
             key_latency.append(first - t0)
@@ -122,22 +127,34 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=200)
     parser.add_argument("--stops", type=int, default=20)
     parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--no-engine", action="store_true", help="baseline: the same keys with no engine running")
+    parser.add_argument("--engine", choices=("thread", "process", "none"), default="thread",
+                        help="thread: inside the console, as `mailconsole` starts it (default); "
+                             "process: `mailconsole serve` beside it; none: baseline")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         store = build_store(Path(tmp), args.recipients)
         print(f"store with {args.recipients:,} queued built in {time.perf_counter() - t:.1f} s")
-        engine = None
-        if not args.no_engine:
+        engine = server = None
+        if args.engine == "thread":
             # Started as the console starts it (launch.start_engine), GIL setting included.
             engine = start_engine(store, EngineConfig(transport="null:", workers=args.workers))
+        elif args.engine == "process":
+            server = subprocess.Popen(
+                [sys.executable, "-m", "mailconsole", "--db", str(Path(tmp) / "bench.db"), "serve",
+                 "--transport", "null:", "--workers", str(args.workers), "--quiet"],
+                stdout=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)
         app = MailConsole(store, actor=ACTOR, engine=engine, poll_interval=0.5)
         try:
             results = asyncio.run(measure(app, store, args.keys, args.stops))
         finally:
             if engine is not None:
                 engine.stop()
+            if server is not None:
+                server.send_signal(signal.SIGTERM)
+                server.wait(30)
         store.close()
     ms = {k: [v * 1000 for v in vs] for k, vs in results.items() if k != "rate"}
     print(f"engine throughput while keys were pressed: {results['rate'][0]:,.0f} msg/s")

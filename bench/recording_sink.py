@@ -1,26 +1,53 @@
 """A small SMTP sink that timestamps every accepted end-of-data dot, for the overshoot benchmark.
 
-Accepts everything (with PIPELINING) and appends `time.time()` of each accepted
-dot to a file, one line each, flushed at once: the benchmark compares these
-times with the moment `mailconsole stop` returned. It runs as its own process,
-so its clock reading is not delayed by the engine's event loop.
+Accepts everything (with PIPELINING) and appends the arrival time of each
+accepted dot to a file, one line each, flushed at once: the benchmark compares
+these times with the moment `mailconsole stop` returned. The time is the
+kernel's receive timestamp of the data that completed the dot (SO_TIMESTAMPNS,
+Linux), not the moment this process got around to parsing it: on a loaded
+machine the sink can lag by hundreds of milliseconds, which would count a dot
+sent before the stop as sent after it. Elsewhere it falls back to time.time().
 """
 
 from __future__ import annotations
 
+import socket
+import struct
 import sys
 import time
 
 import trio
 
+SO_TIMESTAMPNS = 35  # Linux; also the control message type (SCM_TIMESTAMPNS)
+TIMESPEC = struct.Struct("@qq")
+
+
+async def receive(sock: trio.socket.SocketType, kernel_stamps: bool) -> tuple[bytes, float]:
+    """Some data and the time it reached this host."""
+    if not kernel_stamps:
+        data = await sock.recv(1 << 16)
+        return data, time.time()
+    data, ancillary, _flags, _addr = await sock.recvmsg(1 << 16, socket.CMSG_SPACE(TIMESPEC.size))
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= TIMESPEC.size:
+            sec, nsec = TIMESPEC.unpack_from(payload)
+            return data, sec + nsec / 1e9
+    return data, time.time()
+
 
 async def handle(stream: trio.SocketStream, out) -> None:  # type: ignore[no-untyped-def]
     buf = bytearray()
     in_data = False
+    sock = stream.socket
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        kernel_stamps = sys.platform.startswith("linux")
+    except OSError:
+        kernel_stamps = False
     try:
         await stream.send_all(b"220 sink ESMTP\r\n")
         while True:
-            chunk = await stream.receive_some(1 << 16)
+            chunk, arrived = await receive(sock, kernel_stamps)
             if not chunk:
                 return
             buf += chunk
@@ -31,7 +58,7 @@ async def handle(stream: trio.SocketStream, out) -> None:  # type: ignore[no-unt
                     if end < 0:
                         del buf[: max(0, len(buf) - 4)]  # keep a possible partial terminator
                         break
-                    out.write(f"{time.time():.6f}\n")
+                    out.write(f"{arrived:.6f}\n")
                     out.flush()
                     del buf[: end + 5]
                     in_data = False

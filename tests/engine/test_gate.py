@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 import trio
 
 from mailconsole.engine import EmbeddedEngine
+from mailconsole.engine.gate import Gate
 from mailconsole.store import accounts
 from mailconsole.store import mailings as mailing_store
 from mailconsole.store.engines import list_engines
+from mailconsole.store.queue import Control
 
 from .conftest import OPERATOR, RawSMTPServer, add_mailing, fast_config, mailing, message_rows, running, wait_done, wait_for
 
@@ -131,3 +134,75 @@ def test_embedded_engine_nudge_and_graceful_stop(store, tmp_path):
     m = mailing_store.get_mailing(store, mid)
     assert m.in_flight == 0 and m.sent + m.queued == 20000
     assert list_engines(store, include_gone=True)[0].state == "stopped"
+
+
+def _control(stopped: bool) -> Control:
+    return Control({1: 1 if stopped else 0}, frozenset({1}) if stopped else frozenset(), {7: ("sending", 1)})
+
+
+async def test_gate_reads_are_shared_and_fail_closed():
+    reads = []
+    failing = [True]
+
+    def read() -> Control:
+        reads.append(time.monotonic())
+        if failing[0]:
+            raise RuntimeError("disk I/O error")
+        return _control(False)
+
+    gate = Gate(read, _control(False))
+    passed: list[int | None] = []
+
+    async def worker() -> None:
+        passed.append(await gate.passage(7))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gate.run_reader, 0.01)
+        for _ in range(50):
+            nursery.start_soon(worker)
+        await trio.sleep(0.3)
+        assert passed == []  # no dot without a fresh read
+        failing[0] = False
+        before = len(reads)
+        with trio.fail_after(5):
+            while len(passed) < 50:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert all(seq is not None for seq in passed)
+    assert len(reads) - before <= 3  # fifty workers, one or two reads
+
+
+async def test_nudge_distrusts_a_read_already_under_way():
+    """A stop committed in this process while a read is in flight: that read may predate it."""
+    in_read = threading.Event()
+    release = threading.Event()
+    stopped = [False]
+    count = [0]
+
+    def read() -> Control:
+        count[0] += 1
+        snapshot = _control(stopped[0])  # what the database showed when the read began
+        if count[0] == 1:
+            in_read.set()
+            release.wait(5)
+        return snapshot
+
+    gate = Gate(read, _control(False))
+    result: list[int | None] = []
+
+    async def worker() -> None:
+        result.append(await gate.passage(7))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gate.run_reader, 0.01)
+        nursery.start_soon(worker)
+        await trio.to_thread.run_sync(in_read.wait, 5)
+        stopped[0] = True  # the stop commits...
+        gate.nudge()  # ...and its committer nudges, from any thread
+        release.set()
+        with trio.fail_after(5):
+            while not result:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert result == [None]  # turned back: the first read was not trusted
+    assert count[0] >= 2

@@ -19,6 +19,7 @@ worker is still writing a dot it was allowed on an older read.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 
@@ -27,6 +28,7 @@ import trio
 from ..store.queue import Control
 
 ReadControl = Callable[[], Control]
+log = logging.getLogger("mailconsole.engine")
 
 
 class Gate:
@@ -53,7 +55,13 @@ class Gate:
             self._wanted = trio.Event()
             self._started += 1
             seq = self._started
-            snapshot = await trio.to_thread.run_sync(self._read)
+            try:
+                snapshot = await trio.to_thread.run_sync(self._read)
+            except Exception as exc:
+                # Fail closed: without a fresh read nobody passes; try again shortly.
+                log.warning("cannot read the stop state, holding every dot: %s", exc)
+                await trio.sleep(max(poll_interval, 0.1))
+                continue
             self.snapshot = snapshot
             self._done = seq
             self._completed.set()
@@ -68,7 +76,7 @@ class Gate:
         if token is None:
             return
         try:
-            token.run_sync_soon(self._wanted.set)
+            token.run_sync_soon(lambda: self._wanted.set())  # the reader's current event
         except trio.RunFinishedError:
             pass
 

@@ -19,7 +19,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import trio
@@ -164,7 +164,8 @@ class Engine:
         try:
             if self._past_dot:  # cut after the dot: possibly delivered, so it counts as an attempt
                 await self._write(queue.record, self.store, self.engine_id, [
-                    Outcome(mid, 0, "retry", error="shutdown after end of data; may have been delivered")
+                    Outcome(mid, 0, "retry", error="shutdown after end of data; may have been delivered",
+                            possibly_delivered=True)
                     for mid in self._past_dot
                 ])
             released = await self._write(queue.release_all, self.store, self.engine_id)
@@ -314,12 +315,15 @@ class Engine:
         except GateClosed:
             return Outcome(c.id, c.mailing_id, "release"), session
         except SMTPError as exc:
+            # No reply after our dot: the server may have taken the message, so a
+            # later send can duplicate it; the store counts it (promise 3).
+            twice = exc.connection_lost and c.id in self._past_dot
             if exc.connection_lost:
                 self.note = str(exc)
                 log.warning("connection problem: %s", exc)
             if exc.temporary:
-                return self._retry(c, rid, str(exc)), session
-            return self._failure(c, rid, str(exc)), session
+                return replace(self._retry(c, rid, str(exc)), possibly_delivered=twice), session
+            return replace(self._failure(c, rid, str(exc)), possibly_delivered=twice), session
         return Outcome(c.id, c.mailing_id, "sent", rid), session
 
     async def _gate_check(self, c: Claimed) -> Callable[[], None] | None:
