@@ -30,6 +30,9 @@ from ..store.queue import Control
 ReadControl = Callable[[], Control]
 log = logging.getLogger("mailconsole.engine")
 
+# A gate answer older than this is not used: read again (see Gate.fresh).
+MAX_AGE = 0.005
+
 
 class Gate:
     def __init__(self, read: ReadControl, initial: Control) -> None:
@@ -38,6 +41,7 @@ class Gate:
         self._started = 0  # sequence number of the last read started
         self._done = 0  # sequence number of the last read completed
         self._not_before = 0  # reads older than this are distrusted (nudge)
+        self._done_at = 0.0  # trio time at which the last read completed
         self._wanted = trio.Event()
         self._completed = trio.Event()
         self._passing: Counter[int] = Counter()  # read seq -> dots being written on it
@@ -64,6 +68,7 @@ class Gate:
                 continue
             self.snapshot = snapshot
             self._done = seq
+            self._done_at = trio.current_time()
             self._completed.set()
             self._completed = trio.Event()
             if self.on_read is not None:
@@ -83,9 +88,15 @@ class Gate:
     # -- the workers' side ---------------------------------------------------
 
     async def fresh(self) -> Control:
-        """The stop state from a read that started after this call."""
+        """The stop state from a read that started after this call, completed moments ago.
+
+        The second condition bounds the time between the read and the dot even when
+        the process is starved of CPU: an answer older than MAX_AGE is read again.
+        """
         need = self._started + 1
-        while self._done < max(need, self._not_before):
+        while self._done < max(need, self._not_before) or trio.current_time() - self._done_at > MAX_AGE:
+            if self._done >= need:
+                need = self._done + 1  # stale by now: wait for the next read to complete
             self._wanted.set()
             await self._completed.wait()
         return self.snapshot
