@@ -41,6 +41,9 @@ class Outcome:
     revision_id: int | None = None
     error: str | None = None
     retry_at: float | None = None
+    # The dot was written but no reply came (connection lost, timeout, shutdown):
+    # the server may have taken the message, so a later send may be a duplicate.
+    possibly_delivered: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ def record(store: Store, owner: str, outcomes: Iterable[Outcome]) -> None:
     if not groups:
         return
     touched: set[int] = set()
+    twice: dict[int, int] = {}  # mailing -> messages possibly delivered already (see Outcome)
     with store.write() as conn:
         for (kind, rid), items in groups.items():
             moved: dict[int, int] = {}
@@ -163,13 +167,15 @@ def record(store: Store, owner: str, outcomes: Iterable[Outcome]) -> None:
                 n = sum(moved.values())
                 if n and rid is not None:
                     conn.execute(update(revisions).where(revisions.c.id == rid).values(sent=revisions.c.sent + n))
-            elif kind == "failed":
+            elif kind in ("failed", "retry"):
                 for o in items:
-                    _merge(moved, _apply(conn, owner, [o.message_id], {"state": "failed", "last_error": o.error}))
-            elif kind == "retry":
-                for o in items:
-                    _merge(moved, _apply(conn, owner, [o.message_id],
-                                         {"state": "queued", "due_at": o.retry_at or now, "last_error": o.error}))
+                    values = {"state": "failed"} if kind == "failed" else {"state": "queued", "due_at": o.retry_at or now}
+                    if o.possibly_delivered:
+                        values["recovered"] = messages.c.recovered + 1
+                    one = _apply(conn, owner, [o.message_id], {**values, "last_error": o.error})
+                    _merge(moved, one)
+                    if o.possibly_delivered:
+                        _merge(twice, one)
             else:  # release: never reached the dot, so the attempt does not count
                 moved = _apply(conn, owner, [o.message_id for o in items],
                                {"state": "queued", "attempts": messages.c.attempts - 1})
@@ -181,6 +187,8 @@ def record(store: Store, owner: str, outcomes: Iterable[Outcome]) -> None:
                     .where(mailings.c.id == mid)
                     .values({"claimed": mailings.c.claimed - n, counter: getattr(mailings.c, counter) + n})
                 )
+        for mid, n in twice.items():
+            conn.execute(update(mailings).where(mailings.c.id == mid).values(recovered=mailings.c.recovered + n))
         if touched:
             _finish(conn, touched)
 

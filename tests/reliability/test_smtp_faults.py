@@ -1,0 +1,88 @@
+"""SMTP faults: a server that refuses, stalls, hangs up and vanishes at random.
+
+Promises 2-4 must hold, and each message's end state must match what the server
+did to it: a 5xx reply fails the message with that reply's text; a 4xx reply or a
+lost connection is retried; a message that runs out of attempts fails saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+
+import trio
+
+from engine.conftest import add_mailing, fast_config, message_rows, running, wait_done
+
+from . import accounting
+from .faultserver import FaultServer
+
+MAX_ATTEMPTS = 6
+TOKEN = re.compile(r"\bF\d+\b")
+
+
+def expected_failure(email: str, attempts: int, error: str, faults: dict) -> str | None:
+    """Why this failure is wrong, or None if it matches what the server did."""
+    if error.endswith(f"(gave up after {MAX_ATTEMPTS} attempts)"):
+        if attempts != MAX_ATTEMPTS:
+            return f"gave up after {attempts} attempts, not {MAX_ATTEMPTS}"
+        tokens = TOKEN.findall(error)
+        if tokens and faults[tokens[0]].code >= 500:
+            return "a permanent reply was retried"
+        return None
+    tokens = TOKEN.findall(error)
+    if not tokens:
+        return "failed without a server reply behind it"
+    fault = faults[tokens[0]]
+    if fault.code < 500:
+        return f"failed at once on a temporary reply {fault}"
+    if fault.rcpt not in (None, email):
+        return f"failed with another recipient's reply {fault}"
+    if str(fault.code) not in error:
+        return "the reason lacks the reply code"
+    return None
+
+
+async def test_random_smtp_faults(store, tmp_path: Path):
+    seed = int(os.environ.get("TORTURE_SEED", random.randrange(1 << 30)))
+    print(f"\nseed {seed}")
+    server = FaultServer(random.Random(seed))
+    n = 400
+    mid = add_mailing(store, tmp_path, n)
+    config = fast_config(
+        transport="", workers=4, max_attempts=MAX_ATTEMPTS, retry_base=0.05, retry_max=0.4,
+        connect_timeout=3.0, command_timeout=3.0, data_timeout=3.0, lease_seconds=5.0,
+    )
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(server.run)
+        config.transport = f"smtp://127.0.0.1:{port}?starttls=off"
+        async with running(store, config):
+            with trio.fail_after(60):
+                while len(server.accepted) < n // 3:
+                    await trio.sleep(0.05)
+            await server.vanish(1.0)
+            await wait_done(store, mid, timeout=120)
+        nursery.cancel_scope.cancel()
+    faults = server.by_token()
+    rows = message_rows(store, mid)
+    wrong = {}
+    for email, (state, attempts, error, _recovered) in rows.items():
+        if state == "failed":
+            why = expected_failure(email, attempts, error or "", faults)
+            if why:
+                wrong[email] = (why, error)
+    assert not wrong, wrong
+    # Every permanent reply to a known recipient failed that recipient, with that reply.
+    for f in faults.values():
+        if f.code >= 500 and f.rcpt is not None and f.token not in server.late:
+            state, _, error, _ = rows[f.rcpt]
+            assert state == "failed" and f.token in error, (f, rows[f.rcpt])
+    report = accounting.check(store, accounting.deliveries(body for _, body in server.accepted))
+    kinds = {}
+    for f in faults.values():
+        kinds[f"{f.stage} {f.code or ''}".strip()] = kinds.get(f"{f.stage} {f.code or ''}".strip(), 0) + 1
+    print(f"faults injected: {dict(sorted(kinds.items()))}")
+    print(f"end states: {dict(report.states)}; duplicates at the server: {report.duplicates} "
+          f"(counted as possibly delivered: {report.recovered})")
