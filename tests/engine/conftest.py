@@ -216,6 +216,7 @@ class RawSMTPServer:
         self.release = trio.Event()
         self.aborted = 0  # DATA phases that ended without the dot (connection closed)
         self.reject_rcpt: set[str] = set()
+        self.hang_up_after_dot = 0  # this many accepted messages get no reply: the connection closes
         self.commands: list[bytes] = []
 
     async def serve(self, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
@@ -266,6 +267,9 @@ class RawSMTPServer:
                         return
                     self.accepted.append((rcpt, body, time.time()))
                     rcpt = ""
+                    if self.hang_up_after_dot:
+                        self.hang_up_after_dot -= 1
+                        return
                     await stream.send_all(b"250 accepted\r\n")
                 elif verb == b"QUIT":
                     await stream.send_all(b"221 bye\r\n")

@@ -186,3 +186,17 @@ async def test_pipelined_envelopes_behind_the_dot(store, tmp_path, nursery):
     assert server.commands.count(b"RSET") >= 1  # the half-open transaction was reset
     rows = message_rows(store, mid)
     assert "550 5.1.1" in rows["user5@example.net"][2] and "550 5.1.1" in rows["user6@example.net"][2]
+
+
+async def test_connection_lost_after_the_dot_is_counted_as_possibly_delivered(store, tmp_path, nursery):
+    """No reply to the dot: the server may have the message, so the retry is a counted duplicate."""
+    server = RawSMTPServer()
+    server.hang_up_after_dot = 1
+    port = await nursery.start(server.serve)
+    mid = add_mailing(store, tmp_path, 1)
+    async with running(store, fast_config(transport=f"smtp://127.0.0.1:{port}", workers=1)):
+        m = await wait_done(store, mid)
+    assert m.sent == 1 and m.recovered == 1
+    [(state, attempts, _, recovered)] = message_rows(store, mid).values()
+    assert (state, attempts, recovered) == ("sent", 2, 1)
+    assert len(server.accepted) == 2  # delivered twice, and the store says it may have been

@@ -186,8 +186,12 @@ class SMTPConnection:
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 await self.abort()
                 raise SMTPError(f"connection lost: {exc}", connection_lost=True) from None
-            except (SMTPError, GateClosed):
-                raise  # a refused command leaves the session usable; a lost one is closed already
+            except SMTPError as exc:
+                if exc.connection_lost:  # the session is gone: the next message must reconnect
+                    await self.abort()
+                raise  # a refused command leaves the session usable
+            except GateClosed:
+                raise
             except BaseException:  # cancelled mid-transaction: never leave a DATA phase open
                 await self.abort()
                 raise
