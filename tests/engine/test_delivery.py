@@ -6,7 +6,7 @@ import mailbox
 
 from mailconsole.store.engines import list_engines
 
-from .conftest import SENDER, add_mailing, fast_config, parse, running, wait_done
+from .conftest import SENDER, add_mailing, fast_config, parse, running, wait_done, wait_for
 
 
 async def test_delivers_every_recipient_personalised(store, tmp_path, smtpd_factory):
@@ -44,3 +44,17 @@ async def test_null_transport_counts_and_heartbeats(store, tmp_path):
     assert m.sent == 300
     [info] = list_engines(store, include_gone=True)
     assert info.state == "stopped" and info.in_flight == 0
+
+
+async def test_leases_are_renewed_while_messages_wait(store, tmp_path):
+    """Held longer than a lease (slow rate), nothing expires: the heartbeat renews the claims."""
+    box = tmp_path / "box"
+    mid = add_mailing(store, tmp_path, 30)
+    cfg = fast_config(transport=f"maildir:{box}", workers=2, rate=20, lease_seconds=0.6)
+    async with running(store, cfg) as engine:
+        await wait_for(lambda: engine.held > 5)
+        m = await wait_done(store, mid)
+        [info] = list_engines(store)
+        assert info.sent_rate > 0
+    assert (m.sent, m.recovered) == (30, 0)
+    assert len(list(mailbox.Maildir(box))) == 30

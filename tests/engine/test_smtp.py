@@ -30,12 +30,14 @@ def tls(ca):
     return server, client
 
 
-async def test_starttls_required(store, tmp_path, smtpd_factory, tls):
+async def test_starttls_required(store, tmp_path, smtpd_factory, tls, ca):
     server_ctx, client_ctx = tls
     ctl, handler = smtpd_factory(tls_context=server_ctx, require_starttls=True)
     mid = add_mailing(store, tmp_path, 5)
-    cfg = fast_config(transport=f"smtp://127.0.0.1:{ctl.port}?starttls=required", workers=2)
-    async with running(store, cfg, transport=make_transport(cfg, ssl_context=client_ctx)):
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))  # the operator's way: a CA file named in the URL
+    cfg = fast_config(transport=f"smtp://127.0.0.1:{ctl.port}?starttls=required&cafile={ca_file}", workers=2)
+    async with running(store, cfg):
         m = await wait_done(store, mid)
     assert m.sent == 5 and len(handler.messages) == 5
 
@@ -200,3 +202,15 @@ async def test_connection_lost_after_the_dot_is_counted_as_possibly_delivered(st
     [(state, attempts, _, recovered)] = message_rows(store, mid).values()
     assert (state, attempts, recovered) == ("sent", 2, 1)
     assert len(server.accepted) == 2  # delivered twice, and the store says it may have been
+
+
+async def test_untrusted_certificate_is_refused(store, tmp_path, smtpd_factory, tls):
+    server_ctx, _ = tls
+    ctl, handler = smtpd_factory(tls_context=server_ctx, require_starttls=True)
+    mid = add_mailing(store, tmp_path, 1)
+    cfg = fast_config(transport=f"smtp://127.0.0.1:{ctl.port}?starttls=required", workers=1, max_attempts=1)
+    async with running(store, cfg):
+        m = await wait_done(store, mid)
+    assert m.failed == 1 and not handler.messages
+    [(_, _, error, _)] = message_rows(store, mid).values()
+    assert "TLS" in error and "certificate" in error.lower()
