@@ -222,8 +222,9 @@ class Engine:
                     try:
                         claimed = await self._write(queue.claim, self.store, self.engine_id, room, cfg.lease_seconds)
                     except StoreError as exc:
+                        if self.note != str(exc):  # once per cause, not at every idle poll
+                            log.warning("claim failed: %s", exc)
                         self.note = str(exc)
-                        log.warning("claim failed: %s", exc)
                 if not claimed:
                     self._claim_wake = trio.Event()
                     with trio.move_on_after(cfg.idle_claim_interval if room > 0 else 0.05):
@@ -268,7 +269,7 @@ class Engine:
                     if self._pacer is None and session is not None and not session.closed:
                         ahead = await self._prepare_next(work, results, wait=False)
                     outcome, session = await self._deliver(current, session, ahead)
-                    await results.send(outcome)
+                    results.send_nowait(outcome)  # unbounded: never blocks, no scheduling round
         finally:
             if session is not None and not session.closed:
                 with trio.CancelScope(shield=True), trio.move_on_after(1.0):
@@ -285,15 +286,15 @@ class Engine:
                 return None
             c = work.claimed
             if self._turned_back(c):
-                await results.send(Outcome(c.id, c.mailing_id, "release"))  # never reached a server
+                results.send_nowait(Outcome(c.id, c.mailing_id, "release"))  # never reached a server
                 continue
             if work.revision is None:
-                await results.send(self._failure(c, None, "mailing has no template revision"))
+                results.send_nowait(self._failure(c, None, "mailing has no template revision"))
                 continue
             try:
                 return work, work.revision.build(c.id, c.email, c.fields)
             except MergeError as exc:
-                await results.send(self._failure(c, work.revision.revision_id, str(exc)))
+                results.send_nowait(self._failure(c, work.revision.revision_id, str(exc)))
 
     def _turned_back(self, c: Claimed) -> bool:
         assert self.gate is not None and self._shutdown is not None
@@ -354,6 +355,7 @@ class Engine:
         """Record outcomes in batches: one transaction for everything that finished meanwhile."""
         pending: list[Outcome] = []
         closed = False
+        failing_since: float | None = None
         async with results:
             while not (closed and not pending):
                 if not closed:
@@ -365,14 +367,23 @@ class Engine:
                         await self._write(queue.record, self.store, self.engine_id, pending)
                 except StoreError as exc:  # keep the outcomes and try again
                     self.note = str(exc)
+                    failing_since = failing_since or trio.current_time()
+                    if self._shutdown.is_set() and trio.current_time() - failing_since > self.config.shutdown_grace:  # type: ignore[union-attr]
+                        # Shutting down on a store that takes no writes: waiting would
+                        # never end. Unrecorded messages stay claimed; their leases
+                        # expire and they are sent again, counted as possible duplicates.
+                        log.error("giving up recording %d results on shutdown: %s", len(pending), exc)
+                        pending = []
+                        continue
                     log.warning("recording results failed, retrying: %s", exc)
                     await trio.sleep(0.5)
                     continue
+                failing_since = None
                 self._count(pending)
                 pending = []
 
     async def _gather(self, results: trio.MemoryReceiveChannel[Outcome], pending: list[Outcome]) -> bool:
-        """Add outcomes to `pending`: wait for one, then up to result_flush for a batch.
+        """Add outcomes to `pending`: wait for one, then result_flush for the rest of a batch.
 
         Larger batches cost less per message; the claimer keeps enough messages in
         hand that waiting a few milliseconds starves no sender. True at end of channel.
@@ -380,12 +391,15 @@ class Engine:
         try:
             if not pending:
                 pending.append(await results.receive())
-            with trio.move_on_after(self.config.result_flush):
-                while len(pending) < self.config.batch:
-                    pending.append(await results.receive())
+            # Sleep, then take what arrived: one wake-up per batch, not per outcome.
+            # Capped, so a record never holds the write lock long (a stop waits for it).
+            await trio.sleep(self.config.result_flush)
+            while len(pending) < self.config.batch:
+                pending.append(results.receive_nowait())
+        except trio.WouldBlock:
+            return False
         except trio.EndOfChannel:
             return True
-        return False
 
     def _count(self, outcomes: list[Outcome]) -> None:
         for o in outcomes:
