@@ -14,11 +14,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
+from textual.dom import DOMNode
+from textual.widget import Widget
 from textual.widgets import Footer, Input, TabbedContent, TabPane, TextArea
 
 from ..store import Actor, Store, StoreError
@@ -41,12 +44,22 @@ from .settings_tab import SettingsTab
 from .view import LiveWidget, View
 
 STOP_REASON = "stop key in the console"
+STOP_HEAD_START = 0.03  # seconds the stop's commit may run before the screen flips
 
 
 class Engine(Protocol):
     """What the console needs from an engine running inside it."""
 
     def nudge(self) -> None: ...
+
+
+def _displayed(widget: Widget) -> bool:
+    node: DOMNode | None = widget
+    while isinstance(node, Widget):
+        if not node.display:
+            return False
+        node = node.parent
+    return True
 
 
 class MailConsole(App[None]):
@@ -134,12 +147,17 @@ class MailConsole(App[None]):
         )
 
     def refresh_views(self) -> None:
-        """Redraw every live widget on every open screen from one View."""
+        """Redraw every visible live widget on every open screen from one View.
+
+        Panes on hidden tabs are skipped (they catch up when their tab opens): with an
+        engine busy in the same process, UI work is what delays the next key press.
+        """
         view = self.view()
         with self.batch_update():
             for screen in self.screen_stack:
                 for widget in screen.walk_children(LiveWidget):
-                    widget.show(view)
+                    if _displayed(widget):
+                        widget.show(view)
 
     # -- reading ---------------------------------------------------------------
 
@@ -154,12 +172,12 @@ class MailConsole(App[None]):
             return
         self._reading = True
         self._poll_again = False
-        self._read(self.selected_mailing(), self._next_read())
+        self._read(self.selected_mailing(), self.tabs.active == "audit", self._next_read())
 
     @work(thread=True, group="read", exit_on_error=False)
-    def _read(self, selected: int | None, seq: int) -> None:
+    def _read(self, selected: int | None, audit: bool, seq: int) -> None:
         try:
-            snap = read_snapshot(self.store, self.account, self.clock(), selected)
+            snap = read_snapshot(self.store, self.account, self.clock(), selected, audit=audit)
         except StoreError as exc:
             self._from_thread(self._read_failed, exc)
             return
@@ -187,6 +205,8 @@ class MailConsole(App[None]):
         if seq <= self._applied:
             return
         self._applied = seq
+        if snap.audit is None and self.snapshot is not None:
+            snap = replace(snap, audit=self.snapshot.audit)
         self.snapshot = snap
         self.rates.add(snap.taken_at, snap.overview.rate, snap.mailings)
         if self.stop_pending and (snap.stopped or seq >= self._stop_seen_from > 0):
@@ -262,6 +282,10 @@ class MailConsole(App[None]):
         committer = threading.Thread(target=self._commit_stop, args=(pressed,), name="stop-commit", daemon=True)
         committer.start()
         self._stop_threads.append(committer)
+        # Give the commit the interpreter for a moment: waiting here releases the GIL, so the
+        # commit is not slowed by this thread repainting (or by a busy engine thread).
+        # Usually it is done in a few ms; if the store is slow the screen flips anyway.
+        committer.join(STOP_HEAD_START)
         if not self.view().stopped and self.snapshot is not None:
             self.drain_from = self.snapshot.overview.in_flight
         self.stop_pending = True
@@ -467,6 +491,7 @@ class MailConsole(App[None]):
         self.push_screen(HelpScreen())
 
     def on_tabbed_content_tab_activated(self) -> None:
+        self.refresh_views()  # the pane was skipped while hidden
         self.poll()
 
     def on_mailings_table_selected(self) -> None:

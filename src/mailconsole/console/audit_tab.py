@@ -33,7 +33,7 @@ class AuditTab(Vertical, LiveWidget):
         yield LiveTable(COLUMNS, id="audit")
 
     def show(self, view: View) -> None:
-        if view.snapshot is None:
+        if view.snapshot is None or view.snapshot.audit is None:
             return
         log = view.snapshot.audit
         rows = {

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 ENGINE_STOP_TIMEOUT = 15.0
 # With the engine's thread busy, every return of the UI (or the stop's commit) to
 # Python waits for the GIL; CPython hands it over only every `switchinterval`
-# (5 ms by default), and a key press needs many such returns. 1 ms keeps the
+# (5 ms by default), and a key press needs many such returns. 0.5 ms keeps the
 # console responsive at a small cost in engine throughput (docs/benchmarks.md).
-SWITCH_INTERVAL = 0.001
+SWITCH_INTERVAL = 0.0005
 # The demo sends slowly on purpose: meters move, and there is time to press the stop key.
 DEMO_RATE = 40.0
 DEMO_WORKERS = 4

@@ -23,7 +23,8 @@ class Snapshot:
 
     taken_at: float
     overview: Overview
-    audit: list[AuditEntry] = field(default_factory=list)
+    # None when not read this time (the audit pane is hidden): the app keeps the last one.
+    audit: list[AuditEntry] | None = None
     # Per-revision sent counts, read only for the mailing the operator selected.
     revisions: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
 
@@ -43,8 +44,11 @@ class Snapshot:
         return next((m for m in self.mailings if m.id == mailing_id), None)
 
 
-def read_snapshot(store: Store, account: str, now: float, selected: int | None = None) -> Snapshot:
-    """Blocking: call from a worker thread."""
+def read_snapshot(
+    store: Store, account: str, now: float, selected: int | None = None, *, audit: bool = True
+) -> Snapshot:
+    """Blocking: call from a worker thread. Reads only what is asked, to leave the CPU to the engine."""
     ov = overview(store, account)
     revs = {selected: revision_counts(store, selected)} if selected is not None else {}
-    return Snapshot(now, ov, entries(store, limit=AUDIT_ROWS, account=account), revs)
+    log = entries(store, limit=AUDIT_ROWS, account=account) if audit else None
+    return Snapshot(now, ov, log, revs)
