@@ -1,9 +1,11 @@
 """The maintained counters always equal the message rows, whatever the sequence of operations.
 
 A hypothesis state machine drives claims, outcomes, lease expiry, stop/resume
-(with time jumps that trigger the 7-day rule), pause, requeue, delete and purge
-on a real SQLite store, and after every step compares each mailing's counters
-with `SELECT state, count(*) ... GROUP BY state`.
+of two accounts (with time jumps that trigger the 7-day rule), pause, requeue,
+reschedule, delete and purge on a real SQLite store, and after every step
+compares each mailing's counters with `SELECT state, count(*) ... GROUP BY
+state`, checks that statuses agree with the counters, and that nothing of a
+stopped account can be claimed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from mailconsole.store.queue import Outcome
 
 DAY = 86400.0
 OWNERS = ("e1", "e2")
+ACCOUNTS = st.sampled_from(["default", "other"])
 KINDS = st.sampled_from(["sent", "failed", "retry", "release"])
 
 
@@ -45,22 +48,25 @@ class QueueMachine(RuleBasedStateMachine):
         self.clock = Clock()
         self.store = Store(str(Path(self.dir.name) / "store.db"), clock=self.clock)
         self.created = 0
+        accounts.ensure_account(self.store, "other")
+        self.create(5, later=False, account="other")
         self.create(5, later=False)  # something to claim from the first step on
 
     def teardown(self) -> None:
         self.store.close()
         self.dir.cleanup()
 
-    def live_ids(self) -> list[int]:
-        return [m.id for m in mailings.list_mailings(self.store, planned=True)]
+    def live_ids(self) -> list[tuple[int, str]]:
+        return [(m.id, acc) for acc in ("default", "other") for m in mailings.list_mailings(self.store, acc, planned=True)]
 
-    @rule(n=st.integers(1, 6), later=st.booleans())
-    def create(self, n: int, later: bool) -> None:
+    @rule(n=st.integers(1, 6), later=st.booleans(), account=ACCOUNTS)
+    def create(self, n: int, later: bool, account: str = "default") -> None:
         self.created += 1
         path = write_recipients(Path(self.dir.name) / f"r{self.created}.csv", recipients(n))
         create_mailing(
             self.store, ALICE, name=f"m{self.created}", sender=SENDER, subject="Hi {{ name }}", text_body="x",
             html_body=None, recipients=path, at=self.clock.now + 3600 if later else None, batch_size=4,
+            account=account,
         )
 
     def outcomes(self, claimed, kind: str) -> list[Outcome]:
@@ -101,21 +107,21 @@ class QueueMachine(RuleBasedStateMachine):
     def release_all(self, owner: str) -> None:
         queue.release_all(self.store, owner)
 
-    @rule()
-    def stop(self) -> None:
-        accounts.stop(self.store, ALICE)
+    @rule(account=ACCOUNTS)
+    def stop(self, account: str) -> None:
+        accounts.stop(self.store, ALICE, account)
 
-    @rule(days=st.sampled_from([0.5, 3.0, 8.0]))
-    def incident(self, days: float) -> None:
+    @rule(days=st.sampled_from([0.5, 3.0, 8.0]), account=ACCOUNTS)
+    def incident(self, days: float, account: str) -> None:
         """The whole story in one step: stop, wait (maybe past the 7-day limit), resume."""
-        accounts.stop(self.store, ALICE)
+        accounts.stop(self.store, ALICE, account)
         self.clock.advance(days * DAY)
-        self.resume(7.0)
+        self.resume(7.0, account)
 
-    @rule(max_age=st.sampled_from([1.0, 7.0]))
-    def resume(self, max_age: float) -> None:
-        preview = accounts.resume_preview(self.store, max_age_days=max_age)
-        done = accounts.resume(self.store, ALICE, max_age_days=max_age)
+    @rule(max_age=st.sampled_from([1.0, 7.0]), account=ACCOUNTS)
+    def resume(self, max_age: float, account: str) -> None:
+        preview = accounts.resume_preview(self.store, account, max_age_days=max_age)
+        done = accounts.resume(self.store, ALICE, account, max_age_days=max_age)
         if preview.stopped:  # nothing happened in between: the preview was exact
             assert (done.to_send, done.to_suspend) == (preview.to_send, preview.to_suspend)
 
@@ -124,12 +130,13 @@ class QueueMachine(RuleBasedStateMachine):
         ids = self.live_ids()
         if not ids:
             return
-        mid = ids[pick % len(ids)]
+        mid, account = ids[pick % len(ids)]
         fn = {"pause": mailings.pause, "unpause": mailings.unpause,
               "requeue": mailings.requeue_suspended, "delete": mailings.delete_mailing,
-              "reschedule": lambda store, actor, mid: mailings.reschedule(store, actor, mid, self.clock.now + 60)}[action]
+              "reschedule": lambda store, actor, mid, account: mailings.reschedule(
+                  store, actor, mid, self.clock.now + 60, account)}[action]
         try:
-            fn(self.store, ALICE, mid)
+            fn(self.store, ALICE, mid, account)
         except (Refused, NotFound):
             pass  # refusals are fine; what matters is that they changed nothing
 
@@ -144,7 +151,7 @@ class QueueMachine(RuleBasedStateMachine):
     @invariant()
     def status_agrees_with_counters(self) -> None:
         """'sent' means nothing is left to send; 'sending' means something is (no mailing stuck)."""
-        for m in mailings.list_mailings(self.store, planned=True):
+        for m in (m for acc in ("default", "other") for m in mailings.list_mailings(self.store, acc, planned=True)):
             if m.status == "sent":
                 assert m.queued == m.in_flight == 0, m
             if m.status == "sending":
@@ -152,12 +159,19 @@ class QueueMachine(RuleBasedStateMachine):
 
     @invariant()
     def nothing_claimable_while_stopped(self) -> None:
-        if accounts.state(self.store).stopped:
-            assert queue.claim(self.store, "probe", 1, 60) == []
+        """A probe claims all it can: nothing of a stopped account; then it hands everything back."""
+        stopped = {accounts.state(self.store, acc).id for acc in ("default", "other") if accounts.state(self.store, acc).stopped}
+        if not stopped:
+            return
+        got = queue.claim(self.store, "probe", 1000, 60)
+        with self.store.read() as conn:
+            owners = dict(conn.exec_driver_sql("SELECT id, account_id FROM mailings").all())
+        assert not [c for c in got if owners[c.mailing_id] in stopped]
+        queue.record(self.store, "probe", [Outcome(c.id, c.mailing_id, "release") for c in got])
 
 
 QueueMachine.TestCase.settings = settings(
-    max_examples=40, stateful_step_count=25, deadline=None,
+    max_examples=30, stateful_step_count=25, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestCounters = QueueMachine.TestCase
