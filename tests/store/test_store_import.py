@@ -251,3 +251,13 @@ def test_file_changing_during_the_import_is_refused(store, csv_file):
 
     refused(store, path, r"changed while it was imported \(line 3002: invalid address 'not-an-address'\)",
             batch_size=100, progress=progress)
+
+
+def test_the_address_column_name_is_case_insensitive(store, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("Email,name,city\nann@example.net,Ann,Graz\n", encoding="utf-8")
+    result = create(store, path)
+    assert mailings.get_mailing(store, result.mailing_id).fields == ["name", "city"]
+    path.write_text("email,EMAIL,name,city\nann@example.net,ann@example.net,Ann,Graz\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="column 'email' appears twice"):
+        create(store, path)

@@ -86,6 +86,8 @@ def read_header(path: Path) -> list[str]:
     finally:
         rows.close()
     header = [h.strip() for h in header]
+    # Spreadsheets export "Email" or "EMAIL"; the address column is the one we require.
+    header = ["email" if h.lower() == "email" else h for h in header]
     if "email" not in header:
         raise InvalidInput(f"{path.name} has no 'email' column in its header row (found: {', '.join(header) or 'nothing'})")
     bad = [h for h in header if not h.isidentifier()]
