@@ -29,8 +29,10 @@ def status(db: Path) -> dict:
 class EngineProcess:
     """One `mailconsole serve`; its output goes to a log file (a pipe nobody reads could block it)."""
 
-    def __init__(self, name: str, db: Path, port: int, config: Path, logs: Path, *extra: str) -> None:
+    def __init__(self, name: str, db: Path, port: int, config: Path, logs: Path, *extra: str,
+                 env: dict[str, str] | None = None) -> None:
         self.name, self._args, self._logs = name, (db, port, config, *extra), logs
+        self._env = {**os.environ, **(env or {})}
         self.starts = 0
         self.proc: subprocess.Popen | None = None
 
@@ -42,7 +44,7 @@ class EngineProcess:
     def start(self) -> None:
         self.starts += 1
         log = (self._logs / f"{self.name}-{self.starts}.log").open("w")
-        self.proc = serve(*self._args, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = serve(*self._args, stdout=log, stderr=subprocess.STDOUT, env=self._env)
         log.close()  # the child has its own copy
 
     def kill9(self) -> None:

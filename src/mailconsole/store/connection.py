@@ -55,6 +55,10 @@ def explain(exc: BaseException, where: str) -> StoreError:
         return StoreError(f"cannot open store {where}; check that its directory exists and is writable")
     if "disk" in low and "full" in low:
         return StoreError(f"disk full while writing store {where}; free space and retry")
+    if "disk i/o error" in low:
+        # What SQLite reports when the OS refuses a write to an open file (EPERM on an
+        # immutable file, EROFS, EIO): the usual causes, so the operator knows where to look.
+        return StoreError(f"store {where}: disk I/O error; is the file or its file system read-only, or the disk failing?")
     return StoreError(f"store {where}: {text.splitlines()[0]}")
 
 
