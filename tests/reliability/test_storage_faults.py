@@ -29,6 +29,7 @@ import pytest
 
 from engine.conftest import add_mailing, wait
 from mailconsole.store import Store
+from mailconsole.store.engines import live_engines
 from mailconsole.store.mailings import get_mailing
 
 from . import accounting
@@ -58,6 +59,9 @@ def run_with_fault(store: Store, tmp_path: Path, port: int, config: Path, handle
         finally:
             clear()
         wait(lambda: _done(store, mid), 120)
+        # Once writes work again the heartbeat no longer reports the fault.
+        wait(lambda: all(e.note is None for e in live_engines(store)), 30)
+        assert "store writable again" in engine.log()
     finally:
         code = engine.stop()
     assert code == 0, engine.log()

@@ -86,6 +86,7 @@ class Engine:
         self.failed_total = 0
         self.acknowledged: dict[int, int] = {}
         self.note: str | None = None  # last connection problem, shown by status/console
+        self._store_trouble: str | None = None  # why claims fail, until one succeeds again
         self._past_dot: set[int] = set()  # dot written, outcome not yet recorded
         self._revisions: dict[int, CompiledRevision] = {}
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=64)
@@ -224,7 +225,14 @@ class Engine:
                     except StoreError as exc:
                         if self.note != str(exc):  # once per cause, not at every idle poll
                             log.warning("claim failed: %s", exc)
-                        self.note = str(exc)
+                        self.note = self._store_trouble = str(exc)
+                    else:
+                        if self._store_trouble is not None:
+                            # The store takes writes again: the next heartbeat stops showing the fault.
+                            log.warning("store writable again; claiming")
+                            if self.note == self._store_trouble:
+                                self.note = None
+                            self._store_trouble = None
                 if not claimed:
                     self._claim_wake = trio.Event()
                     with trio.move_on_after(cfg.idle_claim_interval if room > 0 else 0.05):
