@@ -42,7 +42,8 @@ class Fault:
 @dataclass
 class FaultServer:
     rnd: random.Random
-    p_fault: float = 0.04  # per stage
+    p_fault: float = 0.04  # per stage of a transaction
+    p_connect_fault: float = 0.15  # greeting and EHLO: connections are reused, so these are rarer events
     p_slow: float = 0.05  # a reply delayed up to slow_max
     slow_max: float = 0.3
     p_too_slow: float = 0.005  # a reply delayed beyond the client's timeout
@@ -50,7 +51,8 @@ class FaultServer:
     port: int = 0
     faults: list[Fault] = field(default_factory=list)
     accepted: list[tuple[str, bytes]] = field(default_factory=list)
-    late: set[str] = field(default_factory=set)  # tokens of fault replies sent after the client's timeout
+    seen: set[str] = field(default_factory=set)  # tokens of fault replies written in time for the client
+    _on_line: dict[int, list[str]] = field(default_factory=dict)  # connection -> fault tokens sent on it
     _scope: trio.CancelScope | None = None
     _up: trio.Event = field(default_factory=trio.Event)
     _gone: trio.Event = field(default_factory=trio.Event)
@@ -62,25 +64,28 @@ class FaultServer:
 
     def _roll(self, stage: str, rcpt: str | None = None) -> bytes | None:
         """A fault reply for this stage, or None to behave."""
-        if self.rnd.random() >= self.p_fault:
+        p = self.p_connect_fault if stage in ("greeting", "EHLO") else self.p_fault
+        if self.rnd.random() >= p:
             return None
         code = self.rnd.choice(CODES[stage])
         f = self._fault(stage, rcpt, code)
         return f"{code} {code // 100}.0.0 {f.token} fault at {stage}\r\n".encode()
 
     async def _send(self, stream: trio.SocketStream, data: bytes) -> None:
+        """Reply, maybe slowly. A fault reply counts as seen only once it is written in time."""
+        token = _TOKEN.search(data)
         r = self.rnd.random()
         if r < self.p_too_slow:
-            # The client gives up before this reply: it never sees a fault carried by it.
-            if (token := _TOKEN.search(data)) is not None:
-                self.late.add(token.group().decode())
             await trio.sleep(self.too_slow)
             await stream.send_all(data)
             # The client has hung up; reading on would roll faults nobody sees.
             raise trio.ClosedResourceError("reply too late")
-        elif r < self.p_slow:
+        if r < self.p_slow:
             await trio.sleep(self.rnd.uniform(0, self.slow_max))
         await stream.send_all(data)
+        if token is not None:
+            self.seen.add(token.group().decode())
+            self._on_line.setdefault(id(stream), []).append(token.group().decode())
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -157,7 +162,13 @@ class FaultServer:
                     await self._send(stream, b"250 ok\r\n")
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+        except trio.Cancelled:
+            # Cut by vanish(): the reset may discard replies still unread in the
+            # client's buffer, so none of this connection's faults count as seen.
+            self.seen.difference_update(self._on_line.get(id(stream), []))
+            raise
         finally:
+            self._on_line.pop(id(stream), None)
             await trio.aclose_forcefully(stream)
 
     async def _data(self, stream: trio.SocketStream, reader: _Lines, rcpt: str) -> bool:

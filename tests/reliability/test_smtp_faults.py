@@ -76,9 +76,9 @@ async def test_random_smtp_faults(store, tmp_path: Path):
     assert not wrong, wrong
     # Every permanent reply to a known recipient failed that recipient, with that reply.
     for f in faults.values():
-        if f.code >= 500 and f.rcpt is not None and f.token not in server.late:
+        if f.code >= 500 and f.rcpt is not None and f.token in server.seen:
             state, _, error, _ = rows[f.rcpt]
-            assert state == "failed" and f.token in error, (f, rows[f.rcpt])
+            assert state == "failed" and f.token in error, (f, rows[f.rcpt], [g for g in faults.values() if g.rcpt == f.rcpt])
     report = accounting.check(store, accounting.deliveries(body for _, body in server.accepted))
     kinds = {}
     for f in faults.values():
