@@ -107,7 +107,7 @@ def test_stop_correct_resume(tmp_path: Path, smtp_server) -> None:  # type: igno
             await press(pilot, "ctrl+s")
             await press(pilot, "R", "y")
             await _until(lambda: server.count >= RECIPIENTS, 30, "the rest of the mailing")
-            await _until(lambda: mailings.get_mailing(store, mid).status == "sent", 10, "the mailing to finish")
+            await _until(lambda: mailings.get_mailing(store, mid).status == "sent", 20, "the mailing to finish")
             await settle(pilot)
             await asyncio.sleep(0.5)
 
@@ -118,8 +118,8 @@ def test_stop_correct_resume(tmp_path: Path, smtp_server) -> None:  # type: igno
             assert len(wrong) == sent_wrong and len(right) == RECIPIENTS - sent_wrong
             assert all("300%" in s for s in subjects[:sent_wrong])  # the corrected ones all came after
             assert mailings.revision_counts(store, mid) == [(1, sent_wrong), (2, RECIPIENTS - sent_wrong)]
-            shown = str(app.query_one("#revisions").render())
-            assert f"revision 1: {sent_wrong:,} sent" in shown and f"revision 2: {RECIPIENTS - sent_wrong:,} sent" in shown
+            expected = f"revision 1: {sent_wrong:,} sent · revision 2: {RECIPIENTS - sent_wrong:,} sent"
+            await _until(lambda: expected in str(app.query_one("#revisions").render()), 5, "the counts on screen")
 
     try:
         asyncio.run(main())

@@ -25,19 +25,18 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, TabbedContent, TabPane, TextArea
 
 from ..store import Actor, Store, StoreError
-from ..store import accounts, mailings, revisions
-from ..store.mailings import PAUSED, PLANNED
+from ..store import accounts
 from . import format as fmt
 from .analytics_tab import AnalyticsTab
 from .audit_tab import AuditTab
 from .banner import StateBanner
 from .commands import ConsoleCommands
-from .editor import TemplateEditor
 from .help_screen import HelpScreen
 from .keys import bindings
 from .live import Snapshot, read_snapshot
+from .mailing_actions import MailingActions
 from .meters import Meters
-from .modals import ConfirmScreen, TimeScreen
+from .modals import ConfirmScreen
 from .planned_tab import PlannedTab
 from .rates import RateHistory
 from .settings_tab import SettingsTab
@@ -62,7 +61,7 @@ def _displayed(widget: Widget) -> bool:
     return True
 
 
-class MailConsole(App[None]):
+class MailConsole(MailingActions, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "mailconsole"
     BINDINGS = bindings()
@@ -341,7 +340,7 @@ class MailConsole(App[None]):
         self.notify(f"Resumed: {fmt.count(plan.to_send)} will be sent, {fmt.count(plan.to_suspend)} suspended.",
                     markup=False)
 
-    # -- actions on the selected mailing -------------------------------------------
+    # -- the selected mailing ------------------------------------------------------
 
     @property
     def tabs(self) -> TabbedContent:
@@ -351,125 +350,6 @@ class MailConsole(App[None]):
         if self.tabs.active == "planned":
             return self.query_one(PlannedTab).selected
         return self.query_one(AnalyticsTab).selected
-
-    def _mailing_for(self, what: str) -> int | None:
-        if self.tabs.active not in ("analytics", "planned"):
-            self.tabs.active = "analytics"
-            self.notify(f"Select the mailing to {what} here, then press the key again.")
-            return None
-        mid = self.selected_mailing()
-        if mid is None:
-            self.notify(f"No mailing selected to {what}.")
-        return mid
-
-    def action_delete_mailing(self) -> None:
-        if self._refuse_read_only("delete"):
-            return
-        mid = self._mailing_for("delete")
-        if mid is not None:
-            self.run_store(lambda: mailings.delete_preview(self.store, mid, self.account), self._confirm_delete)
-
-    def _confirm_delete(self, s: mailings.DeleteSummary) -> None:
-        body = Text.assemble(f"Mailing {s.mailing_id} ", fmt.plain(s.name, "bold"), f" ({s.status}).\n\n")
-        body.append(f"{fmt.count(s.dropped)} unsent messages (queued, in flight, suspended) will be dropped "
-                    "and never sent.\n")
-        body.append(f"{fmt.count(s.sent)} already sent stay sent.\n")
-        body.append("The mailing leaves Sent Analytics and every total; the audit log keeps the record.")
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.run_store(lambda: self._delete(s.mailing_id), self._deleted)
-
-        self.push_screen(ConfirmScreen(f"Delete mailing {s.mailing_id}?", body, "Delete"), answered)
-
-    def _delete(self, mid: int) -> mailings.DeleteSummary:
-        summary = mailings.delete_mailing(self.store, self.actor, mid, self.account)
-        self._nudge()
-        # The unsent rows leave in batches, so the write lock is never held for long.
-        mailings.purge_deleted(self.store)
-        return summary
-
-    def _deleted(self, s: mailings.DeleteSummary) -> None:
-        self.notify(f"Deleted mailing {s.mailing_id}: {fmt.count(s.dropped)} dropped, "
-                    f"{fmt.count(s.sent)} had been sent.", markup=False)
-
-    def action_toggle_pause(self) -> None:
-        if self._refuse_read_only("pause"):
-            return
-        mid = self._mailing_for("pause or unpause")
-        if mid is None:
-            return
-        current = self.snapshot.mailing(mid) if self.snapshot else None
-        if current is not None and current.status == PAUSED:
-            self.run_store(lambda: mailings.unpause(self.store, self.actor, mid, self.account),
-                           lambda m: self.notify(f"Mailing {m.id} unpaused ({m.status}).", markup=False))
-        else:
-            def pause() -> mailings.Mailing:
-                m = mailings.pause(self.store, self.actor, mid, self.account)
-                self._nudge()
-                return m
-
-            self.run_store(pause, lambda m: self.notify(f"Mailing {m.id} paused.", markup=False))
-
-    def action_requeue(self) -> None:
-        if self._refuse_read_only("requeue"):
-            return
-        mid = self._mailing_for("requeue")
-        if mid is not None:
-            self.run_store(lambda: mailings.requeue_suspended(self.store, self.actor, mid, self.account),
-                           lambda n: self.notify(f"{fmt.count(n)} suspended messages back in the queue.",
-                                                 markup=False))
-
-    def action_reschedule(self) -> None:
-        if self._refuse_read_only("change the time"):
-            return
-        mid = self._mailing_for("move")
-        m = self.snapshot.mailing(mid) if self.snapshot and mid is not None else None
-        if m is None:
-            return
-        if m.status != PLANNED:
-            self.notify(f"Mailing {m.id} is {m.status}: only planned mailings can be moved.", markup=False)
-            return
-
-        def answered(at: float | None) -> None:
-            if at is not None:
-                self.run_store(lambda: mailings.reschedule(self.store, self.actor, m.id, at, self.account),
-                               lambda r: self.notify(f"Mailing {r.id} now starts {fmt.clock_time(r.scheduled_at)}.",
-                                                     markup=False))
-
-        self.push_screen(TimeScreen(f"Change the time of mailing {m.id}", m.scheduled_at), answered)
-
-    # -- the template editor ---------------------------------------------------------
-
-    def action_edit_template(self) -> None:
-        if self._refuse_read_only("editing the template"):
-            return
-        mid = self._mailing_for("edit")
-        if mid is None:
-            return
-
-        def load() -> tuple[mailings.Mailing, revisions.Revision | None]:
-            return mailings.get_mailing(self.store, mid, self.account), revisions.newest_revision(self.store, mid)
-
-        self.run_store(load, lambda pair: self.push_screen(TemplateEditor(*pair)))
-
-    def save_template(self, editor: TemplateEditor) -> None:
-        mid, subject, body = editor.mailing.id, editor.subject, editor.body
-
-        def saved(rev: revisions.Revision) -> None:
-            if rev.number == editor.revision.number:
-                editor.show_error("Nothing changed: no new revision saved.")
-                return
-            self.notify(f"Saved revision {rev.number} of mailing {mid}: unsent messages use it now.",
-                        markup=False)
-            editor.dismiss(None)
-
-        self.run_store(
-            lambda: revisions.save_revision(self.store, self.actor, mid, subject=subject, text_body=body,
-                                            account=self.account),
-            saved,
-            lambda exc: editor.show_error(str(exc)),
-        )
 
     # -- navigation ------------------------------------------------------------------
 

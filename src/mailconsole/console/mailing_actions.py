@@ -1,0 +1,158 @@
+"""Actions on one mailing: delete, pause/unpause, requeue, change the time, edit the template.
+
+A mixin of the app: each action checks read-only, picks the selected mailing,
+asks where a mistake would cost (delete), and runs the store call in a worker
+thread through `run_store`. Anything that stops sending nudges the engine.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+
+from ..store import mailings, revisions
+from ..store.mailings import PAUSED, PLANNED
+from . import format as fmt
+from .editor import TemplateEditor
+from .modals import ConfirmScreen, TimeScreen
+
+if TYPE_CHECKING:
+    from textual.widgets import TabbedContent
+
+    from ..store import Actor, Store
+    from .live import Snapshot
+
+
+class MailingActions:
+    # Provided by the app.
+    store: Store
+    account: str
+    actor: Actor
+    snapshot: Snapshot | None
+    tabs: TabbedContent
+    selected_mailing: Any
+    run_store: Any
+    notify: Any
+    push_screen: Any
+    _refuse_read_only: Any
+    _nudge: Any
+
+    def _mailing_for(self, what: str) -> int | None:
+        if self.tabs.active not in ("analytics", "planned"):
+            self.tabs.active = "analytics"
+            self.notify(f"Select the mailing to {what} here, then press the key again.")
+            return None
+        mid = self.selected_mailing()
+        if mid is None:
+            self.notify(f"No mailing selected to {what}.")
+        return mid
+
+    def action_delete_mailing(self) -> None:
+        if self._refuse_read_only("delete"):
+            return
+        mid = self._mailing_for("delete")
+        if mid is not None:
+            self.run_store(lambda: mailings.delete_preview(self.store, mid, self.account), self._confirm_delete)
+
+    def _confirm_delete(self, s: mailings.DeleteSummary) -> None:
+        body = Text.assemble(f"Mailing {s.mailing_id} ", fmt.plain(s.name, "bold"), f" ({s.status}).\n\n")
+        body.append(f"{fmt.count(s.dropped)} unsent messages (queued, in flight, suspended) will be dropped "
+                    "and never sent.\n")
+        body.append(f"{fmt.count(s.sent)} already sent stay sent.\n")
+        body.append("The mailing leaves Sent Analytics and every total; the audit log keeps the record.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_store(lambda: self._delete(s.mailing_id), self._deleted)
+
+        self.push_screen(ConfirmScreen(f"Delete mailing {s.mailing_id}?", body, "Delete"), answered)
+
+    def _delete(self, mid: int) -> mailings.DeleteSummary:
+        summary = mailings.delete_mailing(self.store, self.actor, mid, self.account)
+        self._nudge()
+        # The unsent rows leave in batches, so the write lock is never held for long.
+        mailings.purge_deleted(self.store)
+        return summary
+
+    def _deleted(self, s: mailings.DeleteSummary) -> None:
+        self.notify(f"Deleted mailing {s.mailing_id}: {fmt.count(s.dropped)} dropped, "
+                    f"{fmt.count(s.sent)} had been sent.", markup=False)
+
+    def action_toggle_pause(self) -> None:
+        if self._refuse_read_only("pause"):
+            return
+        mid = self._mailing_for("pause or unpause")
+        if mid is None:
+            return
+        current = self.snapshot.mailing(mid) if self.snapshot else None
+        if current is not None and current.status == PAUSED:
+            self.run_store(lambda: mailings.unpause(self.store, self.actor, mid, self.account),
+                           lambda m: self.notify(f"Mailing {m.id} unpaused ({m.status}).", markup=False))
+        else:
+            def pause() -> mailings.Mailing:
+                m = mailings.pause(self.store, self.actor, mid, self.account)
+                self._nudge()
+                return m
+
+            self.run_store(pause, lambda m: self.notify(f"Mailing {m.id} paused.", markup=False))
+
+    def action_requeue(self) -> None:
+        if self._refuse_read_only("requeue"):
+            return
+        mid = self._mailing_for("requeue")
+        if mid is not None:
+            self.run_store(lambda: mailings.requeue_suspended(self.store, self.actor, mid, self.account),
+                           lambda n: self.notify(f"{fmt.count(n)} suspended messages back in the queue.",
+                                                 markup=False))
+
+    def action_reschedule(self) -> None:
+        if self._refuse_read_only("change the time"):
+            return
+        mid = self._mailing_for("move")
+        m = self.snapshot.mailing(mid) if self.snapshot and mid is not None else None
+        if m is None:
+            return
+        if m.status != PLANNED:
+            self.notify(f"Mailing {m.id} is {m.status}: only planned mailings can be moved.", markup=False)
+            return
+
+        def answered(at: float | None) -> None:
+            if at is not None:
+                self.run_store(lambda: mailings.reschedule(self.store, self.actor, m.id, at, self.account),
+                               lambda r: self.notify(f"Mailing {r.id} now starts {fmt.clock_time(r.scheduled_at)}.",
+                                                     markup=False))
+
+        self.push_screen(TimeScreen(f"Change the time of mailing {m.id}", m.scheduled_at), answered)
+
+    # -- the template editor ---------------------------------------------------------
+
+    def action_edit_template(self) -> None:
+        if self._refuse_read_only("editing the template"):
+            return
+        mid = self._mailing_for("edit")
+        if mid is None:
+            return
+
+        def load() -> tuple[mailings.Mailing, revisions.Revision | None]:
+            return mailings.get_mailing(self.store, mid, self.account), revisions.newest_revision(self.store, mid)
+
+        self.run_store(load, lambda pair: self.push_screen(TemplateEditor(*pair)))
+
+    def save_template(self, editor: TemplateEditor) -> None:
+        mid, subject, body = editor.mailing.id, editor.subject, editor.body
+
+        def saved(rev: revisions.Revision) -> None:
+            if rev.number == editor.revision.number:
+                editor.show_error("Nothing changed: no new revision saved.")
+                return
+            self.notify(f"Saved revision {rev.number} of mailing {mid}: unsent messages use it now.",
+                        markup=False)
+            editor.dismiss(None)
+
+        self.run_store(
+            lambda: revisions.save_revision(self.store, self.actor, mid, subject=subject, text_body=body,
+                                            account=self.account),
+            saved,
+            lambda exc: editor.show_error(str(exc)),
+        )
