@@ -80,10 +80,10 @@ class ConsoleProcess:
 
     def start(self) -> None:
         self.starts += 1
-        err = self._logs / f"console-{self.starts}.err"
+        # Textual draws on stderr: it must stay the terminal.
         command = (
             f"exec env TEXTUAL_ANIMATIONS=none MAILCONSOLE_TRANSPORT=smtp://127.0.0.1:{self._port} "
-            f"{MAILCONSOLE} --db {self._db} 2>{err}"
+            f"{MAILCONSOLE} --db {self._db}"
         )
         self._tmux("new-session", "-d", "-s", f"c{self.starts}", "-x", "160", "-y", "48", command)
         self.pid = int(self._tmux("list-panes", "-t", f"c{self.starts}", "-F", "#{pane_pid}").split()[0])
@@ -102,7 +102,11 @@ class ConsoleProcess:
         return 0
 
     def log(self) -> str:
-        return "".join(p.read_text(errors="replace") for p in sorted(self._logs.glob("console-*.err")))
+        """What the console shows now (it has no log of its own)."""
+        try:
+            return self.screen()
+        except subprocess.CalledProcessError:
+            return ""
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self._socket, "kill-server"], capture_output=True)
