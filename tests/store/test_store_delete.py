@@ -230,7 +230,9 @@ def test_delete_from_another_process_stops_its_import(store, db_path, csv_file):
         [m] = mailings.list_mailings(store)
         assert m.status == "preparing" and 0 < m.recipients < 20_000
         mailings.delete_mailing(store, ALICE, m.id)
-        out, _ = proc.communicate(timeout=30)
+        # read(), not communicate(): communicate() would skip what readline() already buffered.
+        out = proc.stdout.read()
+        proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()

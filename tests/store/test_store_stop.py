@@ -167,13 +167,18 @@ def test_stop_wins_against_a_claimer_in_another_process(store, make_mailing, db_
         held = claimed_rows(store)
         time.sleep(0.4)  # the other process keeps trying all this time
         assert claimed_rows(store) == held, "a claim succeeded after the stop committed"
-        out, _ = proc.communicate(timeout=10)
+        # read(), not communicate(): communicate() would skip what readline() already buffered.
+        out = proc.stdout.read()
+        proc.wait(10)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
 
     claims = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    assert sum(len(c["ids"]) for c in claims) == held
+    with store.read() as conn:
+        in_db = set(conn.execute(select(messages.c.id).where(messages.c.state == "claimed")).scalars())
+    reported = {i for c in claims for i in c["ids"]}
+    assert reported == in_db, (sorted(in_db - reported), sorted(reported - in_db), out[-500:])
     late = [c for c in claims if c["start"] > stop_committed]
     assert late == [], f"{len(late)} claim(s) began after the stop committed and still succeeded"
