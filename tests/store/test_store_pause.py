@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from storehelp import ALICE, assert_counters_match, sent
 
 from mailconsole.store import NotFound, Refused, audit, mailings, queue
 from mailconsole.store.queue import Outcome
-
-import pytest
 
 HOUR = 3600.0
 

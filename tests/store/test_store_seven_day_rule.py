@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from storehelp import ALICE, actual_states, assert_counters_match
 
 from mailconsole.store import Refused, accounts, audit, mailings, queue
-
-import pytest
 
 DAY = 86400.0
 
