@@ -8,8 +8,6 @@ import pytest
 
 from engine.conftest import smtpd_factory, store  # noqa: F401  (fixtures shared with the engine tests)
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def engine_toml(tmp_path: Path):

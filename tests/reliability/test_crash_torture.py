@@ -4,7 +4,7 @@ Three `mailconsole serve` processes and one console (under tmux, with the engine
 it starts inside itself) share a store and send to a recording SMTP server that
 is slow on purpose, so every victim dies holding claims. After the rounds the
 survivors finish the queue; then promises 2-4 are checked against what the
-server really accepted. bench/torture.py runs the same with more rounds.
+server really accepted. bench/torture.py runs it again and again with new seeds.
 """
 
 from __future__ import annotations
@@ -16,12 +16,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from engine.conftest import RecordingHandler, add_mailing, wait
 from mailconsole.store.engines import list_engines
 from mailconsole.store.mailings import get_mailing
 
 from . import accounting
 from .procs import ConsoleProcess, EngineProcess
+
+pytestmark = pytest.mark.slow  # real processes, servers and seconds of sending
 
 
 @dataclass

@@ -12,12 +12,15 @@ import random
 import re
 from pathlib import Path
 
+import pytest
 import trio
 
 from engine.conftest import add_mailing, fast_config, message_rows, running, wait_done
 
 from . import accounting
 from .faultserver import FaultServer
+
+pytestmark = pytest.mark.slow  # a live server and seconds of retries
 
 MAX_ATTEMPTS = 6
 TOKEN = re.compile(r"\bF\d+\b")

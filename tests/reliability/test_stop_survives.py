@@ -14,6 +14,8 @@ from pathlib import Path
 
 from sqlalchemy import event
 
+import pytest
+
 from engine.conftest import OPERATOR, add_mailing, wait
 from mailconsole.store import accounts
 from mailconsole.store.engines import live_engines
@@ -21,6 +23,8 @@ from mailconsole.store.mailings import get_mailing
 
 from . import accounting
 from .procs import EngineProcess, cli, status
+
+pytestmark = pytest.mark.slow  # real processes, servers and seconds of sending
 
 
 def test_stop_holds_across_kill_9_of_every_engine(store, tmp_path: Path, smtpd_factory, engine_toml):

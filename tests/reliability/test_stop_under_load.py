@@ -27,6 +27,8 @@ from mailconsole.store.mailings import get_mailing
 from . import accounting
 from .procs import EngineProcess, cli, status
 
+pytestmark = pytest.mark.slow  # real processes, servers and seconds of sending
+
 SINK = Path(__file__).resolve().parents[2] / "bench" / "recording_sink.py"
 
 

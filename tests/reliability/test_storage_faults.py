@@ -17,7 +17,6 @@ fault clears it finishes the queue with promises 2-4 intact. How each fault is m
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -34,6 +33,8 @@ from mailconsole.store.mailings import get_mailing
 
 from . import accounting
 from .procs import EngineProcess
+
+pytestmark = pytest.mark.slow  # real processes, servers and seconds of sending
 
 N = 300
 
