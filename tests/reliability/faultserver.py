@@ -51,8 +51,9 @@ class FaultServer:
     port: int = 0
     faults: list[Fault] = field(default_factory=list)
     accepted: list[tuple[str, bytes]] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)  # tokens of fault replies written in time for the client
-    _on_line: dict[int, list[str]] = field(default_factory=dict)  # connection -> fault tokens sent on it
+    refuse: dict[str, int] = field(default_factory=dict)  # recipient -> RCPT reply it always gets
+    seen: set[str] = field(default_factory=set)  # tokens of fault replies the client has surely read
+    _on_line: dict[int, list[str]] = field(default_factory=dict)  # connection -> fault tokens not yet confirmed
     _scope: trio.CancelScope | None = None
     _up: trio.Event = field(default_factory=trio.Event)
     _gone: trio.Event = field(default_factory=trio.Event)
@@ -71,6 +72,13 @@ class FaultServer:
         f = self._fault(stage, rcpt, code)
         return f"{code} {code // 100}.0.0 {f.token} fault at {stage}\r\n".encode()
 
+    def _refusal(self, rcpt: str) -> bytes | None:
+        code = self.refuse.get(rcpt)
+        if code is None:
+            return None
+        f = self._fault("RCPT", rcpt, code)
+        return f"{code} {code // 100}.1.1 {f.token} always refused\r\n".encode()
+
     async def _send(self, stream: trio.SocketStream, data: bytes) -> None:
         """Reply, maybe slowly. A fault reply counts as seen only once it is written in time."""
         token = _TOKEN.search(data)
@@ -84,8 +92,15 @@ class FaultServer:
             await trio.sleep(self.rnd.uniform(0, self.slow_max))
         await stream.send_all(data)
         if token is not None:
-            self.seen.add(token.group().decode())
             self._on_line.setdefault(id(stream), []).append(token.group().decode())
+
+    def _confirm(self, stream: trio.SocketStream) -> None:
+        """The client acted on everything sent so far: it has read those fault replies.
+
+        Called on RSET, QUIT and a message body, which a client sends only after
+        reading the replies before them (a pipelined envelope proves nothing).
+        """
+        self.seen.update(self._on_line.pop(id(stream), []))
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -139,7 +154,7 @@ class FaultServer:
                     await self._send(stream, bad or b"250 ok\r\n")
                 elif verb == b"RCPT":
                     address = cmd.decode().split("<", 1)[1].rstrip(">")
-                    bad = None if mail is None else self._roll("RCPT", address)
+                    bad = None if mail is None else self._refusal(address) or self._roll("RCPT", address)
                     rcpt = address if (mail is not None and bad is None) else None
                     await self._send(stream, bad or (b"250 ok\r\n" if mail else b"503 5.5.1 MAIL first\r\n"))
                 elif verb == b"DATA":
@@ -155,18 +170,15 @@ class FaultServer:
                         return
                     mail = rcpt = None
                 elif verb == b"QUIT":
+                    self._confirm(stream)
                     await stream.send_all(b"221 bye\r\n")
                     return
                 else:  # RSET, NOOP
+                    self._confirm(stream)
                     mail = rcpt = None
                     await self._send(stream, b"250 ok\r\n")
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
-        except trio.Cancelled:
-            # Cut by vanish(): the reset may discard replies still unread in the
-            # client's buffer, so none of this connection's faults count as seen.
-            self.seen.difference_update(self._on_line.get(id(stream), []))
-            raise
         finally:
             self._on_line.pop(id(stream), None)
             await trio.aclose_forcefully(stream)
@@ -180,6 +192,7 @@ class FaultServer:
         body = await reader.body()
         if body is None:
             return False  # the client closed before the dot: nothing was accepted
+        self._confirm(stream)
         if drop == "drop_after_dot":
             self._fault(drop, rcpt)
             return False

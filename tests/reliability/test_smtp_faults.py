@@ -51,7 +51,11 @@ def expected_failure(email: str, attempts: int, error: str, faults: dict) -> str
 async def test_random_smtp_faults(store, tmp_path: Path):
     seed = int(os.environ.get("TORTURE_SEED", random.randrange(1 << 30)))
     print(f"\nseed {seed}")
-    server = FaultServer(random.Random(seed))
+    # Besides the random faults, some recipients are always deferred and some always
+    # refused, so that running out of attempts and a permanent refusal happen every run.
+    deferred = {f"user{i}@example.net" for i in range(1, 7)}
+    refused = {"user7@example.net", "user8@example.net"}
+    server = FaultServer(random.Random(seed), refuse={**dict.fromkeys(deferred, 451), **dict.fromkeys(refused, 550)})
     n = 400
     mid = add_mailing(store, tmp_path, n)
     config = fast_config(
@@ -82,6 +86,11 @@ async def test_random_smtp_faults(store, tmp_path: Path):
         if f.code >= 500 and f.rcpt is not None and f.token in server.seen:
             state, _, error, _ = rows[f.rcpt]
             assert state == "failed" and f.token in error, (f, rows[f.rcpt], [g for g in faults.values() if g.rcpt == f.rcpt])
+    # (A random 5xx, at the greeting for instance, may fail one of them first.)
+    gave_up = [e for e in deferred if rows[e][2].endswith(f"(gave up after {MAX_ATTEMPTS} attempts)")]
+    assert gave_up and all(rows[e][:2] == ("failed", MAX_ATTEMPTS) for e in gave_up)
+    assert all(rows[e][0] == "failed" and "always refused" in rows[e][2] for e in refused if " 5" not in rows[e][2][:20])
+    assert all(rows[e][0] == "failed" for e in deferred | refused)
     report = accounting.check(store, accounting.deliveries(body for _, body in server.accepted))
     kinds = {}
     for f in faults.values():
