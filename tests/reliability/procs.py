@@ -76,9 +76,14 @@ class ConsoleProcess:
         self.pid = 0
 
     def _tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self._socket, *args], check=True, capture_output=True, text=True).stdout
+        return subprocess.run(["tmux", "-L", self._socket, "-f", "/dev/null", *args],
+                              check=True, capture_output=True, text=True).stdout
 
     def start(self) -> None:
+        if not self.starts:
+            # Keep the tmux server when its only session dies (a killed console): a
+            # new session right after would otherwise race with the server's exit.
+            self._tmux("start-server", ";", "set-option", "-g", "exit-empty", "off")
         self.starts += 1
         # Textual draws on stderr: it must stay the terminal.
         command = (
