@@ -107,7 +107,9 @@ class AnalyticsTab(Vertical, LiveWidget):
     def open_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.display = True
-        box.focus()
+        # Focus now, not via focus() (which is queued behind keys already typed): "/sale"
+        # typed quickly must land in the filter, not trigger the table's keys.
+        self.screen.set_focus(box)
 
     def close_filter(self, *, clear: bool) -> bool:
         """Returns True if there was something to back out of."""
