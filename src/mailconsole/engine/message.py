@@ -133,7 +133,16 @@ class _Renderer:
     def render(self, values: dict) -> str:
         t = self._template
         ctx = new_context(t.environment, t.name, t.blocks, values, False, self._globals)
-        return self._concat(t.root_render_func(ctx))  # type: ignore[attr-defined]
+        chunks = []
+        size = 0
+        # Counted as it is produced: a loop that writes without end is stopped at
+        # the bound instead of filling memory (the sandbox bounds each piece).
+        for chunk in t.root_render_func(ctx):  # type: ignore[attr-defined]
+            size += len(chunk)
+            if size > templating.MAX_OUTPUT:
+                raise MergeError(f"the rendered message is over {templating.MAX_OUTPUT:,} characters; not sent")
+            chunks.append(chunk)
+        return self._concat(chunks)
 
 
 class CompiledRevision:
@@ -166,6 +175,8 @@ class CompiledRevision:
             subject = self._subject.render(values)
             text = self._text.render(values)
             html = self._html.render(values) if self._html is not None else None
+        except MergeError:
+            raise
         except Exception as exc:  # undefined field, sandbox refusal, or an error in an expression
             raise MergeError(f"template cannot be rendered for {email}: {exc.__class__.__name__}: {exc}") from None
         if _LINE_BREAK.search(subject):

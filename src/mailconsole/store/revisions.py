@@ -36,12 +36,19 @@ def _revision(row) -> Revision:  # type: ignore[no-untyped-def]
     )
 
 
+# RFC 5322's line limit: a longer subject template is a mistake (a body pasted
+# into the subject field), not a subject.
+MAX_SUBJECT = 998
+
+
 def validate(subject: str, text_body: str, html_body: str | None, fields: list[str]) -> None:
     """Raise InvalidInput naming every problem (part, line, name); returns if all is well."""
     if templating.has_line_break(subject):
         raise InvalidInput("subject contains a line break; a subject must be one line")
     if not subject.strip():
         raise InvalidInput("subject is empty; give the mailing a subject")
+    if len(subject) > MAX_SUBJECT:
+        raise InvalidInput(f"subject is {len(subject):,} characters; the limit is {MAX_SUBJECT} (one header line)")
     problems = templating.check(subject, fields, "subject")
     problems += templating.check(text_body, fields, "body")
     if html_body is not None:
