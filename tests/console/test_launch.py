@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import mailbox
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ def _ctx(db: Path, **options: Any) -> Context:
 
 
 @pytest.fixture
-def ran(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def ran(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Capture what launch() would run instead of opening a terminal UI; stop any engine it started."""
     seen: dict[str, Any] = {}
 
@@ -36,7 +38,9 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(launch, "run_console", fake_run)
     monkeypatch.delenv("MAILCONSOLE_TRANSPORT", raising=False)
-    return seen
+    interval = sys.getswitchinterval()
+    yield seen
+    sys.setswitchinterval(interval)  # start_engine tunes it process-wide; other tests time things
 
 
 def test_no_transport_configured_starts_no_engine(tmp_path: Path, ran: dict[str, Any]) -> None:
