@@ -66,7 +66,7 @@ def build(path: Path, *, stopped: bool = False, clock: float = FIXED) -> Store:
     _create(store, tmp, "Black Friday preview", 30, at=clock + DAY + 2 * 3600)
     _create(store, tmp, "Winter teaser", 12, at=clock + 9 * DAY)
 
-    odd = _create(store, tmp, "[bold red]Markup[/] \x1b[31mname", 5)
+    odd = _create(store, tmp, "[bold red]Markup[/] \x1b[31mname", 5, subject="[bold red]Markup[/] for {{ first_name }}")
     mailings.pause(store, OPERATOR, odd)
 
     preparing = _create(store, tmp, "Loyalty members", 40)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -87,9 +88,19 @@ def parse_time(text: str) -> float:
     return dt.timestamp()
 
 
+# Control characters other than tab and newline: ESC starts terminal sequences
+# (clear the screen, retitle the window, fake a line), CR overwrites a line.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """Data with its control characters shown as \\xNN, so the terminal never acts on them."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
 def safe(text: object) -> str:
-    """Escape data (names, reasons, subjects) so Rich never reads it as markup."""
-    return escape(str(text))
+    """Data (names, reasons, subjects) as text: never read as Rich markup or as terminal control."""
+    return escape(printable(text))
 
 
-__all__ = ["Context", "UsageError", "StoreError", "confirm", "when", "parse_time", "safe"]
+__all__ = ["Context", "UsageError", "StoreError", "confirm", "when", "parse_time", "printable", "safe"]

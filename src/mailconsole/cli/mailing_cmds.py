@@ -9,7 +9,7 @@ from pathlib import Path
 from ..store import mailings, revisions
 from ..store.errors import InvalidInput
 from ..store.importer import create_mailing
-from .common import Context, UsageError, confirm, parse_time, safe, when
+from .common import Context, UsageError, confirm, parse_time, printable, safe, when
 from .control_cmds import mailings_table
 
 
@@ -182,10 +182,10 @@ def run_template_show(ctx: Context) -> int:
     ctx.print("sent per revision: " + " · ".join(f"revision {r.number}: {r.sent:,}" for r in revs))
     ctx.print(f"subject: {safe(newest.subject)}")
     ctx.print("--- body ---")
-    ctx.out.print(newest.text_body, markup=False, highlight=False, end="")
+    ctx.out.print(printable(newest.text_body), markup=False, highlight=False, end="")
     if newest.html_body:
         ctx.print("\n--- html ---")
-        ctx.out.print(newest.html_body, markup=False, highlight=False, end="")
+        ctx.out.print(printable(newest.html_body), markup=False, highlight=False, end="")
     ctx.print("")
     return 0
 

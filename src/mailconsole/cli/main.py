@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..store import StoreError
 from . import console_cmd, control_cmds, demo_cmd, mailing_cmds, serve_cmd
-from .common import Context, UsageError
+from .common import Context, UsageError, printable
 
 COMMAND_MODULES = (control_cmds, mailing_cmds, serve_cmd, demo_cmd, console_cmd)
 
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mailconsole: usage error: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        print(f"mailconsole: error: {exc}", file=sys.stderr)
+        print(f"mailconsole: error: {printable(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("mailconsole: interrupted", file=sys.stderr)

@@ -66,9 +66,12 @@ class TemplateEditor(ModalScreen[None]):
             yield Static(fmt.plain(f"merge fields: {fields}  (use {{{{ name }}}})"), classes="hint")
             yield EditorWarning(self.revision.number, id="editor-warning")
             yield Static("Subject", classes="field-label")
-            yield Input(self.revision.subject, id="subject")
+            # Input and TextArea draw what they hold as it is: a control character saved
+            # before templates refused them would reach the terminal, so it is shown
+            # written out (and saved that way, visibly, if the operator saves).
+            yield Input(fmt.visible(self.revision.subject), id="subject")
             yield Static("Body (text)", classes="field-label")
-            yield TextArea(self.revision.text_body, id="body", soft_wrap=True, show_line_numbers=True)
+            yield TextArea(fmt.visible(self.revision.text_body, keep="\n\t"), id="body", soft_wrap=True, show_line_numbers=True)
             yield Static("", id="editor-error", classes="error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save revision (ctrl+s)", id="save", variant="primary", compact=True)

@@ -12,12 +12,21 @@ from datetime import datetime, timezone
 from rich.text import Text
 
 
+def visible(text: str, keep: str = "") -> str:
+    """Control characters (except those in `keep`) written out as \\xNN, so a terminal never obeys them.
+
+    C1 controls (0x80-0x9f) too: some terminals obey U+009B as CSI, like ESC [.
+    """
+    if not any(ord(ch) < 32 or 127 <= ord(ch) <= 159 for ch in text):
+        return text
+    return "".join(
+        ch if 32 <= ord(ch) < 127 or ord(ch) > 159 or ch in keep else f"\\x{ord(ch):02x}" for ch in text
+    )
+
+
 def plain(value: object, style: str = "") -> Text:
     """Data as literal text; control characters are made visible, not obeyed."""
-    text = str(value)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        text = "".join(ch if ord(ch) >= 32 and ord(ch) != 127 else f"\\x{ord(ch):02x}" for ch in text)
-    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+    return Text(visible(str(value)), style=style, no_wrap=True, overflow="ellipsis")
 
 
 def count(n: int | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert, or_, select
@@ -36,6 +37,9 @@ def _revision(row) -> Revision:  # type: ignore[no-untyped-def]
     )
 
 
+# Control characters other than tab and line ends (a body may have CR LF).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
 # RFC 5322's line limit: a longer subject template is a mistake (a body pasted
 # into the subject field), not a subject.
 MAX_SUBJECT = 998
@@ -49,6 +53,14 @@ def validate(subject: str, text_body: str, html_body: str | None, fields: list[s
         raise InvalidInput("subject is empty; give the mailing a subject")
     if len(subject) > MAX_SUBJECT:
         raise InvalidInput(f"subject is {len(subject):,} characters; the limit is {MAX_SUBJECT} (one header line)")
+    for part, source in (("subject", subject), ("body", text_body), ("html", html_body or "")):
+        control = _CONTROL.search(source)
+        if control:
+            line = source.count("\n", 0, control.start()) + 1
+            raise InvalidInput(
+                f"template not saved: {part} line {line} has the control character \\x{ord(control.group()):02x} "
+                "(terminal escapes and other control codes have no place in a mail)"
+            )
     problems = templating.check(subject, fields, "subject")
     problems += templating.check(text_body, fields, "body")
     if html_body is not None:
