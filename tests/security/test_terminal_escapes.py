@@ -38,7 +38,7 @@ def hostile_store(tmp_path: Path) -> Path:
     try:
         from mailconsole.store.importer import create_mailing
 
-        rows = write_csv(tmp_path / "r.csv", [{"email": "a@example.net", "name": HOSTILE}])
+        rows = write_csv(tmp_path / "r.csv", [{"email": "a@example.net", "name": MARKUP}])
         mid = create_mailing(store, MALLORY, name=HOSTILE, sender=SENDER, subject="Hi " + MARKUP + " {{ name }}",
                              text_body="Hello {{ name }}\n", html_body=None, recipients=rows).mailing_id
         # Templates with control characters are refused now; one saved before that must still show safely.

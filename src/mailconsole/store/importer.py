@@ -32,6 +32,9 @@ from .schema import revisions as revisions_table
 # bracketed domain. The relay has the last word; this catches typos and junk.
 ADDRESS = re.compile(r"^[^@\s\x00-\x1f\x7f\"<>(),;:\\]+@(?:[^@\s\x00-\x1f\x7f\"<>(),;:\\]+)$")
 MAX_ADDRESS = 320
+# Control characters a merge value may not hold: all but tab and the line breaks
+# a body may carry (a line break is refused separately for fields in the subject).
+CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
 BATCH = 5000
 MAX_REPORTED = 5
 
@@ -74,7 +77,10 @@ def _open_csv(path: Path) -> Iterator[tuple[int, list[str]]]:
                 "save it as UTF-8 and retry"
             ) from None
         except csv.Error as exc:
-            raise InvalidInput(f"{path.name} line {reader.line_num}: broken CSV ({exc}); fix the file") from None
+            # Name the line the broken record starts on: an unterminated quote is only
+            # noticed at the end of the file, a million lines later.
+            read_to = f", read up to line {reader.line_num}" if reader.line_num > end + 1 else ""
+            raise InvalidInput(f"{path.name} line {end + 1}: broken CSV ({exc}{read_to}); fix the file") from None
 
 
 def read_header(path: Path) -> list[str]:
@@ -109,6 +115,11 @@ def _problem(header: list[str], line: int, cells: list[str], header_fields: set[
     for name in header_fields:
         if templating.has_line_break(row[name]):
             return f"line {line}: column '{name}' has a line break and is used in the subject"
+    for name, value in row.items():
+        control = CONTROL.search(value)
+        if control:
+            # A NUL is refused by mail servers; ESC and the like act on terminals and mail readers.
+            return f"line {line}: column '{name}' has the control character \\x{ord(control.group()):02x}"
     return None
 
 
