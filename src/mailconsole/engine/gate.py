@@ -125,8 +125,26 @@ class Gate:
         self._passing[seq] += 1
         return seq
 
-    def passed(self, seq: int) -> None:
-        self._passing[seq] -= 1
+    async def passage_many(self, mailing_ids: list[int]) -> tuple[int, list[bool]]:
+        """`passage` for several messages at once, for a transport whose "dots" all
+        happen right after the answer, with no wait in between (null:).
+
+        Every message arrived before the call, so one fresh read covers them all.
+        Returns the read's number and, per message, whether it may pass; call
+        `passed(number, count)` with the number allowed once their dots are done.
+        """
+        snapshot = await self.fresh()
+        allowed = [snapshot.may_send(m) for m in mailing_ids]
+        seq = self._done
+        count = sum(allowed)
+        if count:
+            self._passing[seq] += count
+        return seq, allowed
+
+    def passed(self, seq: int, count: int = 1) -> None:
+        if not count:
+            return
+        self._passing[seq] -= count
         if not self._passing[seq]:
             del self._passing[seq]
             if not self._passing and self.on_read is not None:
