@@ -1,11 +1,13 @@
 """The maintained counters always equal the message rows, whatever the sequence of operations.
 
 A hypothesis state machine drives claims, outcomes, lease expiry, stop/resume
-of two accounts (with time jumps that trigger the 7-day rule), pause, requeue,
-reschedule, delete and purge on a real SQLite store, and after every step
-compares each mailing's counters with `SELECT state, count(*) ... GROUP BY
-state`, checks that statuses agree with the counters, and that nothing of a
-stopped account can be claimed.
+of two accounts (with time jumps on both sides of the 7-day rule), pause, requeue,
+reschedule, template saves, delete and purge on a real SQLite store, and after
+every step compares each mailing's counters with `SELECT state, count(*) ...
+GROUP BY state` (and `verify.mismatches`, the recount the reliability suite
+uses), each revision's sent count with the messages sent with it, checks that
+statuses agree with the counters, and that nothing of a stopped account can be
+claimed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 from storehelp import ALICE, SENDER, assert_counters_match, recipients, write_recipients
 
-from mailconsole.store import NotFound, Refused, Store, accounts, mailings, queue, revisions
+from mailconsole.store import InvalidInput, NotFound, Refused, Store, accounts, mailings, queue, revisions, verify
 from mailconsole.store.importer import create_mailing
 from mailconsole.store.queue import Outcome
 
@@ -111,7 +113,8 @@ class QueueMachine(RuleBasedStateMachine):
     def stop(self, account: str) -> None:
         accounts.stop(self.store, ALICE, account)
 
-    @rule(days=st.sampled_from([0.5, 3.0, 8.0]), account=ACCOUNTS)
+    # 6.99 and 7.01 days: just inside and just past the 7-day rule.
+    @rule(days=st.sampled_from([0.5, 3.0, 6.99, 7.01, 8.0]), account=ACCOUNTS)
     def incident(self, days: float, account: str) -> None:
         """The whole story in one step: stop, wait (maybe past the 7-day limit), resume."""
         accounts.stop(self.store, ALICE, account)
@@ -140,6 +143,18 @@ class QueueMachine(RuleBasedStateMachine):
         except (Refused, NotFound):
             pass  # refusals are fine; what matters is that they changed nothing
 
+    @rule(pick=st.integers(0, 50), subject=st.sampled_from(["Hi {{ name }}", "Fixed {{ name }}", "Plain", "{{ nosuch }}"]))
+    def save_template(self, pick: int, subject: str) -> None:
+        """A corrected template: outcomes from now on count for the new revision (a bad one is refused)."""
+        ids = self.live_ids()
+        if not ids:
+            return
+        mid, account = ids[pick % len(ids)]
+        try:
+            revisions.save_revision(self.store, ALICE, mid, subject=subject, account=account)
+        except (InvalidInput, Refused, NotFound):
+            pass
+
     @rule(max_batches=st.sampled_from([1, None]))
     def purge(self, max_batches) -> None:
         mailings.purge_deleted(self.store, batch=3, max_batches=max_batches)
@@ -147,6 +162,16 @@ class QueueMachine(RuleBasedStateMachine):
     @invariant()
     def counters_equal_rows(self) -> None:
         assert_counters_match(self.store)
+        assert verify.mismatches(self.store) == []
+
+    @invariant()
+    def sent_counted_per_revision(self) -> None:
+        """What the console shows as "sent with revision N" equals the messages sent with it."""
+        with self.store.read() as conn:
+            kept = dict(conn.exec_driver_sql("SELECT id, sent FROM revisions").all())
+            real = dict(conn.exec_driver_sql(
+                "SELECT revision_id, count(*) FROM messages WHERE state = 'sent' GROUP BY revision_id").all())
+        assert kept == {rid: real.get(rid, 0) for rid in kept}
 
     @invariant()
     def status_agrees_with_counters(self) -> None:
