@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import mailbox
 
+import trio
+
 from mailconsole.store.engines import list_engines
 
 from .conftest import SENDER, add_mailing, fast_config, parse, running, wait_done, wait_for
@@ -58,3 +60,15 @@ async def test_leases_are_renewed_while_messages_wait(store, tmp_path):
         assert info.sent_rate > 0
     assert (m.sent, m.recovered) == (30, 0)
     assert len(list(mailbox.Maildir(box))) == 30
+
+
+async def test_rate_cap_keeps_about_a_second_in_flight(store, tmp_path):
+    """With a rate cap the engine claims about a second's worth, not a batch per worker."""
+    add_mailing(store, tmp_path, 200)
+    async with running(store, fast_config(workers=16, batch=100, rate=40)) as engine:
+        await wait_for(lambda: engine.sent_total > 10)
+        held = []
+        for _ in range(50):
+            held.append(engine.held)
+            await trio.sleep(0.02)
+    assert 0 < max(held) <= 40

@@ -96,11 +96,12 @@ class Engine:
         self._revisions: dict[int, CompiledRevision] = {}
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=64)
         self._pacer = Pacer(config.rate) if config.rate else None
-        # Enough in hand to keep every sender busy between claims; with a rate cap,
-        # about two seconds' worth, so "in flight" means what it says.
+        # Enough in hand to keep every sender busy between claims. With a rate cap,
+        # about one second's worth at that rate (the pacer lets no more out in that
+        # time), so "in flight" means what it says and a stop leaves little claimed.
         self._max_held = config.workers + 8 * config.batch
         if config.rate:
-            self._max_held = min(self._max_held, max(2 * config.workers, int(2 * config.rate)))
+            self._max_held = min(self._max_held, max(1, math.ceil(config.rate)))
         self.gate: Gate | None = None
         self._shutdown: trio.Event | None = None
         self._claim_wake: trio.Event | None = None
