@@ -36,7 +36,7 @@ def run_once(seed: int, scenarios: list[str]) -> dict:
         cwd=ROOT, env={**os.environ, "TORTURE_SEED": str(seed)}, capture_output=True, text=True,
     )
     # The scenarios print one summary line each (kills, recovered, duplicates, faults).
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(("kills:", "seed", "end states:", "per round"))]
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(("kills:", "seed", "end states:", "PROMISE"))]
     return {"seed": seed, "ok": done.returncode == 0, "seconds": round(time.perf_counter() - t0, 1),
             "report": lines, **({} if done.returncode == 0 else {"tail": done.stdout[-3000:]})}
 
@@ -56,6 +56,7 @@ def main() -> None:
     print(json.dumps({
         "bench": "torture", "runs": len(results), "passed": sum(r["ok"] for r in results),
         "failed_seeds": [r["seed"] for r in results if not r["ok"]],
+        "promise_1_missed_seeds": [r["seed"] for r in results if any("PROMISE 1 MISSED" in ln for ln in r["report"])],
         "seconds": round(sum(r["seconds"] for r in results), 1),
     }))
 

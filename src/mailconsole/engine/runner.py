@@ -91,7 +91,7 @@ class Engine:
         self.failed_total = 0
         self.acknowledged: dict[int, int] = {}
         self.note: str | None = None  # last connection problem, shown by status/console
-        self._store_trouble: str | None = None  # why claims fail, until one succeeds again
+        self._store_trouble: str | None = None  # why store writes fail, until one succeeds again
         self._past_dot: set[int] = set()  # dot written, outcome not yet recorded
         self._revisions: dict[int, CompiledRevision] = {}
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=64)
@@ -234,14 +234,9 @@ class Engine:
                     except StoreError as exc:
                         if self.note != str(exc):  # once per cause, not at every idle poll
                             log.warning("claim failed: %s", exc)
-                        self.note = self._store_trouble = str(exc)
+                        self._store_failed(exc)
                     else:
-                        if self._store_trouble is not None:
-                            # The store takes writes again: the next heartbeat stops showing the fault.
-                            log.warning("store writable again; claiming")
-                            if self.note == self._store_trouble:
-                                self.note = None
-                            self._store_trouble = None
+                        self._store_recovered()
                 if not claimed:
                     self._claim_wake = trio.Event()
                     with trio.move_on_after(cfg.idle_claim_interval if room > 0 else 0.05):
@@ -420,7 +415,7 @@ class Engine:
                     with trio.CancelScope(shield=True):
                         await self._write(queue.record, self.store, self.engine_id, pending)
                 except StoreError as exc:  # keep the outcomes and try again
-                    self.note = str(exc)
+                    self._store_failed(exc)
                     failing_since = failing_since or trio.current_time()
                     if self._shutdown.is_set() and trio.current_time() - failing_since > self.config.shutdown_grace:  # type: ignore[union-attr]
                         # Shutting down on a store that takes no writes: waiting would
@@ -433,8 +428,22 @@ class Engine:
                     await trio.sleep(0.5)
                     continue
                 failing_since = None
+                self._store_recovered()
                 self._count(pending)
                 pending = []
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """A write failed: the heartbeat note says why (once it can be written again)."""
+        self.note = self._store_trouble = str(exc)
+
+    def _store_recovered(self) -> None:
+        """A claim or a result batch was written: the store fault is over."""
+        if self._store_trouble is None:
+            return
+        log.warning("store writable again")
+        if self.note == self._store_trouble:
+            self.note = None
+        self._store_trouble = None
 
     async def _gather(self, results: trio.MemoryReceiveChannel[Outcome], pending: list[Outcome]) -> bool:
         """Add outcomes to `pending`: wait for one, then result_flush for the rest of a batch.
@@ -519,7 +528,7 @@ class Engine:
                     last_renewal = trio.current_time()
                     await self._write(queue.renew_leases, self.store, self.engine_id, cfg.lease_seconds)
             except StoreError as exc:
-                self.note = str(exc)
+                self._store_failed(exc)
                 log.warning("heartbeat failed: %s", exc)
             with trio.move_on_after(cfg.heartbeat_interval):
                 await self._beat_wake.wait()
