@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import make_store, start_engines, stop_engines, wait_sent
+from common import make_store, sent_timings, start_engines, stop_engines
 
 
 def main() -> None:
@@ -31,13 +31,13 @@ def main() -> None:
     t0 = time.perf_counter()
     procs = start_engines(db, args.engines, args.workers, args.transport, ["--batch", str(args.batch)])
     try:
-        seconds = wait_sent(store, mid, args.n)
+        seconds, steady = sent_timings(store, mid, args.n)
     finally:
         stop_engines(procs)
     print(json.dumps({
         "bench": "engine", "transport": args.transport, "n": args.n, "engines": args.engines,
         "workers": args.workers, "batch": args.batch, "seconds": round(seconds, 2),
-        "rate": round(args.n / seconds), "wall_including_start": round(time.perf_counter() - t0, 2),
+        "rate": round(args.n / seconds), "rate_after_start": round(steady), "wall_including_start": round(time.perf_counter() - t0, 2),
     }))
 
 
