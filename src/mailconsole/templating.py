@@ -27,7 +27,8 @@ BUILTIN_NAMES = frozenset({"email"})
 # of that engine (and then of the next engine that claims the same message). The
 # sandbox already blocks attribute escapes and ranges over 100,000; these bound the
 # rest: numbers that size things, and the length of any string a render builds.
-MAX_OUTPUT = 1_000_000  # characters: one rendered part, or one string built inside it
+# 10 MB is the message size limit many relays set (Postfix's default is 10,240,000 bytes).
+MAX_OUTPUT = 10_000_000  # characters: one rendered part, or one string built inside it
 MAX_NUMBER = 100_000  # largest number used as a count, width or repetition
 _DIGITS = re.compile(r"\d+")
 
