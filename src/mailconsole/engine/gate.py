@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import trio
 
+from ..store.dot_fence import DotFence
 from ..store.queue import Control
 
 ReadControl = Callable[[], Control]
@@ -35,8 +36,11 @@ MAX_AGE = 0.005
 
 
 class Gate:
-    def __init__(self, read: ReadControl, initial: Control) -> None:
+    def __init__(self, read: ReadControl, initial: Control, fence: DotFence | None = None) -> None:
         self._read = read
+        # Held from a worker's arrival until its dot is written or refused, so that a
+        # stop in any process can wait out dots allowed before it (store/dot_fence.py).
+        self._fence = fence
         self.snapshot = initial
         self._started = 0  # sequence number of the last read started
         self._done = 0  # sequence number of the last read completed
@@ -118,8 +122,14 @@ class Gate:
         A caller that gets a number must call `passed(number)` once its dot is written
         (or failed to be written), in a `finally`.
         """
-        snapshot = await self.fresh()
+        self._hold()
+        try:
+            snapshot = await self.fresh()
+        except BaseException:
+            self._release()
+            raise
         if not snapshot.may_send(mailing_id):
+            self._release()
             return None
         seq = self._done
         self._passing[seq] += 1
@@ -133,17 +143,26 @@ class Gate:
         Returns the read's number and, per message, whether it may pass; call
         `passed(number, count)` with the number allowed once their dots are done.
         """
-        snapshot = await self.fresh()
+        self._hold()
+        try:
+            snapshot = await self.fresh()
+        except BaseException:
+            self._release()
+            raise
         allowed = [snapshot.may_send(m) for m in mailing_ids]
         seq = self._done
         count = sum(allowed)
         if count:
             self._passing[seq] += count
+        else:
+            self._release()
         return seq, allowed
 
     def passed(self, seq: int, count: int = 1) -> None:
+        """Once per allowed `passage`/`passage_many` call, after its dots are written."""
         if not count:
             return
+        self._release()
         self._passing[seq] -= count
         if not self._passing[seq]:
             del self._passing[seq]
@@ -151,6 +170,14 @@ class Gate:
                 # The last dot allowed on an old read is out: a stop seen since can
                 # be acknowledged now rather than at the next read.
                 self.on_read(self.snapshot)
+
+    def _hold(self) -> None:
+        if self._fence is not None:
+            self._fence.hold()
+
+    def _release(self) -> None:
+        if self._fence is not None:
+            self._fence.release()
 
     # -- acknowledgement -----------------------------------------------------
 

@@ -28,6 +28,7 @@ from ..store import Store, StoreError
 from ..store import engines as engine_rows
 from ..store import mailings as mailing_store
 from ..store import queue
+from ..store.dot_fence import DotFence
 from ..store.gate_io import AckWriter, ControlReader
 from ..store.queue import Claimed, Control, Outcome
 from .config import EngineConfig
@@ -135,7 +136,8 @@ class Engine:
         acker = await self._db(AckWriter, self.store)
         self._ack_wake = trio.Event()
         initial = await self._db(reader.read)
-        self.gate = Gate(reader.read, initial)
+        self._fence = DotFence(self.store)
+        self.gate = Gate(reader.read, initial, self._fence)
         self.gate.on_read = self._on_control
         self.acknowledged = dict(initial.generations)  # nothing claimed yet: all honoured
         await self._beat("running")
@@ -173,6 +175,7 @@ class Engine:
         finally:
             reader.close()
             acker.close()
+            self._fence.close()
 
     async def _close_down(self) -> None:
         try:

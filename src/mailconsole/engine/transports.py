@@ -92,9 +92,14 @@ class _MaildirSession(_LocalSession):
         self._lock = lock
 
     async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None) -> str:
-        await _pass_gate(gate)  # before the file appears in new/: the Maildir "dot"
         data = message.data.replace(b"\r\n", b"\n")
-        name = await trio.to_thread.run_sync(self._add, data)
+        passed = await gate()  # before the file appears in new/: the Maildir "dot"
+        if passed is None:
+            raise GateClosed()
+        try:
+            name = await trio.to_thread.run_sync(self._add, data)
+        finally:
+            passed()
         return f"250 stored as {name}"
 
     def _add(self, data: bytes) -> str:

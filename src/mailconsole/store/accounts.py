@@ -9,6 +9,7 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 from . import audit
 from .actor import Actor
 from .connection import Store
+from .dot_fence import wait_for_allowed_dots
 from .errors import NotFound
 from .schema import accounts, mailings, messages
 
@@ -80,7 +81,16 @@ def stop(store: Store, actor: Actor, account: str = "default", reason: str | Non
 
     After this commits no claim of the account's messages can succeed: the claim
     statement requires the account not stopped, and both take the write lock.
+    Before returning it passes the dot fence, so no dot allowed before the
+    commit is still being written by any engine.
     """
+    try:
+        return _stop(store, actor, account, reason)
+    finally:
+        wait_for_allowed_dots(store)
+
+
+def _stop(store: Store, actor: Actor, account: str, reason: str | None) -> AccountState:
     with store.write(durable=True) as conn:
         current = _state(conn, account)
         now = store.now()

@@ -11,6 +11,7 @@ from . import audit
 from .accounts import account_id
 from .actor import Actor
 from .connection import Store
+from .dot_fence import wait_for_allowed_dots
 from .errors import NotFound, Refused
 from .schema import mailings, messages, revisions
 
@@ -113,7 +114,9 @@ def pause(store: Store, actor: Actor, mailing_id: int, account: str = "default")
         if m.status != PAUSED:
             conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(status=PAUSED))
             audit.record(conn, store.now(), actor, account, "pause", mailing_id, previous=m.status)
-        return _mailing(conn.execute(select(mailings).where(mailings.c.id == mailing_id)).one())
+        result = _mailing(conn.execute(select(mailings).where(mailings.c.id == mailing_id)).one())
+    wait_for_allowed_dots(store)  # as for a stop: no dot of it allowed before is still on its way
+    return result
 
 
 def _running_status(m, now: float) -> str:  # type: ignore[no-untyped-def]
@@ -172,6 +175,7 @@ def delete_mailing(store: Store, actor: Actor, mailing_id: int, account: str = "
             name=m.name, status=m.status, recipients=m.recipients, sent=m.sent,
             dropped=summary.dropped, failed=m.failed,
         )
+    wait_for_allowed_dots(store)  # as for a stop: no dot of it allowed before is still on its way
     return summary
 
 
