@@ -55,7 +55,7 @@ def revision_line(view: View, mailing_id: int | None) -> Text:
     else:
         text.append(" · ".join(f"revision {n}: {fmt.count(sent)} sent" for n, sent in counts))
     if m.recovered:
-        text.append(f" · {fmt.count(m.recovered)} possibly sent twice (engine crash)")
+        text.append(f" · {fmt.count(m.recovered)} possibly delivered twice (engine crash or lost reply)")
     return text
 
 
