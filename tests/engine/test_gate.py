@@ -206,3 +206,53 @@ async def test_nudge_distrusts_a_read_already_under_way():
         nursery.cancel_scope.cancel()
     assert result == [None]  # turned back: the first read was not trusted
     assert count[0] >= 2
+
+
+async def test_one_answer_for_a_batch_comes_from_a_read_begun_after_it_and_holds_the_ack():
+    """passage_many (null: batches): a read under way when the batch arrives is not
+    used, and the stop is acknowledged only once the batch's dots are reported."""
+    in_read = threading.Event()
+    release = threading.Event()
+    stopped = [False]
+    count = [0]
+
+    def read() -> Control:
+        count[0] += 1
+        snapshot = _control(stopped[0])
+        if count[0] == 1:
+            in_read.set()
+            release.wait(5)
+        return snapshot
+
+    gate = Gate(read, _control(False))
+    answers: list[tuple[int, list[bool]]] = []
+
+    async def batch() -> None:
+        answers.append(await gate.passage_many([7, 7, 7]))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gate.run_reader, 0.01)
+        await trio.to_thread.run_sync(in_read.wait, 5)
+        nursery.start_soon(batch)  # arrives while the first read is under way
+        await trio.sleep(0.05)
+        stopped[0] = True  # a stop commits before the next read starts
+        release.set()
+        with trio.fail_after(5):
+            while not answers:
+                await trio.sleep(0.01)
+        assert answers == [(answers[0][0], [False, False, False])]  # none passes
+        assert gate.honoured() == {1: 1}
+
+        # Allowed on one read, not yet reported: a stop seen by a later read is not honoured.
+        stopped[0] = False
+        await trio.sleep(0.05)
+        seq, allowed = await gate.passage_many([7, 7])
+        assert allowed == [True, True]
+        stopped[0] = True
+        with trio.fail_after(5):
+            while gate.snapshot.stopped_accounts == frozenset():
+                await trio.sleep(0.01)
+        assert gate.honoured() is None
+        gate.passed(seq, 2)
+        assert gate.honoured() == {1: 1}
+        nursery.cancel_scope.cancel()
