@@ -122,12 +122,7 @@ class Gate:
         A caller that gets a number must call `passed(number)` once its dot is written
         (or failed to be written), in a `finally`.
         """
-        self._hold()
-        try:
-            snapshot = await self.fresh()
-        except BaseException:
-            self._release()
-            raise
+        snapshot = await self._fresh_held()
         if not snapshot.may_send(mailing_id):
             self._release()
             return None
@@ -143,12 +138,7 @@ class Gate:
         Returns the read's number and, per message, whether it may pass; call
         `passed(number, count)` with the number allowed once their dots are done.
         """
-        self._hold()
-        try:
-            snapshot = await self.fresh()
-        except BaseException:
-            self._release()
-            raise
+        snapshot = await self._fresh_held()
         allowed = [snapshot.may_send(m) for m in mailing_ids]
         seq = self._done
         count = sum(allowed)
@@ -170,6 +160,15 @@ class Gate:
                 # The last dot allowed on an old read is out: a stop seen since can
                 # be acknowledged now rather than at the next read.
                 self.on_read(self.snapshot)
+
+    async def _fresh_held(self) -> Control:
+        """`fresh()` inside the dot fence; the caller releases it (refusal or `passed`)."""
+        self._hold()
+        try:
+            return await self.fresh()
+        except BaseException:
+            self._release()
+            raise
 
     def _hold(self) -> None:
         if self._fence is not None:
