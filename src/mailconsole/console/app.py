@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
+from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.widget import Widget
 from textual.widgets import Footer, Input, TabbedContent, TabPane, TextArea
@@ -169,9 +170,13 @@ class MailConsole(MailingActions, App[None]):
         if self._reading:
             self._poll_again = True  # e.g. a new selection: read once more when this one lands
             return
+        try:
+            selected, audit = self.selected_mailing(), self.tabs.active == "audit"
+        except NoMatches:
+            return  # the timer outlived the widgets: the app is closing
         self._reading = True
         self._poll_again = False
-        self._read(self.selected_mailing(), self.tabs.active == "audit", self._next_read())
+        self._read(selected, audit, self._next_read())
 
     @work(thread=True, group="read", exit_on_error=False)
     def _read(self, selected: int | None, audit: bool, seq: int) -> None:
