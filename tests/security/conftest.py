@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+from csvfiles import write_csv  # noqa: F401  (re-exported for the security tests)
 import email
 import email.policy
 from pathlib import Path
@@ -22,14 +22,6 @@ def store(tmp_path: Path):
     s = Store(str(tmp_path / "store.db"))
     yield s
     s.close()
-
-
-def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
 
 
 @pytest.fixture
