@@ -85,12 +85,18 @@ def stop(store: Store, actor: Actor, account: str = "default", reason: str | Non
     commit is still being written by any engine.
     """
     try:
-        return _stop(store, actor, account, reason)
+        return commit_stop(store, actor, account, reason)
     finally:
         wait_for_allowed_dots(store)
 
 
-def _stop(store: Store, actor: Actor, account: str, reason: str | None) -> AccountState:
+def commit_stop(store: Store, actor: Actor, account: str = "default", reason: str | None = None) -> AccountState:
+    """The stop's durable commit alone: `stop` without passing the dot fence.
+
+    For a caller that must do something between the two (the console tells the
+    engine inside it to look at the stop again first); it must then call
+    `dot_fence.wait_for_allowed_dots` itself before saying that nothing more goes out.
+    """
     with store.write(durable=True) as conn:
         current = _state(conn, account)
         now = store.now()

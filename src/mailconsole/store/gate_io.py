@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 
 from sqlalchemy import bindparam, select, update
 
-from .connection import Store
+from .connection import Store, begin_immediate_polling, is_lock_error
 from .errors import StoreError
 from .queue import Control
 from .schema import accounts, engines, mailings
@@ -22,6 +21,7 @@ from .schema import accounts, engines, mailings
 # Mailings that can have claimed messages or be claimed from; a mailing becomes
 # "sent" only with nothing claimed, and a deleted one is simply absent (may not send).
 _ACTIVE = ("sending", "paused", "planned", "preparing")
+READ_BUSY_TIMEOUT_MS = 20
 
 
 class ControlReader:
@@ -45,6 +45,14 @@ class ControlReader:
         )
         self._begin = store.is_sqlite  # pysqlite's own transactions are off: BEGIN ourselves
         self._raw = store.engine.raw_connection()
+        if store.is_sqlite:
+            # The engine runs this read on its event loop. WAL readers do not wait for
+            # writers; the rare waits (WAL recovery, an exclusive lock) are cut short
+            # so the loop never stalls for the store's full busy timeout: the read
+            # fails, and the gate holds every dot until a read succeeds.
+            cur = self._raw.cursor()
+            cur.execute(f"PRAGMA busy_timeout={READ_BUSY_TIMEOUT_MS}")
+            cur.close()
 
     def read(self) -> Control:
         cur = self._raw.cursor()
@@ -73,9 +81,9 @@ class AckWriter:
 
     Under SQLite's busy handler a writer that finds the lock taken sleeps 1, 2, 5,
     10, 15 ... ms between tries, so with several busy engines an acknowledgement
-    can wait tens of milliseconds after the lock is free. This connection waits
-    at most 1 ms per try and tries again at once, for up to `patience` seconds.
-    Use from one thread at a time; close() when done.
+    can wait tens of milliseconds after the lock is free. This connection tries
+    the lock again every half millisecond instead (`begin_immediate_polling`),
+    for up to `patience` seconds. Use from one thread at a time; close() when done.
     """
 
     def __init__(self, store: Store, patience: float = 5.0) -> None:
@@ -92,7 +100,7 @@ class AckWriter:
         self._raw = store.engine.raw_connection()
         if self._sqlite:
             cur = self._raw.cursor()
-            cur.execute("PRAGMA busy_timeout=1")
+            cur.execute("PRAGMA busy_timeout=0")  # every try fails at once; we poll
             cur.close()
 
     def write(self, engine_id: str, acknowledged: dict[int, int], in_flight: int) -> None:
@@ -101,26 +109,23 @@ class AckWriter:
             "at": self._store.now(), "in_flight": in_flight,
         })
         args = tuple(params[k] for k in self._compiled.positiontup) if self._compiled.positional else params
-        deadline = time.monotonic() + self._patience
-        while True:
+        try:
+            if self._sqlite:
+                begin_immediate_polling(self._raw, self._patience)
             cur = self._raw.cursor()
             try:
-                if self._sqlite:
-                    cur.execute("BEGIN IMMEDIATE")
                 cur.execute(self._sql, args)
                 if self._sqlite:
                     cur.execute("COMMIT")
-                else:
-                    self._raw.commit()
-                return
-            except sqlite3.OperationalError as exc:
-                self._raw.rollback()
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise StoreError(f"store {self._store.where}: {exc}") from None
-                if time.monotonic() > deadline:
-                    raise StoreError(f"store {self._store.where} is locked by another writer; acknowledgement delayed") from None
             finally:
                 cur.close()
+            if not self._sqlite:
+                self._raw.commit()
+        except sqlite3.OperationalError as exc:
+            self._raw.rollback()
+            if is_lock_error(exc):
+                raise StoreError(f"store {self._store.where} is locked by another writer; acknowledgement delayed") from None
+            raise StoreError(f"store {self._store.where}: {exc}") from None
 
     def close(self) -> None:
         self._raw.close()
