@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--batch", type=int, default=None, help="messages per claim (default 100)")
     p.add_argument("--config", default=None, help="TOML configuration file (keys of an [engine] table)")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
+    p.add_argument("--verbose", action="store_true", help="log debug details too (stop timings)")
     p.set_defaults(handler=run)
 
 
@@ -41,7 +42,7 @@ def run(ctx: Context) -> int:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
+        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     store = ctx.store()

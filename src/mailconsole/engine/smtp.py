@@ -352,6 +352,11 @@ class SMTPConnection:
             try:
                 chunk = self._receive_now()
                 if chunk is None:
+                    if self._raw is not None:
+                        # Wait on the OS socket itself: the stream's receive_some would
+                        # first try (and fail) the same recv we just made.
+                        await trio.lowlevel.wait_readable(self._raw)
+                        continue
                     chunk = await self._stream.receive_some(65536)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 raise SMTPError(f"connection lost: {exc}", connection_lost=True) from None
