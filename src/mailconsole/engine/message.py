@@ -79,23 +79,26 @@ def encode_header(value: str) -> str:
 _LINE_BREAK = re.compile("[" + "".join(sorted(templating.LINE_BREAKS)) + "]")
 
 
-def _needs_qp(text: str) -> bool:
-    if not text.isascii():
-        return True
-    return len(text) > MAX_LINE and max(map(len, text.split("\n"))) > MAX_LINE
+def _has_long_line(data: bytes) -> bool:
+    return len(data) > MAX_LINE and max(map(len, data.split(b"\n"))) > MAX_LINE
 
 
 def encode_body(text: str, boundary: str | None = None) -> tuple[str, bytes]:
-    """(Content-Transfer-Encoding, body bytes with CRLF line ends, ending with CRLF)."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.endswith("\n"):
-        text += "\n"
-    if _needs_qp(text) or (boundary is not None and boundary in text):
+    """(Content-Transfer-Encoding, body bytes with CRLF line ends, ending with CRLF).
+
+    Works on the UTF-8 bytes: bytes.replace and isascii run in C over the ~2 KB
+    body, about a third of the cost of doing the same on the str.
+    """
+    data = text.encode("utf-8")
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    if not data.isascii() or _has_long_line(data) or (boundary is not None and boundary.encode("ascii") in data):
         # Quoted-printable escapes "=", so a boundary (which contains "=") never
         # appears in a QP part.
-        data = binascii.b2a_qp(text.encode("utf-8"))
-        return "quoted-printable", data.replace(b"\n", b"\r\n")
-    return "7bit", text.replace("\n", "\r\n").encode("ascii")
+        return "quoted-printable", binascii.b2a_qp(data).replace(b"\n", b"\r\n")
+    return "7bit", data.replace(b"\n", b"\r\n")
 
 
 _date_cache: tuple[int, str] = (0, "")
