@@ -19,7 +19,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 import trio
@@ -379,8 +379,8 @@ class Engine:
                 self.note = str(exc)
                 log.warning("connection problem: %s", exc)
             if exc.temporary:
-                return replace(self._retry(c, rid, str(exc)), possibly_delivered=twice), session
-            return replace(self._failure(c, rid, str(exc)), possibly_delivered=twice), session
+                return self._retry(c, rid, str(exc))._replace(possibly_delivered=twice), session
+            return self._failure(c, rid, str(exc))._replace(possibly_delivered=twice), session
         return Outcome(c.id, c.mailing_id, "sent", rid), session
 
     async def _gate_check(self, c: Claimed) -> Callable[[], None] | None:

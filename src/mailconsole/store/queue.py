@@ -9,16 +9,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from sqlalchemy import Connection, and_, case, select, update
+from sqlalchemy import Connection, and_, bindparam, case, select, update
 
 from .connection import Store
 from .mailings import PLANNED, SENDING, SENT
 from .schema import accounts, mailings, messages, revisions
 
 
-@dataclass(frozen=True)
-class Claimed:
+# NamedTuples, not frozen dataclasses: the engine makes two of these per message,
+# and a frozen dataclass costs ~1 µs to create against ~0.25 µs.
+class Claimed(NamedTuple):
     id: int
     mailing_id: int
     email: str
@@ -26,8 +28,7 @@ class Claimed:
     attempts: int
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What happened to one claimed message.
 
     kind: "sent", "failed" (final, with error), "retry" (back to the queue at
@@ -106,15 +107,16 @@ def claim(store: Store, owner: str, limit: int, lease_seconds: float) -> list[Cl
         .returning(messages.c.id, messages.c.mailing_id, messages.c.email, messages.c.fields, messages.c.attempts)
     )
     with store.write() as conn:
+        # By position: reading Row attributes by name costs ~3 µs a row, thousands a second.
         rows = conn.execute(stmt).all()  # every row fetched before COMMIT
         per_mailing: dict[int, int] = defaultdict(int)
         for r in rows:
-            per_mailing[r.mailing_id] += 1
+            per_mailing[r[1]] += 1
         for mid, n in per_mailing.items():
             conn.execute(
                 update(mailings).where(mailings.c.id == mid).values(queued=mailings.c.queued - n, claimed=mailings.c.claimed + n)
             )
-    return [Claimed(r.id, r.mailing_id, r.email, r.fields, r.attempts) for r in rows]
+    return [Claimed(*r) for r in rows]
 
 
 def _apply(conn: Connection, owner: str, ids: list[int], values: dict) -> dict[int, int]:
@@ -127,12 +129,15 @@ def _apply(conn: Connection, owner: str, ids: list[int], values: dict) -> dict[i
         return {}
     stmt = (
         update(messages)
-        .where(messages.c.id.in_(ids), messages.c.state == "claimed", messages.c.lease_owner == owner)
+        # An expanding parameter rather than in_(ids): in_() coerces every id of a
+        # 500-message batch into a literal each time the statement is built.
+        .where(messages.c.id.in_(bindparam("ids", expanding=True)), messages.c.state == "claimed",
+               messages.c.lease_owner == owner)
         .values(lease_owner=None, lease_expires=None, **values)
         .returning(messages.c.mailing_id)
     )
     moved: dict[int, int] = defaultdict(int)
-    for (mid,) in conn.execute(stmt).all():
+    for (mid,) in conn.execute(stmt, {"ids": ids}):
         moved[mid] += 1
     return moved
 
