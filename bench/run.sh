@@ -8,6 +8,8 @@
 #   4. engine throughput with the null: transport
 #   5. stop overshoot and acknowledgement, 20 runs, against a recording sink
 #   6. engine peak memory with 1,000,000 queued messages
+#   7. CPU time per message of smtp-source, smtp-sink and the engine: the ceiling
+#      any engine could reach on this machine (bench/cpu_budget.py)
 # Results: one JSON line per measurement in bench/results/engine-<time>.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -57,6 +59,9 @@ echo "== stop overshoot (20 runs, 2 engine processes x 8 connections)"
 
 echo "== peak memory with 1,000,000 queued"
 "$PY" memory.py --n 1000000 --seconds 20 --work "$WORK" | tee -a "$OUT"
+
+echo "== CPU per message: smtp-source, smtp-sink, engine (smtp and null:)"
+"$PY" cpu_budget.py --n 50000 --port "$PORT" --sink-pid "$SINK" --work "$WORK" | tee -a "$OUT"
 
 echo "== summary"
 "$PY" summary.py "$OUT"

@@ -14,6 +14,7 @@ def main(path: str) -> None:
     base = next(r for r in rows if r.get("bench") == "baseline")
     over = next((r for r in rows if r.get("bench") == "overshoot"), None)
     mem = next((r for r in rows if r.get("bench") == "memory"), None)
+    budget = next((r for r in rows if r.get("bench") == "cpu-budget"), None)
 
     def check(ok: bool) -> str:
         return "met" if ok else "MISSED"
@@ -33,6 +34,17 @@ def main(path: str) -> None:
         )
     if mem:
         lines.append(f"peak memory with {mem['queued']} queued: {mem['peak_rss_mb']} MB (target < 150 MB: {check(mem['peak_rss_mb'] < 150)})")
+    if budget:
+        per = {r["sender"]: r for r in budget["rows"]}
+        lines.append(
+            f"CPU per message: smtp-source {per['smtp-source']['sender_us']} us (+ sink {per['smtp-source']['sink_us']} us), "
+            f"engine smtp {per['engine smtp']['sender_us']} us (+ sink {per['engine smtp']['sink_us']} us), "
+            f"engine null: {per['engine null']['sender_us']} us"
+        )
+        lines.append(
+            f"  ceiling on {budget['cores']} cores: any engine <= {budget['engine_ceiling']} msg/s, "
+            f"smtp-source <= {budget['smtp_source_ceiling']} msg/s: best possible ratio {budget['best_possible_ratio']}x"
+        )
     print("\n".join(lines))
 
 
