@@ -13,7 +13,7 @@ from mailconsole.console.keys import ACTIONS
 from mailconsole.console.modals import ConfirmScreen
 from mailconsole.store import accounts, audit, mailings, revisions
 
-from .pilot import drive, press
+from .pilot import drive, press, settle
 
 SALE, PREPARING, OLD_LIST, FIRST_PLANNED = 3, 7, 2, 4
 
@@ -232,5 +232,29 @@ def test_data_is_shown_as_text_not_markup(make_app) -> None:  # type: ignore[no-
         await press(pilot, "2")
         cell = app.query_one(MailingsTable).get_cell("6", "name")
         assert cell.plain == "[bold red]Markup[/] \\x1b[31mname"
+
+    drive(app, script)
+
+
+def test_an_engine_that_cannot_send_says_why_on_the_settings_tab(make_app) -> None:  # type: ignore[no-untyped-def]
+    from mailconsole.store import engines
+
+    from .builder import ENGINE
+
+    app = make_app()
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        problems = app.query_one("#engine-problems")
+        assert problems.size.height == 0  # nothing wrong: no line at all
+        note = "cannot connect to relay.internal:25: Connection refused (tried 3x; next try in 4 s; messages are kept)"
+        engines.beat(app.store, ENGINE, note=note)
+        app.poll()
+        await settle(pilot)
+        assert problems.size.height >= 1
+        assert "mail-1 pid 4242: cannot connect to relay.internal:25" in str(problems.render())
+        engines.beat(app.store, ENGINE, note=None)
+        app.poll()
+        await settle(pilot)
+        assert problems.size.height == 0
 
     drive(app, script)

@@ -159,9 +159,10 @@ def smtpd_factory():
     """Start aiosmtpd servers (in their own thread, as aiosmtpd runs asyncio); all stopped at the end."""
     started: list[Controller] = []
 
-    def start(handler: RecordingHandler | None = None, **kwargs: object) -> tuple[Controller, RecordingHandler]:
+    def start(handler: RecordingHandler | None = None, *, port: int | None = None,
+              **kwargs: object) -> tuple[Controller, RecordingHandler]:
         handler = handler or RecordingHandler()
-        port = free_port()
+        port = port or free_port()
         controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
         controller.start()
         started.append(controller)
@@ -175,7 +176,9 @@ def smtpd_factory():
 def accept_login(user: str, password: str):  # type: ignore[no-untyped-def]
     def authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
         ok = isinstance(auth_data, LoginPassword) and auth_data.login == user.encode() and auth_data.password == password.encode()
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd then answers a refusal with 535 itself (with the
+        # default, it assumes the authenticator replied, and the client hears nothing).
+        return AuthResult(success=ok, handled=False)
 
     return authenticator
 

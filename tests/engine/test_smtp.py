@@ -12,7 +12,8 @@ from mailconsole.engine.transports import make_transport
 from mailconsole.store.engines import list_engines
 
 from .conftest import (
-    RawSMTPServer, RecordingHandler, accept_login, add_mailing, fast_config, message_rows, running, wait_done,
+    RawSMTPServer, RecordingHandler, accept_login, add_mailing, fast_config, mailing, message_rows, running,
+    wait_done, wait_for,
 )
 
 
@@ -42,15 +43,22 @@ async def test_starttls_required(store, tmp_path, smtpd_factory, tls, ca):
     assert m.sent == 5 and len(handler.messages) == 5
 
 
+async def _held_while_unusable(store, engine, mid, words: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    """The server can't be used: the engine says why, and the message is kept, not failed."""
+    await wait_for(lambda: engine.note and all(w in engine.note for w in words), what=f"note with {words}")
+    await wait_for(lambda: engine.note and "2x" in engine.note, what="a second try")  # it keeps trying
+    m = await mailing(store, mid)
+    assert m.failed == 0 and m.sent == 0 and m.queued + m.in_flight == 1
+
+
 async def test_starttls_required_but_not_offered_is_not_sent(store, tmp_path, smtpd_factory):
     ctl, handler = smtpd_factory()
     mid = add_mailing(store, tmp_path, 1)
-    cfg = fast_config(transport=f"smtp://127.0.0.1:{ctl.port}?starttls=required", workers=1, max_attempts=2)
-    async with running(store, cfg):
-        m = await wait_done(store, mid)
-    assert m.failed == 1 and not handler.messages
-    [(state, attempts, error, _)] = message_rows(store, mid).values()
-    assert "STARTTLS" in error and attempts == 2
+    cfg = fast_config(transport=f"smtp://127.0.0.1:{ctl.port}?starttls=required", workers=1, max_attempts=1)
+    async with running(store, cfg) as engine:
+        await _held_while_unusable(store, engine, mid, ("STARTTLS", "required", "messages are kept"))
+    assert not handler.messages
+    assert message_rows(store, mid)["user0@example.net"][:2] == ("queued", 0)  # no attempt used up
 
 
 async def test_implicit_tls(store, tmp_path, smtpd_factory, tls):
@@ -80,6 +88,17 @@ async def test_auth_with_password_from_config_never_stored(store, tmp_path, smtp
     assert "s3cret" not in info.transport
     store_bytes = (tmp_path / "store.db").read_bytes() + (tmp_path / "store.db-wal").read_bytes()
     assert b"s3cret-pw" not in store_bytes
+
+
+async def test_refused_login_keeps_the_messages_and_says_so(store, tmp_path, smtpd_factory):
+    """Wrong credentials are the operator's to fix: shown, never charged to the recipients."""
+    ctl, handler = smtpd_factory(authenticator=accept_login("mailer", "right-pw"), auth_required=True, auth_require_tls=False)
+    mid = add_mailing(store, tmp_path, 1)
+    cfg = fast_config(transport=f"smtp://mailer@127.0.0.1:{ctl.port}?starttls=off", password="wrong-pw", workers=1)
+    async with running(store, cfg) as engine:
+        await _held_while_unusable(store, engine, mid, ("AUTH", "535"))
+        assert "wrong-pw" not in engine.note
+    assert not handler.messages
 
 
 async def test_password_in_url_is_masked(store, tmp_path, smtpd_factory):
@@ -164,14 +183,27 @@ async def test_server_closing_mid_data_is_retried(store, tmp_path, nursery):
     assert max(row[1] for row in message_rows(store, mid).values()) >= 2  # someone needed a retry
 
 
-async def test_unreachable_server_retries_then_fails(store, tmp_path):
+async def test_unreachable_server_keeps_the_messages_until_it_answers(store, tmp_path, smtpd_factory):
+    """A relay outage is not the recipients' fault: nothing fails, everything goes once it is back."""
     from .conftest import free_port
 
-    mid = add_mailing(store, tmp_path, 1)
-    async with running(store, fast_config(transport=f"smtp://127.0.0.1:{free_port()}", workers=1, max_attempts=2)) as engine:
+    port = free_port()
+    mid = add_mailing(store, tmp_path, 3)
+    cfg = fast_config(transport=f"smtp://127.0.0.1:{port}", workers=2, max_attempts=1)
+    async with running(store, cfg) as engine:
+        await _held_while_unusable_many(store, engine, mid)
+        _, handler = smtpd_factory(port=port)  # the server comes back
         m = await wait_done(store, mid)
-        assert engine.note and "cannot connect" in engine.note
-    assert m.failed == 1
+        assert engine.note is None  # the problem is no longer shown
+    assert (m.sent, m.failed) == (3, 0)
+    assert sorted(r for env in handler.messages for r in env.rcpt_tos) == [f"user{i}@example.net" for i in range(3)]
+    assert {row[1] for row in message_rows(store, mid).values()} == {1}  # one attempt each
+
+
+async def _held_while_unusable_many(store, engine, mid):  # type: ignore[no-untyped-def]
+    await wait_for(lambda: engine.note and "cannot connect" in engine.note and "2x" in engine.note, what="two failed tries")
+    m = await mailing(store, mid)
+    assert m.failed == 0 and m.sent == 0
 
 
 async def test_pipelined_envelopes_behind_the_dot(store, tmp_path, nursery):
@@ -209,8 +241,8 @@ async def test_untrusted_certificate_is_refused(store, tmp_path, smtpd_factory, 
     ctl, handler = smtpd_factory(tls_context=server_ctx, require_starttls=True)
     mid = add_mailing(store, tmp_path, 1)
     cfg = fast_config(transport=f"smtp://127.0.0.1:{ctl.port}?starttls=required", workers=1, max_attempts=1)
-    async with running(store, cfg):
-        m = await wait_done(store, mid)
-    assert m.failed == 1 and not handler.messages
-    [(_, _, error, _)] = message_rows(store, mid).values()
-    assert "TLS" in error and "certificate" in error.lower()
+    async with running(store, cfg) as engine:
+        await _held_while_unusable(store, engine, mid, ("TLS", "certificate"))
+    assert not handler.messages
+
+

@@ -72,6 +72,9 @@ def run_status(ctx: Context) -> int:
             t.add_row(e.id[:8], safe(e.host), str(e.pid), str(e.workers), str(e.in_flight), f"{e.sent_rate:,.0f}",
                       str(e.acknowledged_generation(ov.account.id)), e.state if e.alive else "gone")
         ctx.out.print(t)
+        for e in ov.engines:
+            if e.alive and e.note:
+                ctx.print(f"engine {e.id[:8]} ({safe(e.host)} pid {e.pid}): {safe(e.note)}")
     else:
         ctx.print("engines: none running (start one with `mailconsole serve`)")
     return 0

@@ -111,8 +111,26 @@ class EnginesTable(LiveTable, LiveWidget):
         self.sync(rows, [e.id for e in ov.engines])
 
 
+class EngineProblems(Static, LiveWidget):
+    """What keeps a live engine from sending (mail server unreachable, store locked), if anything."""
+
+    def show(self, view: View) -> None:
+        if view.snapshot is None:
+            return
+        problems = [e for e in view.snapshot.overview.engines if e.alive and e.note]
+        # Height 0 rather than display: none, which would keep show() from being called.
+        self.styles.height = "auto" if problems else 0
+        text = Text()
+        for e in problems:
+            text.append("\n" if text else "")
+            text.append(f"{e.host} pid {e.pid}: ", style="bold")
+            text.append(fmt.plain(e.note or ""))
+        self.update(text)
+
+
 class SettingsTab(Vertical):
     def compose(self) -> ComposeResult:
         yield EmergencyPanel(id="emergency")
         yield Static("Engines", classes="section-title")
+        yield EngineProblems(id="engine-problems")
         yield EnginesTable(id="engines")

@@ -34,6 +34,7 @@ from ..store.queue import Claimed, Control, Outcome
 from .config import EngineConfig
 from .gate import Gate
 from .message import Built, CompiledRevision, MergeError, RevisionData
+from .outage import CHECK_EVERY, Outage
 from .smtp import GateClosed, SMTPError
 from .transports import Session, Transport, make_transport
 
@@ -97,6 +98,7 @@ class Engine:
         self._revisions: dict[int, CompiledRevision] = {}
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=64)
         self._pacer = Pacer(config.rate) if config.rate else None
+        self._outage = Outage()
         # Enough in hand to keep every sender busy between claims. With a rate cap,
         # about one second's worth at that rate (the pacer lets no more out in that
         # time), so "in flight" means what it says and a stop leaves little claimed.
@@ -230,6 +232,8 @@ class Engine:
         async with to_senders:
             while not self._shutdown.is_set():
                 room = min(cfg.batch, self._max_held - self.held)
+                if self._outage.down:
+                    room = 0  # what is held already waits for the server; claim no more meanwhile
                 claimed: list[Claimed] = []
                 if room > 0:
                     try:
@@ -364,10 +368,11 @@ class Engine:
             return Outcome(c.id, c.mailing_id, "release"), session
         then = (ahead[0].claimed.id, ahead[1].envelope_from, ahead[1].recipient) if ahead is not None else None
         rid = work.revision.revision_id
+        if session is None or session.closed:
+            session = await self._connect(c)
+            if session is None:  # stopped (or shutting down) while the server was unreachable
+                return Outcome(c.id, c.mailing_id, "release"), None
         try:
-            if session is None or session.closed:
-                session = await self.transport.open()
-                self.note = None
             await session.send(built, partial(self._gate_check, c), key=c.id, then=then)
         except GateClosed:
             return Outcome(c.id, c.mailing_id, "release"), session
@@ -382,6 +387,38 @@ class Engine:
                 return self._retry(c, rid, str(exc))._replace(possibly_delivered=twice), session
             return self._failure(c, rid, str(exc))._replace(possibly_delivered=twice), session
         return Outcome(c.id, c.mailing_id, "sent", rid), session
+
+    async def _connect(self, c: Claimed) -> Session | None:
+        """A new connection, for sending c; None if c must go back to the queue first.
+
+        While the server cannot be reached, c stays claimed (its lease renewed) and
+        its attempts are not used up: see engine/outage.py. Every sender waits out
+        the same back-off, and checks meanwhile whether a stop turned c back.
+        """
+        outage = self._outage
+        while True:
+            while trio.current_time() < outage.retry_at:
+                if self._turned_back(c):
+                    return None
+                await trio.sleep(min(CHECK_EVERY, outage.retry_at - trio.current_time()))
+            if self._turned_back(c):
+                return None
+            try:
+                session = await self.transport.open()
+            except SMTPError as exc:
+                outage.failed(str(exc))
+                if outage.failures == 1 or outage.failures % 10 == 0:
+                    log.warning("cannot use the mail server: %s", outage.note())
+                self.note = outage.note()
+                self._beat_wake.set()  # type: ignore[union-attr]  # show it now, not at the next beat
+                continue
+            if outage.down:
+                log.warning("the mail server answers again after %d failed tries", outage.failures)
+                outage.recovered()
+                self._claim_wake.set()  # type: ignore[union-attr]
+            if self.note != self._store_trouble:
+                self.note = None
+            return session
 
     async def _gate_check(self, c: Claimed) -> Callable[[], None] | None:
         assert self.gate is not None
@@ -502,7 +539,9 @@ class Engine:
             in_flight=max(self.held, 0) if state != "stopped" else 0,
             sent_rate=sent_rate, failed_rate=failed_rate,
             sent_total=self.sent_total, failed_total=self.failed_total,
-            acknowledged=self.acknowledged, note=self.note,
+            acknowledged=self.acknowledged,
+            # While the server is unreachable: the countdown to the next try, as of now.
+            note=self._outage.note() if self._outage.down else self.note,
         )
 
     async def _ack_loop(self, acker: AckWriter) -> None:
