@@ -9,15 +9,10 @@ subject, and the per-revision counts add up to what the server received.
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
-import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from textual.widgets import Input
 
 from mailconsole.console.app import MailConsole
@@ -27,44 +22,10 @@ from mailconsole.store import Store, importer, mailings, status
 
 from .builder import OPERATOR
 from .pilot import press, settle
+from .smtpsink import smtp_server  # noqa: F401  (fixture)
 
 RECIPIENTS = 400
 WRONG, RIGHT = "Sale: 300% off, {{ first_name }}", "Sale: 30% off, {{ first_name }}"
-
-
-class Recorder:
-    """Keeps the subject of every message the server accepted (at its final-dot reply)."""
-
-    def __init__(self) -> None:
-        self.subjects: list[str] = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
-        with self.lock:
-            self.subjects.append(str(msg["Subject"]))
-        return "250 2.0.0 queued"
-
-    @property
-    def count(self) -> int:
-        with self.lock:
-            return len(self.subjects)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_server():  # type: ignore[no-untyped-def]
-    recorder = Recorder()
-    port = _free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, recorder
-    controller.stop()
 
 
 async def _until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -74,7 +35,8 @@ async def _until(condition, timeout: float, what: str) -> None:  # type: ignore[
         await asyncio.sleep(0.02)
 
 
-def test_stop_correct_resume(tmp_path: Path, smtp_server) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("mode", ["thread", "guest"])
+def test_stop_correct_resume(tmp_path: Path, smtp_server, mode: str) -> None:  # type: ignore[no-untyped-def]
     port, server = smtp_server
     store = Store(str(tmp_path / "e2e.db"))
     csv = tmp_path / "r.csv"
@@ -82,8 +44,10 @@ def test_stop_correct_resume(tmp_path: Path, smtp_server) -> None:  # type: igno
     mid = importer.create_mailing(store, OPERATOR, name="Sale", sender="shop@example.com", subject=WRONG,
                                   text_body="Hello {{ first_name }}\n", html_body=None, recipients=csv).mailing_id
     # Paced so that the stop lands mid-send, as it would in a real incident.
-    engine = EmbeddedEngine(store, EngineConfig(transport=f"smtp://127.0.0.1:{port}?starttls=off", workers=4, rate=150))
-    engine.start()
+    engine = EmbeddedEngine(store, EngineConfig(transport=f"smtp://127.0.0.1:{port}?starttls=off", workers=4, rate=150),
+                            mode=mode)  # type: ignore[arg-type]
+    if mode == "thread":
+        engine.start()  # a guest engine is started by the app, on its loop
     app = MailConsole(store, actor=OPERATOR, engine=engine, poll_interval=0.2)
 
     async def main() -> None:

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.css.query import NoMatches
 from textual.dom import DOMNode
@@ -27,6 +27,7 @@ from textual.widgets import Footer, Input, TabbedContent, TabPane, TextArea
 
 from ..store import Actor, Store, StoreError
 from ..store import accounts
+from ..store.dot_fence import wait_for_allowed_dots
 from . import format as fmt
 from .analytics_tab import AnalyticsTab
 from .audit_tab import AuditTab
@@ -45,12 +46,25 @@ from .view import LiveWidget, View
 
 STOP_REASON = "stop key in the console"
 STOP_HEAD_START = 0.03  # seconds the stop's commit may run before the screen flips
+ENGINE_STOP_TIMEOUT = 15.0  # a graceful stop of the engine inside the console, on quitting
+# After a key, how long an engine on the console's own loop yields to the console
+# (EmbeddedEngine.prioritize_host): about a slow key's handling and frame.
+KEY_PRIORITY = 0.15
 
 
 class Engine(Protocol):
-    """What the console needs from an engine running inside it."""
+    """What the console needs from an engine running inside it.
+
+    An engine that runs on the console's own event loop (trio guest mode) also
+    has `on_host_loop = True`, `started`, `start()` and `async aclose(timeout)`:
+    the console starts it once its loop runs and stops it before the loop ends.
+    """
 
     def nudge(self) -> None: ...
+
+
+def _on_app_loop(engine: Engine | None) -> bool:
+    return bool(getattr(engine, "on_host_loop", False))
 
 
 def _displayed(widget: Widget) -> bool:
@@ -130,6 +144,7 @@ class MailConsole(MailingActions, App[None]):
         self.refresh_views()
         if self.notice:
             self.notify(self.notice, markup=False, timeout=10)
+        self._start_engine_on_loop()
         if self.poll_interval:
             self.set_interval(self.poll_interval, self.poll)
         if self.handle_signals:
@@ -137,6 +152,22 @@ class MailConsole(MailingActions, App[None]):
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGHUP, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.exit)
+
+    def _start_engine_on_loop(self) -> None:
+        """A guest engine starts here, after the first frame's data: it needs this loop running."""
+        engine: Any = self.engine
+        if not _on_app_loop(engine) or engine.started:
+            return
+        try:
+            engine.start()
+        except Exception as exc:  # shown like an engine that died later (see _check_engine)
+            engine.error = exc
+            self._check_engine()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and _on_app_loop(self.engine):
+            self.engine.prioritize_host(KEY_PRIORITY)  # type: ignore[attr-defined]
+        await super().on_event(event)
 
     # -- the view --------------------------------------------------------------
 
@@ -281,34 +312,55 @@ class MailConsole(MailingActions, App[None]):
         if self._refuse_read_only("stop"):
             return
         pressed = time.perf_counter()
+        committed = threading.Event()
         # A plain thread, started here: a Textual worker would only start once this handler
         # returns and the event loop turns, and every millisecond before the commit counts.
-        committer = threading.Thread(target=self._commit_stop, args=(pressed,), name="stop-commit", daemon=True)
+        committer = threading.Thread(target=self._commit_stop, args=(pressed, committed), name="stop-commit",
+                                     daemon=True)
         committer.start()
         self._stop_threads.append(committer)
         # Give the commit the interpreter for a moment: waiting here releases the GIL, so the
         # commit is not slowed by this thread repainting (or by a busy engine thread).
         # Usually it is done in a few ms; if the store is slow the screen flips anyway.
-        committer.join(STOP_HEAD_START)
+        # Only the commit is waited for, not the dot fence after it: an engine on this
+        # thread's loop (guest mode) can only leave the fence once this handler returns.
+        committed.wait(STOP_HEAD_START)
         if not self.view().stopped and self.snapshot is not None:
             self.drain_from = self.snapshot.overview.in_flight
         self.stop_pending = True
         self.refresh_views()
 
-    def _commit_stop(self, pressed: float) -> None:
+    def _commit_stop(self, pressed: float, committed: threading.Event) -> None:
+        """`accounts.stop` in two steps, with the engine's nudge between them.
+
+        The commit is what the operator waits for (and what stop_timings measure);
+        the nudge then makes the engine behind us turn back what is at the final-dot
+        gate, so that the dot fence, passed last, is free sooner.
+        """
         try:
-            accounts.stop(self.store, self.actor, self.account, reason=STOP_REASON)
+            try:
+                accounts.commit_stop(self.store, self.actor, self.account, reason=STOP_REASON)
+            finally:
+                committed.set()
         except StoreError as exc:
+            wait_for_allowed_dots(self.store)  # as accounts.stop does, whatever the commit did
             self._from_thread(self._stop_failed, exc)
             return
         self.stop_timings.append(time.perf_counter() - pressed)
-        self._nudge()  # the engine behind us turns back what is at the final-dot gate now
+        self._nudge()
+        wait_for_allowed_dots(self.store)
         self._from_thread(self._stop_committed)
 
-    def on_unmount(self) -> None:
-        # Quitting right after the stop key must not cut its commit short.
-        for thread in self._stop_threads:
-            thread.join(timeout=10)
+    async def on_unmount(self) -> None:
+        # Quitting right after the stop key must not cut its commit short. Waited for
+        # without blocking the loop: the commit's thread may still need it (the dot
+        # fence with a guest engine, its last call_from_thread).
+        deadline = time.monotonic() + 10
+        while any(t.is_alive() for t in self._stop_threads) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        if _on_app_loop(self.engine):
+            # Before the loop ends: the engine needs it to return its claims to the queue.
+            await self.engine.aclose(ENGINE_STOP_TIMEOUT)  # type: ignore[attr-defined]
 
     def _stop_committed(self) -> None:
         self._stop_seen_from = self._reads + 1

@@ -1,7 +1,8 @@
 """The sender engine: trio workers on real SMTP, and a stop that always wins.
 
 `EngineConfig` configures it, `Engine` runs it inside trio, `EmbeddedEngine`
-runs it on a thread of another program, `service.run_service` runs it headless.
+runs it inside another program (on its own thread, or as a trio guest on the
+program's asyncio loop), `service.run_service` runs it headless.
 """
 
 import logging
