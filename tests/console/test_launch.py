@@ -77,3 +77,18 @@ def test_no_engine_and_read_only(tmp_path: Path, ran: dict[str, Any], option: st
     assert ran["engine"] is None
     assert ran["read_only"] is (option == "read_only")
     ctx.close()
+
+
+def test_the_default_engine_mode_starts_with_the_console(tmp_path: Path, ran: dict[str, Any]) -> None:
+    """A guest engine needs the console's loop: launch leaves starting (and stopping) it to the app."""
+    box = tmp_path / "Maildir"
+    mailbox.Maildir(box, create=True)
+    ctx = _ctx(tmp_path / "s.db", transport=f"maildir:{box}")
+    launch.launch(ctx)
+    engine = ran["engine"]
+    assert engine.mode == launch.ENGINE_MODE
+    if engine.on_host_loop:
+        assert not engine.started and engines.list_engines(ctx.store()) == []
+    else:
+        assert engine.started
+    ctx.close()

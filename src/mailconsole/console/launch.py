@@ -1,7 +1,7 @@
 """Starting the console: attach to a store, start an engine behind it when none runs.
 
-The engine, when the console starts one, runs `trio.run` on its own thread
-(`EmbeddedEngine`); the console talks to it through the store and `nudge()`.
+The engine, when the console starts one, is an `EmbeddedEngine` (ENGINE_MODE
+says how it runs); the console talks to it through the store and `nudge()`.
 Quitting, or losing the terminal (SIGHUP on an SSH drop), stops that engine
 gracefully: its claimed messages go back to the queue. An engine running
 elsewhere is only observed and controlled, never stopped.
@@ -17,14 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 from ..store import Store
 from ..store.engines import live_engines
-from .app import MailConsole
+from .app import ENGINE_STOP_TIMEOUT, MailConsole
 
 if TYPE_CHECKING:
     from ..cli.common import Context
     from ..engine.config import EngineConfig
-    from ..engine.embedded import EmbeddedEngine
+    from ..engine.embedded import EmbeddedEngine, Mode
 
-ENGINE_STOP_TIMEOUT = 15.0
+# trio guest mode on the console's own loop, not trio.run on a thread: measured
+# side by side (docs/benchmarks.md, "Console"), the guest engine never holds the
+# interpreter while the console handles a key (it yields to keys, and otherwise
+# takes turns between the console's callbacks), so key p95 was 66-101 ms
+# against 145-176 ms, and the stop's commit p95 6-12 ms against 13-23 ms, at
+# the same throughput while nobody types.
+ENGINE_MODE: Mode = "guest"
 # With the engine's thread busy, every return of the UI (or the stop's commit) to
 # Python waits for the GIL; CPython hands it over only every `switchinterval`
 # (5 ms by default), and a key press needs many such returns. 0.5 ms keeps the
@@ -81,13 +87,16 @@ def engine_config(transport: str | None = None) -> EngineConfig:
     return load_config(flags={"transport": transport})
 
 
-def start_engine(store: Store, config: EngineConfig) -> EmbeddedEngine:
+def start_engine(store: Store, config: EngineConfig, mode: Mode | None = None) -> EmbeddedEngine:
+    """The engine inside the console. A thread engine runs when this returns; a guest
+    engine needs the console's loop, so the app starts it once mounted (and stops it)."""
     # Imported here: a console that only observes never loads the engine (or trio).
     from ..engine.embedded import EmbeddedEngine
 
-    engine = EmbeddedEngine(store, config)
+    engine = EmbeddedEngine(store, config, mode=mode or ENGINE_MODE)
     sys.setswitchinterval(SWITCH_INTERVAL)
-    engine.start()
+    if not engine.on_host_loop:
+        engine.start()
     return engine
 
 
@@ -103,7 +112,8 @@ def run_console(
     try:
         app.run()
     finally:
-        if engine is not None:
+        # A guest engine was stopped by the app before its loop ended (MailConsole.on_unmount).
+        if engine is not None and getattr(engine, "running", True):
             print("stopping the engine inside the console (claimed messages go back to the queue)…",
                   file=sys.stderr)
             engine.stop(timeout=ENGINE_STOP_TIMEOUT)
