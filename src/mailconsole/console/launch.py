@@ -24,12 +24,12 @@ if TYPE_CHECKING:
     from ..engine.config import EngineConfig
     from ..engine.embedded import EmbeddedEngine, Mode
 
-# trio guest mode on the console's own loop, not trio.run on a thread: measured
-# side by side (docs/benchmarks.md, "Console"), the guest engine never holds the
-# interpreter while the console handles a key (it yields to keys, and otherwise
-# takes turns between the console's callbacks), so key p95 was 66-101 ms
-# against 145-176 ms, and the stop's commit p95 6-12 ms against 13-23 ms, at
-# the same throughput while nobody types.
+# trio guest mode on the console's own loop, not trio.run on a thread. Measured
+# side by side (docs/benchmarks.md, "Console"): a guest engine runs only between
+# the console's callbacks, never in the middle of one, and yields to the console
+# while it handles a key, so key p95 was 66-101 ms against 145-176 ms and the
+# stop's commit p95 6-12 ms against 13-23 ms, at the same throughput while
+# nobody types (less while keys are pressed back to back).
 ENGINE_MODE: Mode = "guest"
 # With the engine's thread busy, every return of the UI (or the stop's commit) to
 # Python waits for the GIL; CPython hands it over only every `switchinterval`
