@@ -40,9 +40,11 @@ log = logging.getLogger("mailconsole.engine")
 
 # While the host asks for priority (`prioritize_host`: the console handling a key),
 # each trio tick of a guest engine is followed by a pause of this many times its
-# own duration: the engine gets at most a quarter of the host's thread then. At
+# own duration: the engine gets at most a tenth of the host's thread then. At
 # other times it runs whenever it has work, as fast as in its own thread.
-HOST_PRIORITY_RATIO = 3.0
+# (With a quarter, key -> screen p95 was 71-115 ms in back-to-back runs; with a
+# tenth 69-76 ms: docs/benchmarks.md.)
+HOST_PRIORITY_RATIO = 9.0
 
 
 class EmbeddedEngine:
