@@ -66,7 +66,7 @@ def engine(n: int, transport: str, work: Path, sink_pid: int | None) -> dict:
     db = work / "cpu.db"
     store, mid = make_store(db, n, work)
     sink0 = process_cpu(sink_pid) if sink_pid else 0.0
-    [proc] = start_engines(db, 1, 16, transport)
+    [proc] = start_engines(db, 1, 16, transport, ["--batch", "500"])  # as throughput.py
     seconds, steady = sent_timings(store, mid, n)
     sink_us = (process_cpu(sink_pid) - sink0) / n * 1e6 if sink_pid else 0.0
     proc.send_signal(signal.SIGTERM)

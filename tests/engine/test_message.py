@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailconsole.engine.message import CompiledRevision, MergeError, RevisionData, encode_header
+from mailconsole.engine.message import CompiledRevision, MergeError, RevisionData, encode_body, encode_header
 from mailconsole.engine.smtp import dot_stuff
 
 from .conftest import parse
@@ -115,3 +115,12 @@ def test_any_subject_round_trips(subject):
 
 def test_dot_stuffing():
     assert dot_stuff(b".a\r\nb\r\n.\r\n..c\r\n") == b"..a\r\nb\r\n..\r\n...c\r\n"
+
+
+@pytest.mark.parametrize("length, cte", [(998, "7bit"), (999, "quoted-printable")])
+def test_a_line_over_998_bytes_is_quoted_printable(length, cte):  # type: ignore[no-untyped-def]
+    """RFC 5322 2.1.1: at most 998 characters a line; a longer one must be encoded."""
+    for text in ("x" * length, "short\n" + "x" * length + "\nend", "a\n" * 600 + "x" * length):
+        got, body = encode_body(text)
+        assert got == cte
+        assert all(len(line) <= 998 for line in body.split(b"\r\n"))
