@@ -182,7 +182,7 @@ def main() -> int:
                 stdout=subprocess.DEVNULL,
             )
             time.sleep(1.0)
-        app = MailConsole(store, actor=ACTOR, engine=engine, poll_interval=0.5)
+        app = MailConsole(store, actor=ACTOR, engine=engine, poll_interval=0.5, freeze_heap=True)  # as launched
         try:
             results = asyncio.run(measure(app, store, args.keys, args.stops))
         finally:

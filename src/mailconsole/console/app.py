@@ -10,6 +10,7 @@ only, so it is as fast on a million queued messages as on none).
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import threading
 import time
@@ -67,6 +68,24 @@ def _on_app_loop(engine: Engine | None) -> bool:
     return bool(getattr(engine, "on_host_loop", False))
 
 
+# The garbage collector's full passes, on the UI thread, were the largest cause of
+# slow key presses with an engine sending (docs/benchmarks.md): left to itself it
+# ran one every few seconds, over ~17,000 objects in reference cycles (Textual's
+# render caches, SQLAlchemy statements), for 30-120 ms. So a real session freezes
+# what is alive after start-up (never scanned again) and collects every second,
+# which keeps each pass small: 2-7 ms measured.
+GC_EVERY = 1.0
+
+
+def _freeze_heap() -> None:
+    gc.collect()
+    gc.freeze()
+
+
+def _collect_garbage() -> None:
+    gc.collect()
+
+
 def _displayed(widget: Widget) -> bool:
     node: DOMNode | None = widget
     while isinstance(node, Widget):
@@ -93,6 +112,7 @@ class MailConsole(MailingActions, App[None]):
         read_only: bool = False,
         poll_interval: float | None = 0.5,
         handle_signals: bool = False,
+        freeze_heap: bool = False,
         notice: str | None = None,
     ) -> None:
         super().__init__()
@@ -104,6 +124,7 @@ class MailConsole(MailingActions, App[None]):
         self.read_only = read_only or store.read_only
         self.poll_interval = poll_interval
         self.handle_signals = handle_signals
+        self.freeze_heap = freeze_heap
         self.notice = notice
         self.rates = RateHistory()
         self.snapshot: Snapshot | None = None
@@ -147,6 +168,9 @@ class MailConsole(MailingActions, App[None]):
         self._start_engine_on_loop()
         if self.poll_interval:
             self.set_interval(self.poll_interval, self.poll)
+        if self.freeze_heap:
+            self.call_after_refresh(_freeze_heap)
+            self.set_interval(GC_EVERY, _collect_garbage)
         if self.handle_signals:
             # An SSH drop sends SIGHUP: leave cleanly (the launcher then stops the engine).
             loop = asyncio.get_running_loop()

@@ -108,7 +108,8 @@ def run_console(
     read_only: bool = False,
     notice: str | None = None,
 ) -> int:
-    app = MailConsole(store, account, engine=engine, read_only=read_only, handle_signals=True, notice=notice)
+    app = MailConsole(store, account, engine=engine, read_only=read_only, handle_signals=True, freeze_heap=True,
+                      notice=notice)
     try:
         app.run()
     finally:
