@@ -95,6 +95,14 @@ def test_lost_terminal_ends_the_console_and_returns_claims(tmp_path: Path, smtp_
     asyncio.run(main())
 
 
+def _full_rate_console(tmp_path: Path, port: int):  # type: ignore[no-untyped-def]
+    """A console over 20,000 queued messages with an unpaced guest engine, 8 connections."""
+    store, mid = _store(tmp_path, 20000)
+    config = EngineConfig(transport=f"smtp://127.0.0.1:{port}?starttls=off", workers=8, **FAST)  # type: ignore[arg-type]
+    engine = EmbeddedEngine(store, config, mode="guest")
+    return store, mid, engine, MailConsole(store, actor=OPERATOR, engine=engine, poll_interval=0.2)
+
+
 def test_stop_key_at_full_rate_nothing_after_and_no_stall_on_the_fence(tmp_path: Path, smtp_server) -> None:  # type: ignore[no-untyped-def]
     """Unpaced: workers sit at the final-dot gate (holding the dot fence) all the time.
 
@@ -103,10 +111,7 @@ def test_stop_key_at_full_rate_nothing_after_and_no_stall_on_the_fence(tmp_path:
     meanwhile, or the fence would run into its 2 s timeout.
     """
     port, server = smtp_server
-    store, mid = _store(tmp_path, 20000)
-    config = EngineConfig(transport=f"smtp://127.0.0.1:{port}?starttls=off", workers=8, **FAST)  # type: ignore[arg-type]
-    engine = EmbeddedEngine(store, config, mode="guest")
-    app = MailConsole(store, actor=OPERATOR, engine=engine, poll_interval=0.2)
+    store, mid, engine, app = _full_rate_console(tmp_path, port)
 
     async def main() -> None:
         async with app.run_test(size=(100, 30)) as pilot:
@@ -133,10 +138,7 @@ def test_stop_key_at_full_rate_nothing_after_and_no_stall_on_the_fence(tmp_path:
 def test_quit_right_after_the_stop_key(tmp_path: Path, smtp_server) -> None:  # type: ignore[no-untyped-def]
     """The stop's commit and fence, then the engine's graceful stop, all while the app unmounts."""
     port, server = smtp_server
-    store, mid = _store(tmp_path, 20000)
-    config = EngineConfig(transport=f"smtp://127.0.0.1:{port}?starttls=off", workers=8, **FAST)  # type: ignore[arg-type]
-    engine = EmbeddedEngine(store, config, mode="guest")
-    app = MailConsole(store, actor=OPERATOR, engine=engine, poll_interval=0.2)
+    store, mid, engine, app = _full_rate_console(tmp_path, port)
 
     async def main() -> None:
         async with app.run_test(size=(100, 30)) as pilot:
