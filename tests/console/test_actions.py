@@ -252,9 +252,11 @@ def test_an_engine_that_cannot_send_says_why_on_the_settings_tab(make_app) -> No
         await settle(pilot)
         assert problems.size.height >= 1
         assert "mail-1 pid 4242: cannot connect to relay.internal:25" in str(problems.render())
+        assert "1 cannot send (see Settings)" in str(app.query_one("#banner").render())
         engines.beat(app.store, ENGINE, note=None)
         app.poll()
         await settle(pilot)
         assert problems.size.height == 0
+        assert "cannot send" not in str(app.query_one("#banner").render())
 
     drive(app, script)

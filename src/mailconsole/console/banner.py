@@ -28,9 +28,15 @@ def state_line(view: View) -> Text:
     if snap is None:
         text.append(" — reading the store…")
         return text
-    engines = len(snap.overview.live_engines)
+    live = snap.overview.live_engines
+    engines = len(live)
     text.append(f" — mailings go out · {fmt.rate(view.rates.now)} msg/s · ")
     text.append("no engine is sending" if engines == 0 else f"{engines} engine{'s' if engines != 1 else ''}")
+    troubled = sum(1 for e in live if e.note)
+    if troubled:
+        # Visible from every tab: a mail server that cannot be reached stops the
+        # sending as surely as the stop key, and only the Settings tab says why.
+        text.append(f" · {troubled} cannot send (see Settings)", style="bold")
     return text
 
 
