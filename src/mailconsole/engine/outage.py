@@ -25,7 +25,8 @@ class Outage:
     def __init__(self, first: float = FIRST_DELAY, maximum: float = MAX_DELAY) -> None:
         self._first = first
         self._max = maximum
-        self.failures = 0  # consecutive failed connection attempts
+        self.failures = 0  # consecutive failed connection attempts, over all senders
+        self._rounds = 0  # back-offs so far: the senders that failed together count once
         self.retry_at = 0.0  # trio time before which nobody tries
         self.problem: str | None = None
 
@@ -33,16 +34,23 @@ class Outage:
     def down(self) -> bool:
         return self.failures > 0
 
-    def failed(self, problem: str) -> float:
-        """A connection attempt failed; returns the delay before the next one may start."""
+    def failed(self, problem: str) -> None:
+        """A connection attempt failed: the next may start at `retry_at`.
+
+        Every sender waiting for the same moment tries then; only the first of them
+        to fail lengthens the wait, so eight senders do not make it grow eight times.
+        """
         self.failures += 1
-        delay = min(self._max, self._first * 2 ** (self.failures - 1)) * random.uniform(0.8, 1.2)
-        self.retry_at = max(self.retry_at, trio.current_time() + delay)
         self.problem = problem
-        return delay
+        now = trio.current_time()
+        if now >= self.retry_at:
+            self._rounds += 1
+            delay = min(self._max, self._first * 2 ** (self._rounds - 1)) * random.uniform(0.8, 1.2)
+            self.retry_at = now + delay
 
     def recovered(self) -> None:
         self.failures = 0
+        self._rounds = 0
         self.retry_at = 0.0
         self.problem = None
 
