@@ -42,6 +42,18 @@ def make_store(db: Path, n: int, work: Path) -> tuple[Store, int]:
     return store, result.mailing_id
 
 
+def queue_mailing(store: Store, directory: Path, n: int, *, name: str, text_body: str) -> int:
+    """One sending mailing of n recipients with one short merge field: the console benches' store."""
+    recipients = directory / "recipients.csv"
+    with recipients.open("w") as f:
+        f.write("email,first_name\n")
+        for i in range(n):
+            f.write(f"r{i}@example.org,N{i}\n")
+    return create_mailing(store, Actor("bench"), name=name, sender="bench@example.com",
+                          subject="Hello {{ first_name }}", text_body=text_body, html_body=None,
+                          recipients=recipients).mailing_id
+
+
 def start_engines(db: Path, count: int, workers: int, transport: str, extra: list[str] | None = None) -> list[subprocess.Popen]:
     cmd = [str(Path(sys.executable).with_name("mailconsole")), "--db", str(db), "serve", "--quiet",
            "--workers", str(workers), "--transport", transport, *(extra or [])]

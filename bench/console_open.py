@@ -17,20 +17,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import queue_mailing
+
 from mailconsole.console.app import MailConsole
-from mailconsole.store import Actor, Store, importer
+from mailconsole.store import Actor, Store
 
 ACTOR = Actor("bench")
 
 
 def fill(store: Store, directory: Path, queued: int) -> None:
-    csv = directory / "recipients.csv"
-    with csv.open("w") as f:
-        f.write("email,first_name\n")
-        for i in range(queued):
-            f.write(f"r{i}@example.org,N{i}\n")
-    importer.create_mailing(store, ACTOR, name="A million", sender="bench@example.com",
-                            subject="Hello {{ first_name }}", text_body="Hi\n", html_body=None, recipients=csv)
+    queue_mailing(store, directory, queued, name="A million", text_body="Hi\n")
 
 
 def open_once(path: Path) -> float:

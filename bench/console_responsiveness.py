@@ -32,11 +32,13 @@ from pathlib import Path
 from textual import events
 from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
 
+from common import queue_mailing
+
 from mailconsole.console import app as app_module
 from mailconsole.console.app import MailConsole
 from mailconsole.engine.config import EngineConfig
 from mailconsole.console.launch import start_engine
-from mailconsole.store import Actor, Store, accounts, importer, status
+from mailconsole.store import Actor, Store, accounts, status
 
 ACTOR = Actor("bench")
 
@@ -68,14 +70,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def build_store(directory: Path, recipients: int) -> Store:
     store = Store(str(directory / "bench.db"))
-    csv = directory / "recipients.csv"
-    with csv.open("w") as f:
-        f.write("email,first_name\n")
-        for i in range(recipients):
-            f.write(f"r{i}@example.org,N{i}\n")
-    importer.create_mailing(store, ACTOR, name="Full rate", sender="bench@example.com",
-                            subject="Hello {{ first_name }}", text_body="Hi {{ first_name }}\n",
-                            html_body=None, recipients=csv)
+    queue_mailing(store, directory, recipients, name="Full rate", text_body="Hi {{ first_name }}\n")
     return store
 
 

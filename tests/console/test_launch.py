@@ -43,6 +43,13 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     sys.setswitchinterval(interval)  # start_engine tunes it process-wide; other tests time things
 
 
+def _maildir_ctx(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A console context whose engine would deliver into a fresh Maildir."""
+    box = tmp_path / "Maildir"
+    mailbox.Maildir(box, create=True)
+    return _ctx(tmp_path / "s.db", transport=f"maildir:{box}")
+
+
 def test_no_transport_configured_starts_no_engine(tmp_path: Path, ran: dict[str, Any]) -> None:
     ctx = _ctx(tmp_path / "s.db")
     assert launch.launch(ctx) == 0
@@ -51,9 +58,7 @@ def test_no_transport_configured_starts_no_engine(tmp_path: Path, ran: dict[str,
 
 
 def test_transport_given_starts_an_engine_behind_the_console(tmp_path: Path, ran: dict[str, Any]) -> None:
-    box = tmp_path / "Maildir"
-    mailbox.Maildir(box, create=True)
-    ctx = _ctx(tmp_path / "s.db", transport=f"maildir:{box}")
+    ctx = _maildir_ctx(tmp_path)
     launch.launch(ctx)
     assert ran["engine"] is not None and ran["notice"] is None
     ctx.close()
@@ -81,9 +86,7 @@ def test_no_engine_and_read_only(tmp_path: Path, ran: dict[str, Any], option: st
 
 def test_the_default_engine_mode_starts_with_the_console(tmp_path: Path, ran: dict[str, Any]) -> None:
     """A guest engine needs the console's loop: launch leaves starting (and stopping) it to the app."""
-    box = tmp_path / "Maildir"
-    mailbox.Maildir(box, create=True)
-    ctx = _ctx(tmp_path / "s.db", transport=f"maildir:{box}")
+    ctx = _maildir_ctx(tmp_path)
     launch.launch(ctx)
     engine = ran["engine"]
     assert engine.mode == launch.ENGINE_MODE

@@ -180,13 +180,18 @@ async def test_merge_error_fails_one_message_only(store, tmp_path, smtpd_factory
     assert "line break" in message_rows(store, mid)["u1@example.net"][2]
 
 
+async def _send_through(server: RawSMTPServer, store, tmp_path, nursery, n: int):  # type: ignore[no-untyped-def]
+    """A mailing of n through one connection to the scripted server, until nothing is left to send."""
+    port = await nursery.start(server.serve)
+    mid = add_mailing(store, tmp_path, n)
+    async with running(store, fast_config(transport=f"smtp://127.0.0.1:{port}", workers=1)):
+        return mid, await wait_done(store, mid)
+
+
 async def test_server_closing_mid_data_is_retried(store, tmp_path, nursery):
     server = RawSMTPServer()
     server.cut_during_data = 2
-    port = await nursery.start(server.serve)
-    mid = add_mailing(store, tmp_path, 3)
-    async with running(store, fast_config(transport=f"smtp://127.0.0.1:{port}", workers=1)):
-        m = await wait_done(store, mid)
+    mid, m = await _send_through(server, store, tmp_path, nursery, 3)
     assert m.sent == 3 and server.aborted >= 2
     assert sorted(r for r, _, _ in server.accepted) == [f"user{i}@example.net" for i in range(3)]
     assert max(row[1] for row in message_rows(store, mid).values()) >= 2  # someone needed a retry
@@ -242,10 +247,7 @@ async def test_pipelined_envelopes_behind_the_dot(store, tmp_path, nursery):
     """With PIPELINING the next envelope rides behind each dot; a rejected one fails alone."""
     server = RawSMTPServer()
     server.reject_rcpt = {"user5@example.net", "user6@example.net"}
-    port = await nursery.start(server.serve)
-    mid = add_mailing(store, tmp_path, 30)
-    async with running(store, fast_config(transport=f"smtp://127.0.0.1:{port}", workers=1)):
-        m = await wait_done(store, mid)
+    mid, m = await _send_through(server, store, tmp_path, nursery, 30)
     assert (m.sent, m.failed) == (28, 2)
     accepted = sorted(r for r, _, _ in server.accepted)
     assert accepted == sorted(f"user{i}@example.net" for i in range(30) if i not in (5, 6))
@@ -258,10 +260,7 @@ async def test_connection_lost_after_the_dot_is_counted_as_possibly_delivered(st
     """No reply to the dot: the server may have the message, so the retry is a counted duplicate."""
     server = RawSMTPServer()
     server.hang_up_after_dot = 1
-    port = await nursery.start(server.serve)
-    mid = add_mailing(store, tmp_path, 1)
-    async with running(store, fast_config(transport=f"smtp://127.0.0.1:{port}", workers=1)):
-        m = await wait_done(store, mid)
+    mid, m = await _send_through(server, store, tmp_path, nursery, 1)
     assert m.sent == 1 and m.recovered == 1
     [(state, attempts, _, recovered)] = message_rows(store, mid).values()
     assert (state, attempts, recovered) == ("sent", 2, 1)
