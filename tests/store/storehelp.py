@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from csvfiles import write_csv as write_recipients  # noqa: F401  (the name these tests use)
 
 from sqlalchemy import func, select
@@ -59,3 +64,25 @@ def sent(store, claimed) -> list:
 
     rev = {c.mailing_id: revisions.newest_revision(store, c.mailing_id).id for c in claimed}
     return [queue.Outcome(c.id, c.mailing_id, "sent", revision_id=rev[c.mailing_id]) for c in claimed]
+
+
+@contextmanager
+def python_child(code: str, *args: str) -> Iterator[subprocess.Popen]:
+    """`python -c code args…` with its output piped as text; killed on the way out if still running."""
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def rest_of_output(proc: subprocess.Popen, timeout: float) -> str:
+    """Everything the child still writes, once it has exited.
+
+    read(), not communicate(): communicate() would skip what readline() already buffered.
+    """
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    proc.wait(timeout)
+    return out

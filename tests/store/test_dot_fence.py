@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
+
+from storehelp import python_child
 
 from mailconsole.store import Actor, accounts
 from mailconsole.store.dot_fence import DotFence, fence_path, wait_for_allowed_dots
@@ -57,16 +57,12 @@ def test_a_killed_engine_never_blocks_a_stop(store, db_path):
         print("holding", flush=True)
         time.sleep(60)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
-    try:
+    with python_child(holder) as proc:
         assert proc.stdout.readline().strip() == "holding"
         assert wait_for_allowed_dots(store, timeout=0.1) is False
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         assert wait_for_allowed_dots(store, timeout=5) is True
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_the_fence_file_is_private(store):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 import threading
 
 import pytest
-from storehelp import ALICE, SENDER, actual_states, assert_counters_match, recipients, sent
+from storehelp import ALICE, SENDER, actual_states, assert_counters_match, recipients, sent, python_child, rest_of_output
 
 from mailconsole.store import NotFound, Refused, Store, accounts, audit, mailings, queue, status
 from mailconsole.store.importer import create_mailing
@@ -222,21 +220,13 @@ IMPORTER = textwrap.dedent(
 
 def test_delete_from_another_process_stops_its_import(store, db_path, csv_file):
     path = csv_file(recipients(20_000))
-    proc = subprocess.Popen([sys.executable, "-c", IMPORTER, str(db_path), str(path)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
+    with python_child(IMPORTER, str(db_path), str(path)) as proc:
         first = proc.stdout.readline()
         assert first.startswith("progress")
         [m] = mailings.list_mailings(store)
         assert m.status == "preparing" and 0 < m.recipients < 20_000
         mailings.delete_mailing(store, ALICE, m.id)
-        # read(), not communicate(): communicate() would skip what readline() already buffered.
-        out = proc.stdout.read()
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        out = rest_of_output(proc, 30)
 
     assert proc.returncode == 1
     assert f"refused: mailing {m.id} was deleted while it was being prepared; import stopped" in out

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
 from sqlalchemy import event, func, select
-from storehelp import ALICE
+from storehelp import ALICE, python_child, rest_of_output
 
 from mailconsole.store import Actor, NotFound, accounts, audit, queue
 from mailconsole.store.schema import messages
@@ -148,10 +146,7 @@ def claimed_rows(store) -> int:
 def test_stop_wins_against_a_claimer_in_another_process(store, make_mailing, db_path):
     """A real second process claims in a tight loop; once the stop has committed, none of its claims succeeds."""
     make_mailing(5000)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CLAIMER, str(db_path), "3.0"], stdout=subprocess.PIPE, text=True
-    )
-    try:
+    with python_child(CLAIMER, str(db_path), "3.0") as proc:
         assert proc.stdout.readline().strip() == "ready"
         # Let it claim for real before stopping, so the stop races a busy writer.
         deadline = time.time() + 2.5
@@ -167,13 +162,7 @@ def test_stop_wins_against_a_claimer_in_another_process(store, make_mailing, db_
         held = claimed_rows(store)
         time.sleep(0.4)  # the other process keeps trying all this time
         assert claimed_rows(store) == held, "a claim succeeded after the stop committed"
-        # read(), not communicate(): communicate() would skip what readline() already buffered.
-        out = proc.stdout.read()
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        out = rest_of_output(proc, 10)
 
     claims = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     with store.read() as conn:
