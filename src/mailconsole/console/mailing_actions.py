@@ -38,7 +38,11 @@ class MailingActions:
     _refuse_read_only: Any
     _nudge: Any
 
-    def _mailing_for(self, what: str) -> int | None:
+    def _mailing_for(self, what: str, action: str) -> int | None:
+        """The selected mailing to `what`, or None, with the reason told: a read-only
+        console refuses `action`, the wrong tab, nothing selected."""
+        if self._refuse_read_only(action):
+            return None
         if self.tabs.active not in ("analytics", "planned"):
             self.tabs.active = "analytics"
             self.notify(f"Select the mailing to {what} here, then press the key again.")
@@ -49,9 +53,7 @@ class MailingActions:
         return mid
 
     def action_delete_mailing(self) -> None:
-        if self._refuse_read_only("delete"):
-            return
-        mid = self._mailing_for("delete")
+        mid = self._mailing_for("delete", "delete")
         if mid is not None:
             self.run_store(lambda: mailings.delete_preview(self.store, mid, self.account), self._confirm_delete)
 
@@ -80,9 +82,7 @@ class MailingActions:
                     f"{fmt.count(s.sent)} had been sent.", markup=False)
 
     def action_toggle_pause(self) -> None:
-        if self._refuse_read_only("pause"):
-            return
-        mid = self._mailing_for("pause or unpause")
+        mid = self._mailing_for("pause or unpause", "pause")
         if mid is None:
             return
         current = self.snapshot.mailing(mid) if self.snapshot else None
@@ -98,18 +98,14 @@ class MailingActions:
             self.run_store(pause, lambda m: self.notify(f"Mailing {m.id} paused.", markup=False))
 
     def action_requeue(self) -> None:
-        if self._refuse_read_only("requeue"):
-            return
-        mid = self._mailing_for("requeue")
+        mid = self._mailing_for("requeue", "requeue")
         if mid is not None:
             self.run_store(lambda: mailings.requeue_suspended(self.store, self.actor, mid, self.account),
                            lambda n: self.notify(f"{fmt.count(n)} suspended messages back in the queue.",
                                                  markup=False))
 
     def action_reschedule(self) -> None:
-        if self._refuse_read_only("change the time"):
-            return
-        mid = self._mailing_for("move")
+        mid = self._mailing_for("move", "change the time")
         m = self.snapshot.mailing(mid) if self.snapshot and mid is not None else None
         if m is None:
             return
@@ -128,9 +124,7 @@ class MailingActions:
     # -- the template editor ---------------------------------------------------------
 
     def action_edit_template(self) -> None:
-        if self._refuse_read_only("editing the template"):
-            return
-        mid = self._mailing_for("edit")
+        mid = self._mailing_for("edit", "editing the template")
         if mid is None:
             return
 
