@@ -260,3 +260,21 @@ def test_an_engine_that_cannot_send_says_why_on_the_settings_tab(make_app) -> No
         assert "cannot send" not in str(app.query_one("#banner").render())
 
     drive(app, script)
+
+
+def test_a_read_only_console_refuses_every_mailing_action(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(read_only=True)
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        await press(pilot, "2")
+        await select(pilot, SALE)
+        before = mailings.get_mailing(app.store, SALE)
+        for key in ("d", "p", "e"):
+            await press(pilot, key)
+            assert not isinstance(app.screen, (ConfirmScreen, TemplateEditor)), key
+        messages = [str(n.message) for n in app._notifications]
+        assert sum("Read-only console" in m for m in messages) == 3, messages
+        after = mailings.get_mailing(app.store, SALE)
+        assert (after.status, after.queued) == (before.status, before.queued)
+
+    drive(app, script)
