@@ -6,6 +6,6 @@ functions and never write SQL of their own.
 
 from .actor import Actor
 from .connection import Store, default_db_url
-from .errors import InvalidInput, NotFound, Refused, StoreError
+from .errors import InvalidInput, NotFound, Refused, StoreBusy, StoreError
 
-__all__ = ["Actor", "Store", "default_db_url", "InvalidInput", "NotFound", "Refused", "StoreError"]
+__all__ = ["Actor", "Store", "default_db_url", "InvalidInput", "NotFound", "Refused", "StoreBusy", "StoreError"]

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import schema
-from .errors import StoreError
+from .errors import StoreBusy, StoreError
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 # How often a writer that must not wait long tries SQLite's write lock again.
@@ -78,7 +78,7 @@ def explain(exc: BaseException, where: str) -> StoreError:
     text = str(getattr(exc, "orig", exc)) or exc.__class__.__name__
     low = text.lower()
     if is_lock_error(low):
-        return StoreError(f"store {where} is locked by another writer; retry, or find the process holding it")
+        return StoreBusy(f"store {where} is locked by another writer; retry, or find the process holding it")
     if "not a database" in low or "malformed" in low or "corrupt" in low:
         return StoreError(f"{where} is not a mailconsole store (corrupt or another kind of file); check --db")
     if "readonly" in low or "read-only" in low:

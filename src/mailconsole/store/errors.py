@@ -15,3 +15,15 @@ class Refused(StoreError):
 
 class InvalidInput(StoreError):
     """Input (CSV, template, header value) failed validation; nothing was applied."""
+
+
+class StoreBusy(StoreError):
+    """Another writer holds the store's write lock; trying again later can succeed.
+
+    `holder` names that writer when it can be found ("pid 1234: mailconsole
+    template set"), else None.
+    """
+
+    def __init__(self, message: str, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder

@@ -23,8 +23,8 @@ from sqlalchemy import (
 )
 
 # Bump when the tables change; a store written by a newer program is refused.
-# Migrations between versions are planned with Alembic once a second version exists.
-SCHEMA_VERSION = 1
+# Version 2 added messages.fail_kind.
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -108,6 +108,10 @@ messages = Table(
     Column("lease_owner", String(64)),
     Column("lease_expires", Float),
     Column("last_error", Text),
+    # Why a failed message failed: "template" (it could not be rendered, or was over
+    # its render budget), "address", or "smtp" (refused by the server, or out of
+    # attempts). A template failure can be put back in the queue after a correction.
+    Column("fail_kind", String(20)),
     Column("sent_at", Float),
     Column("revision_id", Integer),
     Column("recovered", Integer, nullable=False, default=0),
