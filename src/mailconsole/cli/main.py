@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..store import StoreError
-from . import console_cmd, control_cmds, demo_cmd, mailing_cmds, serve_cmd
+from . import console_cmd, control_cmds, demo_cmd, mailing_cmds, migrate_cmd, serve_cmd
 from .common import Context, UsageError, printable
 
-COMMAND_MODULES = (control_cmds, mailing_cmds, serve_cmd, demo_cmd, console_cmd)
+COMMAND_MODULES = (control_cmds, mailing_cmds, serve_cmd, demo_cmd, console_cmd, migrate_cmd)
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:

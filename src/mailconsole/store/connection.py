@@ -9,6 +9,7 @@ claim against every stop, so after a stop commits no claim can succeed.
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -111,7 +112,13 @@ class Store:
         busy_timeout_ms: int | None = None,
         create: bool = True,
         read_only: bool = False,
+        check_version: bool = True,
     ) -> None:
+        """Open (or create) a store; an older or newer schema is refused.
+
+        check_version=False opens a store of any schema version, for the migration
+        only (store/migrate.py): no other code may read or write it then.
+        """
         self.url = to_url(db or default_db_url())
         if busy_timeout_ms is None:
             # How long a write waits for another writer before failing clearly.
@@ -125,7 +132,7 @@ class Store:
             self._prepare_sqlite_file(Path(url.database), create)
         self.engine: Engine = self._make_engine(busy_timeout_ms)
         try:
-            self._check_schema(create)
+            self._check_schema(create, check_version)
         except DBAPIError as exc:
             self.engine.dispose()
             raise explain(exc, self.where) from None
@@ -190,7 +197,7 @@ class Store:
         finally:
             driver.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
 
-    def _check_schema(self, create: bool) -> None:
+    def _check_schema(self, create: bool, check_version: bool = True) -> None:
         with self.engine.connect() as conn:
             tables = self.engine.dialect.get_table_names(conn)
         if "meta" not in tables:
@@ -201,23 +208,52 @@ class Store:
                 )
             if not create or self.read_only:
                 raise StoreError(f"{self.where} holds no mailconsole store; create one with `mailconsole init`")
-            with self.write() as conn:
-                schema.metadata.create_all(conn)
-                conn.execute(insert(schema.meta).values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
-        with self.read() as conn:
-            row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).first()
-        version = int(row[0]) if row else 0
+            self._create_schema()
+        version = self.schema_version()
+        if not check_version:
+            return
         if version > schema.SCHEMA_VERSION:
             raise StoreError(
                 f"store {self.where} has schema version {version}, newer than this mailconsole "
                 f"understands ({schema.SCHEMA_VERSION}); upgrade mailconsole"
             )
         if version < schema.SCHEMA_VERSION:
-            raise StoreError(f"store {self.where} has old schema version {version}; migrate it before use")
+            raise StoreError(
+                f"store {self.where} has schema version {version}, older than this mailconsole's "
+                f"({schema.SCHEMA_VERSION}); upgrade it with `mailconsole migrate --db {shlex.quote(self.where)}`"
+            )
         if not self.read_only:
             from .accounts import ensure_account  # late: accounts imports this module
 
             ensure_account(self, "default")
+
+    def _create_schema(self) -> None:
+        """A new store: today's tables, stamped with the Alembic revision they correspond to.
+
+        create_all rather than running every migration from the first: one
+        transaction, no Alembic import on this path. The migration tests prove that
+        an upgraded store and a new one have the same schema.
+        """
+        with self.write() as conn:
+            schema.metadata.create_all(conn)
+            schema.alembic_version.create(conn)
+            conn.execute(insert(schema.meta).values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
+            conn.execute(
+                insert(schema.alembic_version).values(version_num=schema.revision_of(schema.SCHEMA_VERSION))
+            )
+
+    def schema_version(self) -> int:
+        """The schema version the store records (meta.schema_version); 0 if none."""
+        with self.read() as conn:
+            row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).first()
+        if row is None:
+            return 0
+        try:
+            return int(row[0])
+        except ValueError:
+            raise StoreError(
+                f"store {self.where} records schema version {row[0]!r}, not a number; check --db"
+            ) from None
 
     # -- transactions ----------------------------------------------------------
 
