@@ -100,6 +100,12 @@ def test_migrate_dry_run_prints_both_versions_and_changes_nothing(cli, v1):
     assert cli("status").code == 1
 
 
+def test_migrate_is_refused_by_a_read_only_invocation(cli, v1):
+    r = cli("--read-only", "migrate")
+    assert r.code == 1 and "read-only" in one_line(r.err)
+    assert version(v1) == "1" and backups(v1) == []
+
+
 def test_migrate_on_a_new_store_has_nothing_to_do(cli, db):
     assert cli("init").code == 0
     r = cli("migrate")

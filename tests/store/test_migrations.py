@@ -235,6 +235,36 @@ def test_a_newer_store_is_refused_by_the_upgrade_naming_both_versions(v1):
         store.close()
 
 
+def test_a_failing_revision_leaves_the_store_as_it_was(v1):
+    """Stamp, revisions and schema_version commit together: a failure in one undoes all of them."""
+    conn = sqlite3.connect(v1)
+    with conn:  # a hand-made column in the way makes revision 0002's ALTER TABLE fail
+        conn.execute("ALTER TABLE messages ADD COLUMN fail_kind TEXT")
+    conn.close()
+    before = dump(v1, without=())
+    store = migrate.open_store(str(v1))
+    try:
+        with pytest.raises(StoreError) as err:
+            migrate.upgrade(store)
+    finally:
+        store.close()
+    assert "\n" not in str(err.value) and "duplicate column" in str(err.value) and "store is unchanged" in str(err.value)
+    assert dump(v1, without=()) == before and "alembic_version" not in fingerprint(v1)
+
+
+def test_a_current_store_without_alembic_bookkeeping_is_only_stamped(tmp_path):
+    path = tmp_path / "store.db"
+    Store(str(path)).close()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DROP TABLE alembic_version")
+    conn.close()
+    result = upgraded(path)
+    assert (result.plan.current, result.plan.revision, result.backup) == (2, None, None)
+    assert scalar(path, "SELECT version_num FROM alembic_version") == "0002"
+    assert not upgraded(path).plan.needed
+
+
 # -- one schema, however the store was made ---------------------------------------------
 
 

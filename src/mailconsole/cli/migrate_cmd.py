@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..store.errors import Refused
+from ..store.schema import revision_of
 from .common import Context, safe
 
 
@@ -26,6 +28,8 @@ def run(ctx: Context) -> int:
     if not plan.needed:
         ctx.print(f"store {where}: schema {plan.current} is current; nothing to do")
         return 0
+    if getattr(ctx.args, "read_only", False) and not ctx.args.dry_run:
+        raise Refused("--read-only changes nothing; run `mailconsole migrate` without it (or with --dry-run)")
     if ctx.args.dry_run:
         backup = " after a backup copy beside it" if store.is_sqlite and plan.current != plan.target else ""
         ctx.print(f"store {where}: schema {plan.current}, target {plan.target}; `mailconsole migrate` "
@@ -39,7 +43,7 @@ def run(ctx: Context) -> int:
     else:
         kept = "no backup taken: back up the database with its own tools first"
     if plan.current == plan.target:
-        done = f"schema {plan.target}, now recorded as Alembic revision {result.plan.target:04d}"
+        done = f"schema {plan.target}, now recorded as Alembic revision {revision_of(plan.target)}"
     else:
         done = f"schema {plan.current} → {plan.target}"
     ctx.print(f"store {where}: {done} ({kept}; write lock held {result.lock_held * 1000:.0f} ms)")

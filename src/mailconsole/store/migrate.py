@@ -18,6 +18,13 @@ this module is the only way in. An upgrade:
 Nothing is half-applied: the transaction commits all of it or none. Until it
 commits, every command (and every engine of this release) still sees the old
 version and refuses the store, so no engine can start while the migration runs.
+That transaction holds the write lock for milliseconds (ADD COLUMN changes only
+the table's definition; see the revisions for what would take longer), and the
+only writers it can hold up meanwhile belong to the earlier release: this one
+refuses the old store before writing anything. One gap remains for those: an
+engine of the earlier release that read the old version just before the
+transaction began waits for the lock and then runs on the new schema (schema 2
+only adds a nullable column, which that release never reads).
 """
 
 from __future__ import annotations
@@ -142,9 +149,20 @@ def upgrade(store: Store, *, backup: bool = True) -> Result:
         return Result(p, None, 0.0)
     refuse_if_engines_live(store)
     copy = backup_copy(store, p.current) if backup and store.is_sqlite and p.current != p.target else None
+    head_revision()  # imports Alembic and compiles the scripts now, not while holding the lock
+    try:
+        held = _apply(store, p)
+    except Refused:
+        raise
+    except StoreError as exc:
+        raise StoreError(f"{exc}; the upgrade was rolled back, the store is unchanged") from None
+    return Result(p, copy, held)
+
+
+def _apply(store: Store, p: Plan) -> float:
+    """Stamp if needed and run the revisions, in one write transaction; returns how long it held the lock."""
     from alembic import command  # late: ≈110 ms to import, needed by this command only
 
-    head_revision()  # reads and compiles the scripts now, not while holding the lock
     started = time.monotonic()
     with store.write(durable=True) as conn:
         # Under the write lock no engine can write a heartbeat, so none can
@@ -154,14 +172,14 @@ def upgrade(store: Store, *, backup: bool = True) -> Result:
             stamp(conn, schema.revision_of(p.current))
         command.upgrade(alembic_config(conn), "head")
         version = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar()
-        if version != str(p.target) or _recorded_revision(conn) != schema.revision_of(p.target):
+        revision = _recorded_revision(conn)
+        if version != str(p.target) or revision != schema.revision_of(p.target):
             # A revision that forgot set_schema_version: roll everything back.
             raise StoreError(
                 f"store {store.where}: the migrations ended at schema version {version} "
-                f"(revision {_recorded_revision(conn)}), not {p.target}; nothing changed"
+                f"(revision {revision}), not {p.target}"
             )
-        held = time.monotonic() - started
-    return Result(p, copy, held)
+    return time.monotonic() - started
 
 
 def stamp(conn: Connection, revision: str) -> None:

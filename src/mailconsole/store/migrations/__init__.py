@@ -10,7 +10,9 @@ alembic.ini. Adding a schema version N:
 3. keep it backend-neutral (op.* and batch_alter_table, no SQLite-only SQL). On
    SQLite, batch mode copies a whole table for what ALTER TABLE cannot do (drop or
    change a column): that holds the write lock for as long as the copy takes, so
-   prefer additive changes. A data step (filling a new column, say) does not belong
+   prefer additive changes. Recreating a table that others reference (accounts,
+   mailings) also needs SQLite's foreign keys off, which cannot change inside the
+   migration's transaction. A data step (filling a new column, say) does not belong
    in a revision, which runs in the migration's single transaction: the revision
    adds the column, and the data is filled in short batches of their own.
    `mailconsole migrate` refuses while an engine is live, and the store stays
