@@ -79,6 +79,30 @@ def test_serve_cannot_start_on_an_old_store(v1):
     conn.close()
 
 
+def test_no_engine_can_start_while_the_upgrade_runs(cli, v1, monkeypatch):
+    """A real `serve` started inside the upgrade's transaction sees the old version and is refused."""
+    from mailconsole.store import migrate
+
+    seen: list[subprocess.CompletedProcess] = []
+    stamp = migrate.stamp
+
+    def stamp_then_start_an_engine(conn, revision):  # type: ignore[no-untyped-def]
+        stamp(conn, revision)  # the upgrade now holds the write lock, half done
+        seen.append(subprocess.run(
+            [sys.executable, "-m", "mailconsole", "--db", str(v1), "serve", "--transport", "null:"],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        ))
+
+    monkeypatch.setattr(migrate, "stamp", stamp_then_start_an_engine)
+    r = cli("migrate")
+    assert r.code == 0 and "schema 1 → 2" in r.out, r.err
+    [serve] = seen
+    assert serve.returncode == 1 and "schema version 1, older" in one_line(serve.stderr)
+    conn = sqlite3.connect(v1)
+    assert conn.execute("SELECT count(*) FROM engines WHERE id NOT LIKE 'mx1:%'").fetchone()[0] == 0
+    conn.close()
+
+
 def test_migrate_upgrades_says_what_it_did_then_has_nothing_to_do(cli, v1):
     r = cli("migrate")
     assert r.code == 0, r.err
