@@ -25,10 +25,18 @@ class UsageError(Exception):
     """Wrong arguments: exit 2, like argparse."""
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich's own handling exits with 1 from inside a command; main() ends the
+        # command and says the same for every command (see cli.main).
+        self.quiet = True
+        raise BrokenPipeError
+
+
 @dataclass
 class Context:
     args: argparse.Namespace
-    out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
+    out: Console = field(default_factory=lambda: _Console(highlight=False, soft_wrap=True))
     _store: Store | None = None
 
     @property

@@ -129,7 +129,7 @@ def run_audit(ctx: Context) -> int:
     t = Table("time", "actor", "ssh client", "action", "mailing", "details", title="audit log")
     for r in rows:
         details = ", ".join(f"{k}={v}" for k, v in sorted(r.details.items()) if v is not None)
-        t.add_row(when(r.at), safe(r.actor), safe(r.ssh_client or "-"), r.action,
+        t.add_row(when(r.at), safe(r.actor), safe(r.ssh_client or "-"), safe(r.action),
                   str(r.mailing_id or "-"), safe(details))
     ctx.out.print(t)
     return 0

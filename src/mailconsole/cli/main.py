@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import IO, NoReturn
 
 from .. import __version__
 from ..store import StoreError
@@ -29,8 +29,23 @@ BROKEN_PIPE = 141
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors as one line (argparse prints the usage block first)."""
 
+    def print_help(self, file: IO[str] | None = None) -> None:
+        # argparse swallows write errors here; a closed pipe must reach main() instead.
+        (file or sys.stdout).write(self.format_help())
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: usage error: {one_line(message)} (see `{self.prog} --help`)\n")
+
+
+class _Version(argparse.Action):
+    """--version, written so that a closed pipe reaches main() (argparse's own swallows it)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        sys.stdout.write(f"mailconsole {__version__}\n")
+        parser.exit()
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -48,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mailconsole",
         description="Operate a bulk e-mail sender: stop a wrong mailing before it reaches everyone.",
     )
-    parser.add_argument("--version", action="version", version=f"mailconsole {__version__}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     _global_options(parser, suppress=False)
     console_cmd.add_console_options(parser)
     common = _Parser(add_help=False)
@@ -66,9 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx = Context(args)
     except BrokenPipeError:  # `mailconsole --help | head -1`
         return _broken_pipe()
+    except SystemExit:  # --help, --version, a usage error: what they wrote may still be buffered
+        if not _flush_stdout():
+            return _broken_pipe()
+        raise
     try:
         code = int(args.handler(ctx) or 0)
-        sys.stdout.flush()  # here, not at exit: a closed pipe must be caught below
+        sys.stdout.flush()  # here, not at exit: a closed pipe is caught below
         return code
     except UsageError as exc:
         _error(f"usage error: {exc}")
@@ -83,8 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except OSError as exc:
         # The operator's environment (a file, a directory, the disk), not a bug.
-        where = f" {exc.filename}" if exc.filename else ""
-        _error(f"error:{where}: {exc.strerror or exc}")
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"error: {where}{exc.strerror or exc}")
         return 1
     except Exception as exc:  # noqa: BLE001  the last resort: one line, never a traceback
         if os.environ.get("MAILCONSOLE_DEBUG") == "1":
@@ -96,6 +115,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             ctx.close()
         except Exception:  # noqa: BLE001  closing must not hide the error being reported
             pass
+        if not _flush_stdout():
+            _broken_pipe()  # after an error: its exit code stands
+
+
+def _flush_stdout() -> bool:
+    """Flush stdout now, so a closed pipe is noticed here rather than at interpreter exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return False
+    except (OSError, ValueError):
+        pass  # a closed or odd stdout: nothing more to say on it
+    return True
 
 
 def _error(text: str) -> None:

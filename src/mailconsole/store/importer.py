@@ -144,6 +144,9 @@ def _open_csv(path: Path) -> Iterator[tuple[int, list[str]]]:
                 f"{path.name} is not UTF-8 (byte {exc.start} of a block near line {reader.line_num + 1}); "
                 "save it as UTF-8 and retry"
             ) from None
+        except OSError as exc:  # a file that opens but cannot be read (EIO)
+            raise InvalidInput(f"cannot read recipients file {path} near line {reader.line_num + 1}: "
+                               f"{exc.strerror or exc}") from None
         except csv.Error as exc:
             # Name the line the broken record starts on: an unterminated quote is only
             # noticed at the end of the file, a million lines later.
