@@ -14,8 +14,7 @@ import pytest
 
 from mailconsole.cli.common import printable, safe, when
 from mailconsole.store import Store
-from mailconsole.store.connection import SUPPORTED_STORES
-from mailconsole.store.importer import _spooled, valid_address
+from mailconsole.store.importer import valid_address
 from mailconsole.textsafety import BIDI, escape_terminal
 from mailconsole.times import LATEST
 
@@ -71,6 +70,15 @@ def test_when_shows_every_float() -> None:
         assert when(bad).startswith("(invalid time")
 
 
+def test_the_console_shows_an_out_of_range_time_too() -> None:
+    """The console's tables format times with the same function (console/format.py)."""
+    from mailconsole.console.format import clock_time, short_time
+
+    assert clock_time(253402318799.0 + 18000).startswith("(invalid time")
+    assert short_time(1e300).startswith("(invalid time")
+    assert clock_time(0.0, zone=False) == "1970-01-01 00:00:00"
+
+
 # -- other values ----------------------------------------------------------------------
 
 
@@ -92,6 +100,8 @@ def test_bad_values_are_one_line_usage_errors(cli_process, cli, args: tuple[str,
 
 
 def test_an_unsupported_store_url_names_what_is_supported(cli_process) -> None:
+    from mailconsole.store.connection import SUPPORTED_STORES
+
     r = cli_process("--db", "postgresql://ops:secret@db.example/mail", "status")
     line = one_line(r.err)
     assert r.code == 2 and SUPPORTED_STORES in line and "secret" not in line
@@ -190,7 +200,7 @@ def test_recipients_from_stdin_are_imported(db, files, tmp_path: Path) -> None:
                                                input=stdin, capture_output=True, env=env, timeout=60)
     assert run("init").returncode == 0
     rows = "email,first_name\n" + "".join(f"u{i}@example.com,N{i}\n" for i in range(3000))
-    args = [a for a in create_args(files) if True]
+    args = create_args(files)
     args[args.index("--recipients") + 1] = "/dev/stdin"
     r = run(*args, stdin=rows.encode())
     assert r.returncode == 0, r.stderr
@@ -200,6 +210,8 @@ def test_recipients_from_stdin_are_imported(db, files, tmp_path: Path) -> None:
 
 
 def test_a_spooled_copy_is_private(tmp_path: Path) -> None:
+    from mailconsole.store.importer import _spooled
+
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     writer = subprocess.Popen([sys.executable, "-c", f"open({str(fifo)!r}, 'w').write('email\\na@example.com\\n')"])
