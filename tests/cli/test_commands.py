@@ -95,7 +95,7 @@ def test_requeue_after_seven_day_rule(cli, mailing, db):
     cli("init")
     mid = mailing(3)
     cli("stop")
-    r = cli("resume", "--yes", "--max-age-days", "-1")  # everything counts as stale
+    r = cli("resume", "--yes", "--max-age-days", "0")  # everything due before now counts as stale
     assert "3 suspended" in r.out
     assert status(cli)["queue"]["suspended"] == 3
     r = cli("requeue", str(mid))

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from ..store import accounts, audit, status
 from ..store.errors import Refused
-from .common import Context, confirm, safe, when
+from .common import Context, confirm, days_value, positive_int, safe, when
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -26,13 +26,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("resume", parents=[common], help="resume after a stop (applies the 7-day rule)")
     p.add_argument("--preview", action="store_true", help="show what a resume would do; change nothing")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--max-age-days", type=float, default=accounts.DEFAULT_MAX_AGE_DAYS,
+    p.add_argument("--max-age-days", type=days_value, default=accounts.DEFAULT_MAX_AGE_DAYS,
                    help="queued messages due longer ago than this are suspended (default 7)")
     p.set_defaults(handler=run_resume)
 
     p = sub.add_parser("audit", parents=[common], help="the operator action log, newest first")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=positive_int, default=50, help="at most this many entries (default 50)")
     p.set_defaults(handler=run_audit)
 
 
@@ -129,7 +129,7 @@ def run_audit(ctx: Context) -> int:
     t = Table("time", "actor", "ssh client", "action", "mailing", "details", title="audit log")
     for r in rows:
         details = ", ".join(f"{k}={v}" for k, v in sorted(r.details.items()) if v is not None)
-        t.add_row(when(r.at), safe(r.actor), safe(r.ssh_client or "-"), r.action,
+        t.add_row(when(r.at), safe(r.actor), safe(r.ssh_client or "-"), safe(r.action),
                   str(r.mailing_id or "-"), safe(details))
     ctx.out.print(t)
     return 0

@@ -6,31 +6,33 @@ import argparse
 import sys
 from pathlib import Path
 
+from .. import templating
 from ..store import mailings, revisions
 from ..store.errors import InvalidInput
-from ..store.importer import create_mailing
-from .common import Context, UsageError, confirm, parse_time, printable, safe, when
+from ..store.importer import check_sender, create_mailing
+from .common import Context, UsageError, confirm, printable, record_id, safe, text_value, time_value, when
 from .control_cmds import mailings_table
 
 
 def _mailing_id(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id", type=int, metavar="ID", help="mailing id (see `mailconsole mailings`)")
+    p.add_argument("id", type=record_id, metavar="ID", help="mailing id (see `mailconsole mailings`)")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("create", parents=[common], help="create a mailing from a recipients CSV")
-    p.add_argument("--name")
-    p.add_argument("--from", dest="sender", metavar="ADDR")
-    p.add_argument("--subject")
+    p.add_argument("--name", type=text_value)
+    p.add_argument("--from", dest="sender", metavar="ADDR", type=text_value)
+    p.add_argument("--subject", type=text_value)
     p.add_argument("--subject-file", type=Path)
     p.add_argument("--body-file", type=Path)
     p.add_argument("--html-file", type=Path)
     p.add_argument("--recipients", type=Path, required=True, metavar="CSV",
                    help="CSV with a header row; 'email' required, other columns are merge fields")
-    p.add_argument("--at", metavar="ISO8601", help="send time (in the future: the mailing is planned)")
-    p.add_argument("--like", type=int, metavar="ID",
+    p.add_argument("--at", metavar="ISO8601", type=time_value, help="send time (in the future: the mailing is planned)")
+    p.add_argument("--like", type=record_id, metavar="ID",
                    help="take name, sender and the newest template from mailing ID (re-address a mailing)")
-    p.add_argument("--list-unsubscribe", metavar="VALUE", help="List-Unsubscribe header value")
+    p.add_argument("--list-unsubscribe", metavar="VALUE", type=text_value,
+                   help="List-Unsubscribe header value: <mailto:…> and/or <https://…>, comma-separated")
     p.add_argument("--skip-invalid", action="store_true", help="skip bad or duplicate rows instead of refusing the file")
     p.set_defaults(handler=run_create)
 
@@ -58,7 +60,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     p = sub.add_parser("reschedule", parents=[common], help="move a planned mailing to another time")
     _mailing_id(p)
-    p.add_argument("--at", required=True, metavar="ISO8601")
+    p.add_argument("--at", required=True, metavar="ISO8601", type=time_value)
     p.set_defaults(handler=run_reschedule)
 
     p = sub.add_parser("template", parents=[common], help="show or correct a mailing's template")
@@ -68,21 +70,34 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     t.set_defaults(handler=run_template_show)
     t = tsub.add_parser("set", parents=[common], help="save a corrected revision (validated first)")
     _mailing_id(t)
-    t.add_argument("--subject")
+    t.add_argument("--subject", type=text_value)
     t.add_argument("--body-file", type=Path)
     t.add_argument("--html-file", type=Path)
     t.set_defaults(handler=run_template_set)
 
 
+# A template longer than one rendered part may be can never be sent; reading stops
+# past it, so `--body-file /dev/zero` is refused instead of filling the memory.
+MAX_TEMPLATE_BYTES = 4 * templating.MAX_OUTPUT  # UTF-8: at most 4 bytes a character
+
+
 def _read_text(path: Path | None, what: str) -> str | None:
     if path is None:
         return None
+    if path.is_dir():
+        raise InvalidInput(f"{what} {path} is a directory; give a file")
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TEMPLATE_BYTES + 1)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_TEMPLATE_BYTES:
+        raise InvalidInput(f"{what} {path} is larger than {MAX_TEMPLATE_BYTES:,} bytes; no template is that long")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput(f"{what} {path} is not UTF-8; save it as UTF-8 and retry") from None
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {what} {path}: {exc.strerror}") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it (universal newlines)
 
 
 def run_create(ctx: Context) -> int:
@@ -104,10 +119,15 @@ def run_create(ctx: Context) -> int:
             subject = subject if subject is not None else rev.subject
             body = body if body is not None else rev.text_body
             html = html if html is not None else rev.html_body
+    if a.like is not None and a.sender is None and sender is not None:
+        try:
+            check_sender(sender)  # an older mailing may hold a sender accepted before it was checked
+        except InvalidInput as exc:
+            raise InvalidInput(f"{exc} (taken from mailing {a.like} by --like; give --from)") from None
     missing = [opt for opt, v in (("--name", name), ("--from", sender), ("--subject", subject), ("--body-file", body)) if v is None]
     if missing:
         raise UsageError(f"missing {', '.join(missing)} (or take them from a mailing with --like ID)")
-    at = parse_time(a.at) if a.at else None
+    at = a.at  # parsed and checked by time_value
     interactive = sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:
@@ -166,7 +186,7 @@ def run_requeue(ctx: Context) -> int:
 
 
 def run_reschedule(ctx: Context) -> int:
-    m = mailings.reschedule(ctx.store(create=False), ctx.actor, ctx.args.id, parse_time(ctx.args.at), ctx.account)
+    m = mailings.reschedule(ctx.store(create=False), ctx.actor, ctx.args.id, ctx.args.at, ctx.account)
     ctx.print(f"mailing {m.id} '{safe(m.name)}' now scheduled for {when(m.scheduled_at)} ({m.status})")
     return 0
 

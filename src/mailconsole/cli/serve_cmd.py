@@ -7,7 +7,9 @@ import logging
 import sys
 
 from ..store import StoreError
-from .common import Context, UsageError, safe
+from .common import Context, UsageError, check_regular_file, safe
+
+MAX_CONFIG_BYTES = 1 << 20  # a configuration is a few lines; more is the wrong file
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -31,6 +33,8 @@ def run(ctx: Context) -> int:
     from ..engine.service import run_service
 
     args = ctx.args
+    if args.config is not None:
+        check_regular_file(args.config, "configuration file", MAX_CONFIG_BYTES)
     try:
         config = load_config(
             flags={"workers": args.workers, "transport": args.transport, "rate": args.rate, "batch": args.batch},

@@ -7,9 +7,9 @@ show as the characters it is made of.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from rich.text import Text
+
+from ..times import format_utc
 
 
 def visible(text: str, keep: str = "") -> str:
@@ -47,16 +47,12 @@ def rate(per_second: float) -> str:
 
 
 def clock_time(ts: float | None, zone: bool = True) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S" + (" UTC" if zone else ""))
+    return format_utc(ts, "%Y-%m-%d %H:%M:%S" + (" UTC" if zone else ""))
 
 
 def short_time(ts: float | None) -> str:
     """Time of day only: for one-line banners where the date is rarely the question."""
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S UTC")
+    return format_utc(ts, "%H:%M:%S UTC")
 
 
 def duration(seconds: float) -> str:

@@ -67,11 +67,37 @@ def default_db_url() -> str:
     return str(path)
 
 
+# The stores this release can open, by SQLAlchemy backend name, and how to name
+# them to an operator. A new backend (PostgreSQL) is added here and nowhere else.
+SUPPORTED_BACKENDS: dict[str, str] = {"sqlite": "sqlite:///PATH"}
+SUPPORTED_STORES = "a SQLite file path or a sqlite:///PATH URL"
+
+
 def to_url(db: str) -> str:
-    """Accept a plain path or an SQLAlchemy URL."""
-    if "://" in db:
-        return db
-    return "sqlite:///" + str(Path(db).expanduser().absolute())
+    """Accept a plain path or an SQLAlchemy URL of a supported backend; StoreError says why not."""
+    if not db.strip():
+        raise StoreError(f"no store given (an empty --db or $MAILCONSOLE_DB); give {SUPPORTED_STORES}")
+    if "\x00" in db:
+        raise StoreError(f"the store name holds a NUL character; give {SUPPORTED_STORES}")
+    if "://" not in db:
+        try:
+            return "sqlite:///" + str(Path(db).expanduser().absolute())
+        except RuntimeError:  # "~nosuchuser/…": the home directory cannot be found
+            raise StoreError(f"cannot resolve store path {db!r}; give {SUPPORTED_STORES}") from None
+    try:
+        url = make_url(db)
+        shown = url.render_as_string(hide_password=True)
+        backend = url.get_backend_name()
+        # The driver is only asked of a supported backend: asking loads its dialect.
+        driver = url.get_driver_name() if backend in SUPPORTED_BACKENDS else ""
+    except Exception:  # make_url raises ArgumentError or ValueError on any malformed URL
+        raise StoreError(f"{db.split('://')[0]!r}:// is not a store URL; supported: {SUPPORTED_STORES}") from None
+    if backend not in SUPPORTED_BACKENDS or (backend == "sqlite" and driver != "pysqlite"):
+        raise StoreError(f"unsupported store URL {shown}; supported: {SUPPORTED_STORES}")
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
+        # An in-memory database: each process would get its own empty one.
+        raise StoreError(f"store URL {shown} names no file; supported: {SUPPORTED_STORES}")
+    return db
 
 
 def explain(exc: BaseException, where: str) -> StoreError:
@@ -119,7 +145,7 @@ class Store:
         check_version=False opens a store of any schema version, for the migration
         only (store/migrate.py): no other code may read or write it then.
         """
-        self.url = to_url(db or default_db_url())
+        self.url = to_url(db if db is not None else default_db_url())
         if busy_timeout_ms is None:
             # How long a write waits for another writer before failing clearly.
             busy_timeout_ms = int(os.environ.get("MAILCONSOLE_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS))

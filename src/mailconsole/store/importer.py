@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import stat
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
@@ -28,19 +33,82 @@ from .mailings import DELETED, PAUSED, PLANNED, PREPARING, SENDING, purge_delete
 from .schema import mailings, messages
 from .schema import revisions as revisions_table
 
-# Deliberately simple: one @, no spaces or control characters, a dotted or
-# bracketed domain. The relay has the last word; this catches typos and junk.
-ADDRESS = re.compile(r"^[^@\s\x00-\x1f\x7f\"<>(),;:\\]+@(?:[^@\s\x00-\x1f\x7f\"<>(),;:\\]+)$")
-MAX_ADDRESS = 320
+# An address as SMTP carries it without extensions (RFC 5321 4.1.2): a dot-atom
+# local part, then a domain of letter-digit-hyphen labels or an address literal.
+# Quoted local parts ("a b"@x) are refused: relays and mail readers treat them
+# in as many ways as there are of them. ASCII only: the engine does not speak
+# SMTPUTF8, so an internationalised address could never be sent.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_LITERAL = r"\[(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|IPv6:[0-9A-Fa-f:.]+)\]"
+ADDRESS = re.compile(rf"(?:{_ATOM}(?:\.{_ATOM})*)@(?:{_LABEL}(?:\.{_LABEL})*|{_LITERAL})")
+MAX_ADDRESS = 254  # RFC 5321's path limit (256) less the angle brackets
+MAX_LOCAL_PART = 64
+# List-Unsubscribe (RFC 2369): angle-bracketed URIs, separated by commas. The
+# engine writes it as one header line, so it is bounded well below 998.
+LIST_UNSUBSCRIBE = re.compile(r"\s*<([^<>]*)>\s*(?:,\s*<([^<>]*)>\s*)*")
+_LIST_ITEM = re.compile(r"<([^<>]*)>")
+_URI = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+MAX_LIST_UNSUBSCRIBE = 900
 # Control characters a merge value may not hold: all but tab and the line breaks
 # a body may carry (a line break is refused separately for fields in the subject).
 CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
 BATCH = 5000
 MAX_REPORTED = 5
+# A recipients file that is not a regular file (a pipe, /dev/stdin) is copied to a
+# private file first: the import reads the file more than once.
+SPOOL_CHUNK = 1 << 20
+
+
+def address_problem(value: str) -> str | None:
+    """Why `value` cannot be sent to (or from), or None if it can."""
+    if not value.isascii():
+        return "is not ASCII (internationalised addresses are not supported; write the domain in its xn-- form)"
+    if templating.has_line_break(value) or not ADDRESS.fullmatch(value):
+        return "is not a valid address (expected name@domain)"
+    if len(value) > MAX_ADDRESS or len(value.rpartition("@")[0]) > MAX_LOCAL_PART:
+        return f"is too long for SMTP (at most {MAX_LOCAL_PART} characters before the @, {MAX_ADDRESS} in all)"
+    return None
 
 
 def valid_address(value: str) -> bool:
-    return len(value) <= MAX_ADDRESS and bool(ADDRESS.match(value)) and not templating.has_line_break(value)
+    return address_problem(value) is None
+
+
+def normal_address(value: str) -> str:
+    """The address as stored and compared: trimmed, the domain in lower case.
+
+    Domains are case-insensitive (RFC 5321 2.4); the local part is kept as
+    written and compared exactly, as the RFC says, since only the receiving
+    server knows whether "Ann" and "ann" are one mailbox.
+    """
+    local, at, domain = value.strip().rpartition("@")
+    return f"{local}{at}{domain.lower()}" if at else value.strip()
+
+
+def list_unsubscribe_problem(value: str) -> str | None:
+    """Why `value` is not a List-Unsubscribe header the engine can send, or None."""
+    if templating.has_line_break(value):
+        return "contains a line break; it goes into a mail header and must be one line"
+    if not value.isascii():
+        return "is not ASCII; write each URI percent-encoded"
+    if len(value) > MAX_LIST_UNSUBSCRIBE:
+        return f"is {len(value):,} characters; the limit is {MAX_LIST_UNSUBSCRIBE}"
+    if not LIST_UNSUBSCRIBE.fullmatch(value):
+        return "must be <mailto:…> and/or <https://…> URIs in angle brackets, separated by commas"
+    for uri in _LIST_ITEM.findall(value):
+        if not _URI.fullmatch(uri):
+            return f"URI <{uri}> has characters a URI may not hold (spaces, quotes, controls)"
+        scheme, _, rest = uri.partition(":")
+        if scheme.lower() == "mailto":
+            if not valid_address(rest.partition("?")[0]):
+                return f"URI <{uri}> does not name a valid address"
+        elif scheme.lower() in ("http", "https"):
+            if not rest.startswith("//") or not rest[2:].split("/")[0].split("?")[0]:
+                return f"URI <{uri}> names no host"
+        else:
+            return f"URI <{uri}> is neither mailto: nor http(s):"
+    return None
 
 
 @dataclass(frozen=True)
@@ -76,6 +144,9 @@ def _open_csv(path: Path) -> Iterator[tuple[int, list[str]]]:
                 f"{path.name} is not UTF-8 (byte {exc.start} of a block near line {reader.line_num + 1}); "
                 "save it as UTF-8 and retry"
             ) from None
+        except OSError as exc:  # a file that opens but cannot be read (EIO)
+            raise InvalidInput(f"cannot read recipients file {path} near line {reader.line_num + 1}: "
+                               f"{exc.strerror or exc}") from None
         except csv.Error as exc:
             # Name the line the broken record starts on: an unterminated quote is only
             # noticed at the end of the file, a million lines later.
@@ -110,8 +181,9 @@ def _problem(header: list[str], line: int, cells: list[str], header_fields: set[
         return f"line {line}: {len(cells)} cells, the header has {len(header)}"
     row = dict(zip(header, cells))
     email = row["email"].strip()
-    if not valid_address(email):
-        return f"line {line}: invalid address {email!r}"
+    why = address_problem(email)
+    if why:
+        return f"line {line}: invalid address {email!r}" + ("" if why.startswith("is not a valid") else f": it {why}")
     for name in header_fields:
         if templating.has_line_break(row[name]):
             return f"line {line}: column '{name}' has a line break and is used in the subject"
@@ -150,7 +222,62 @@ def _check_header_value(what: str, value: str) -> None:
         raise InvalidInput(f"{what} contains a line break; it goes into a mail header and must be one line")
 
 
-def create_mailing(
+def check_sender(sender: str) -> None:
+    """Refuse a sender the engine could not send from (InvalidInput naming it)."""
+    _check_header_value("sender", sender)
+    why = address_problem(sender.strip())
+    if why:
+        raise InvalidInput(f"sender {sender!r} {why}")
+
+
+def create_mailing(store: Store, actor: Actor, *, recipients: Path, **options: Any) -> CreateResult:
+    """Create a mailing and expand its recipients into the queue; returns its id.
+
+    `options` are those of _create_mailing. A recipients file that is not a
+    regular file (a pipe, /dev/stdin) is read once into a private copy first.
+    """
+    with _spooled(recipients) as path:
+        return _create_mailing(store, actor, recipients=path, **options)
+
+
+def _spooled_name(source: Path) -> str:
+    # What the errors call the file: /dev/stdin is "stdin", /dev/fd/63 is "fd-63".
+    name = source.name or "recipients"
+    return ("stdin" if name == "0" else f"fd-{name}") if name.isdigit() else name
+
+
+@contextmanager
+def _spooled(source: Path) -> Iterator[Path]:
+    """`source` itself if it is a regular file, else a 0600 copy in a private 0700 directory."""
+    try:
+        mode = source.stat().st_mode
+    except OSError as exc:
+        raise InvalidInput(f"cannot read recipients file {source}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise InvalidInput(f"recipients file {source} is a directory; give a CSV file")
+    if stat.S_ISREG(mode):
+        yield source
+        return
+    with tempfile.TemporaryDirectory(prefix="mailconsole-") as tmp:  # mkdtemp: mode 0700
+        copy = Path(tmp) / _spooled_name(source)
+        try:
+            fd = os.open(copy, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            with source.open("rb") as src, os.fdopen(fd, "wb") as dst:
+                line = 1
+                while chunk := src.read(SPOOL_CHUNK):
+                    nul = chunk.find(b"\0")
+                    if nul >= 0:
+                        # A text file has none; without this, /dev/zero would fill the disk.
+                        line += chunk.count(b"\n", 0, nul)
+                        raise InvalidInput(f"recipients {source} line {line}: a NUL byte; it is not a CSV text file")
+                    line += chunk.count(b"\n")
+                    dst.write(chunk)
+        except OSError as exc:
+            raise InvalidInput(f"cannot read recipients file {source}: {exc.strerror or exc}") from None
+        yield copy
+
+
+def _create_mailing(
     store: Store,
     actor: Actor,
     *,
@@ -167,13 +294,13 @@ def create_mailing(
     batch_size: int = BATCH,
     progress: Callable[[int, int], None] | None = None,
 ) -> CreateResult:
-    """Create a mailing and expand its recipients into the queue; returns its id."""
+    """Create a mailing from a regular recipients file (see create_mailing)."""
     _check_header_value("mailing name", name)
-    _check_header_value("sender", sender)
-    if list_unsubscribe:
-        _check_header_value("List-Unsubscribe", list_unsubscribe)
-    if not valid_address(sender.strip()):
-        raise InvalidInput(f"sender {sender!r} is not a valid address (expected name@domain)")
+    check_sender(sender)
+    if list_unsubscribe is not None:
+        why = list_unsubscribe_problem(list_unsubscribe)
+        if why:
+            raise InvalidInput(f"List-Unsubscribe {list_unsubscribe!r} {why}")
     if not name.strip():
         raise InvalidInput("mailing name is empty; pass --name")
     header = read_header(recipients)
@@ -296,7 +423,7 @@ def _expand(
                 raise InvalidInput(f"{path.name} changed while it was imported ({problem}); nothing imported, retry")
             continue  # counted by the first pass
         row = dict(zip(header, cells))
-        email = row.pop("email").strip()
+        email = normal_address(row.pop("email"))
         if email in lines:
             if not skip_invalid:
                 raise InvalidInput(
