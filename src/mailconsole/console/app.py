@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-import threading
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -32,8 +32,8 @@ from ..store.dot_fence import wait_for_allowed_dots
 from . import format as fmt
 from .analytics_tab import AnalyticsTab
 from .audit_tab import AuditTab
-from .banner import StateBanner
 from .commands import ConsoleCommands
+from .header import ConsoleHeader
 from .help_screen import HelpScreen
 from .keys import bindings
 from .live import Snapshot, read_snapshot
@@ -43,10 +43,12 @@ from .modals import ConfirmScreen
 from .planned_tab import PlannedTab
 from .rates import RateHistory
 from .settings_tab import SettingsTab
+from .stopping import StopProgress, StopRequest
 from .view import LiveWidget, View
 
 STOP_REASON = "stop key in the console"
-STOP_HEAD_START = 0.03  # seconds the stop's commit may run before the screen flips
+STOP_HEAD_START = 0.03  # seconds the stop's commit may run before the key's first frame
+STOP_QUIT_WAIT = 10.0  # how long quitting waits for a stop still being retried
 ENGINE_STOP_TIMEOUT = 15.0  # a graceful stop of the engine inside the console, on quitting
 # After a key, how long an engine on the console's own loop yields to the console
 # (EmbeddedEngine.prioritize_host): about a slow key's handling and frame.
@@ -114,6 +116,8 @@ class MailConsole(MailingActions, App[None]):
         handle_signals: bool = False,
         freeze_heap: bool = False,
         notice: str | None = None,
+        host: str | None = None,
+        store_label: str | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -126,8 +130,12 @@ class MailConsole(MailingActions, App[None]):
         self.handle_signals = handle_signals
         self.freeze_heap = freeze_heap
         self.notice = notice
+        # Shown in every screen's header; given by tests so that snapshots do not vary.
+        self.host = host or socket.gethostname()
+        self.store_label = store_label or store.where
         self.rates = RateHistory()
         self.snapshot: Snapshot | None = None
+        # True from the stop's commit until a read shows it: the screen says STOPPED at once.
         self.stop_pending = False
         self.drain_from: int | None = None
         # Seconds (perf_counter) from the stop key to the stop's commit: the benchmark reads it.
@@ -138,12 +146,14 @@ class MailConsole(MailingActions, App[None]):
         self._poll_again = False
         self._stop_seen_from = 0  # a read started at or after this one sees our stop
         self._engine_error_shown = False
-        self._stop_threads: list[threading.Thread] = []
+        # The newest press of the stop key, and what it last reported while not yet saved.
+        self.stop_request: StopRequest | None = None
+        self.stop_progress: StopProgress | None = None
 
     # -- layout --------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield StateBanner(id="banner")
+        yield ConsoleHeader()
         yield Meters(id="meters")
         with TabbedContent(initial="settings", id="tabs"):
             with TabPane("Settings/Other", id="settings"):
@@ -198,7 +208,7 @@ class MailConsole(MailingActions, App[None]):
     def view(self) -> View:
         return View(
             self.snapshot, self.rates, self.clock(), self.stop_pending, self.drain_from,
-            self.read_only, self.engine is not None,
+            self.read_only, self.engine is not None, self.stop_progress,
         )
 
     def refresh_views(self) -> None:
@@ -272,6 +282,8 @@ class MailConsole(MailingActions, App[None]):
             self.stop_pending = False
         if not snap.stopped and not self.stop_pending:
             self.drain_from = None
+        if snap.stopped:
+            self.stop_progress = None  # saved, by this console or another
         self.refresh_views()
 
     def _from_thread(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -308,6 +320,10 @@ class MailConsole(MailingActions, App[None]):
     def _show_error(self, exc: StoreError) -> None:
         self.notify(str(exc), severity="error", markup=False, timeout=8)
 
+    def notify(self, message: str, **kwargs: Any) -> None:  # type: ignore[override]
+        """Every toast's text escaped: errors and notices quote operator data (names, --account)."""
+        super().notify(fmt.visible(message), **kwargs)
+
     def _refuse_read_only(self, what: str) -> bool:
         if self.read_only:
             self.notify(
@@ -332,56 +348,66 @@ class MailConsole(MailingActions, App[None]):
         self.action_emergency_stop()
 
     def action_emergency_stop(self) -> None:
-        """Never asks. The commit starts first, on its own thread; the screen turns STOPPED meanwhile."""
+        """Never asks. The commit starts at once, on its own thread, and is retried until saved.
+
+        The screen says STOPPED only once the commit returned; until then it says
+        STOP REQUESTED and why it is not applied yet (see stopping.py).
+        """
         if self._refuse_read_only("stop"):
             return
-        pressed = time.perf_counter()
-        committed = threading.Event()
-        # A plain thread, started here: a Textual worker would only start once this handler
-        # returns and the event loop turns, and every millisecond before the commit counts.
-        committer = threading.Thread(target=self._commit_stop, args=(pressed, committed), name="stop-commit",
-                                     daemon=True)
-        committer.start()
-        self._stop_threads.append(committer)
+        if self.stop_request is not None and not self.stop_request.applied.is_set():
+            self.refresh_views()  # already being retried: another press adds nothing
+            return
+        request = StopRequest(
+            lambda: accounts.commit_stop(self.store, self.actor, self.account, reason=STOP_REASON),
+            after_commit=lambda: self._stop_saved(request),
+            fence=lambda: wait_for_allowed_dots(self.store),
+            report=lambda progress: self._from_thread(self._stop_progress, request, progress),
+            done=lambda: self._from_thread(self._stop_committed),
+        )
+        request.start()
+        self.stop_request = request
         # Give the commit the interpreter for a moment: waiting here releases the GIL, so the
         # commit is not slowed by this thread repainting (or by a busy engine thread).
-        # Usually it is done in a few ms; if the store is slow the screen flips anyway.
+        # Usually it is saved in a few ms and the first frame already says STOPPED.
         # Only the commit is waited for, not the dot fence after it: an engine on this
         # thread's loop (guest mode) can only leave the fence once this handler returns.
-        committed.wait(STOP_HEAD_START)
-        if not self.view().stopped and self.snapshot is not None:
-            self.drain_from = self.snapshot.overview.in_flight
-        self.stop_pending = True
-        self.refresh_views()
+        request.first_attempt.wait(STOP_HEAD_START)
+        self._stop_progress(request, request.progress)
 
-    def _commit_stop(self, pressed: float, committed: threading.Event) -> None:
-        """`accounts.stop` in two steps, with the engine's nudge between them.
+    def _stop_saved(self, request: StopRequest) -> None:
+        """On the stop's thread, right after its commit: measure, then nudge the engine.
 
-        The commit is what the operator waits for (and what stop_timings measure);
-        the nudge then makes the engine behind us turn back what is at the final-dot
-        gate, so that the dot fence, passed last, is free sooner.
+        The nudge makes the engine behind us turn back what is at the final-dot gate,
+        so that the dot fence, passed next, is free sooner.
         """
-        try:
-            try:
-                accounts.commit_stop(self.store, self.actor, self.account, reason=STOP_REASON)
-            finally:
-                committed.set()
-        except StoreError as exc:
-            wait_for_allowed_dots(self.store)  # as accounts.stop does, whatever the commit did
-            self._from_thread(self._stop_failed, exc)
-            return
-        self.stop_timings.append(time.perf_counter() - pressed)
+        if request.committed_after is not None:
+            self.stop_timings.append(request.committed_after)
         self._nudge()
-        wait_for_allowed_dots(self.store)
-        self._from_thread(self._stop_committed)
+
+    def _stop_progress(self, request: StopRequest, progress: StopProgress) -> None:
+        if request is not self.stop_request:
+            return
+        if progress.applied:
+            if self.stop_progress is not None or not self.stop_pending:
+                if self.snapshot is not None and not self.snapshot.stopped:
+                    self.drain_from = self.snapshot.overview.in_flight
+                self.stop_pending = True
+            self.stop_progress = None
+        else:
+            self.stop_progress = progress
+        self.refresh_views()
 
     async def on_unmount(self) -> None:
         # Quitting right after the stop key must not cut its commit short. Waited for
         # without blocking the loop: the commit's thread may still need it (the dot
         # fence with a guest engine, its last call_from_thread).
-        deadline = time.monotonic() + 10
-        while any(t.is_alive() for t in self._stop_threads) and time.monotonic() < deadline:
+        deadline = time.monotonic() + STOP_QUIT_WAIT
+        request = self.stop_request
+        while request is not None and request.is_alive() and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
+        if request is not None:
+            request.cancel()
         if _on_app_loop(self.engine):
             # Before the loop ends: the engine needs it to return its claims to the queue.
             await self.engine.aclose(ENGINE_STOP_TIMEOUT)  # type: ignore[attr-defined]
@@ -389,11 +415,6 @@ class MailConsole(MailingActions, App[None]):
     def _stop_committed(self) -> None:
         self._stop_seen_from = self._reads + 1
         self.poll()
-
-    def _stop_failed(self, exc: StoreError) -> None:
-        self.stop_pending = False
-        self.refresh_views()
-        self.notify(f"STOP FAILED: {exc}", severity="error", markup=False, timeout=30)
 
     # -- resume ------------------------------------------------------------------
 

@@ -7,21 +7,32 @@ show as the characters it is made of.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 from rich.text import Text
 
 
-def visible(text: str, keep: str = "") -> str:
-    """Control characters (except those in `keep`) written out as \\xNN, so a terminal never obeys them.
+# What a terminal would obey instead of show: C0 controls, DEL and C1 controls (some
+# terminals read U+009B as CSI, like ESC [), and the bidirectional embeddings,
+# overrides, isolates and marks, which reorder what follows them on the line (a
+# stop reason could show "resume" as "emuser", an address its domain backwards).
+# U+2028/U+2029 break lines in some terminals.
+_HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
-    C1 controls (0x80-0x9f) too: some terminals obey U+009B as CSI, like ESC [.
+
+def _written_out(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str, keep: str = "") -> str:
+    """`text` with every character a terminal would obey written out (\\x1b, \\u202e).
+
+    The console's one escaping function for operator data; `keep` names characters
+    let through (the body editor keeps newlines and tabs).
     """
-    if not any(ord(ch) < 32 or 127 <= ord(ch) <= 159 for ch in text):
-        return text
-    return "".join(
-        ch if 32 <= ord(ch) < 127 or ord(ch) > 159 or ch in keep else f"\\x{ord(ch):02x}" for ch in text
-    )
+    return _HIDDEN.sub(lambda m: m.group() if m.group() in keep else _written_out(m.group()), text)
 
 
 def plain(value: object, style: str = "") -> Text:
