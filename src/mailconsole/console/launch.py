@@ -15,7 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..store import Store
+from sqlalchemy.engine import make_url
+
+from ..store import Store, StoreError, accounts, default_db_url
+from ..store.connection import to_url
 from ..store.engines import live_engines
 from .app import ENGINE_STOP_TIMEOUT, MailConsole
 
@@ -45,7 +48,7 @@ def launch(ctx: Context) -> int:
     """`mailconsole` / `mailconsole console`."""
     args = ctx.args
     read_only = bool(getattr(args, "read_only", False))
-    store = ctx.store(create=not read_only)
+    store = open_existing(ctx)
     engine = None
     notice = None
     if read_only or getattr(args, "no_engine", False):
@@ -61,6 +64,29 @@ def launch(ctx: Context) -> int:
         else:
             engine = start_engine(store, config)
     return run_console(store, ctx.account, engine=engine, read_only=read_only, notice=notice)
+
+
+def open_existing(ctx: Context) -> Store:
+    """The store named by --db (or the default), which must exist, on an account it has.
+
+    Never created here: a mistyped path once opened an empty store that looked RUNNING,
+    and the stop key then stopped that one while the real store kept sending.
+    """
+    path = sqlite_file(ctx.db or default_db_url())
+    if path is not None and not path.exists():
+        raise StoreError(f"no store at {path}; `mailconsole init --db {path}` creates one "
+                         "(`mailconsole demo` makes a demo store of its own)")
+    store = ctx.store(create=False)
+    accounts.state(store, ctx.account)  # NotFound: "no account named …; check --account"
+    return store
+
+
+def sqlite_file(db: str) -> Path | None:
+    """The file of an SQLite store, None for another kind (or an in-memory one)."""
+    url = make_url(to_url(db))
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
 
 
 def launch_demo(ctx: Context, store: Store) -> int:
