@@ -137,7 +137,7 @@ class EngineProblems(Static, LiveWidget):
         text = Text()
         for e in problems:
             text.append("\n" if text else "")
-            text.append(f"{e.host} pid {e.pid}: ", style="bold")
+            text.append(f"{fmt.visible(e.host)} pid {e.pid}: ", style="bold")
             text.append(fmt.plain(e.note or ""))
         self.update(text)
 
