@@ -43,6 +43,7 @@ from .modals import ConfirmScreen
 from .planned_tab import PlannedTab
 from .rates import RateHistory
 from .settings_tab import SettingsTab
+from .shutdown import ShutdownWatchdog, exit_on_output_failure, exit_on_signals
 from .stopping import StopProgress, StopRequest
 from .view import LiveWidget, View
 
@@ -118,6 +119,7 @@ class MailConsole(MailingActions, App[None]):
         notice: str | None = None,
         host: str | None = None,
         store_label: str | None = None,
+        watchdog: ShutdownWatchdog | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -130,6 +132,7 @@ class MailConsole(MailingActions, App[None]):
         self.handle_signals = handle_signals
         self.freeze_heap = freeze_heap
         self.notice = notice
+        self.watchdog = watchdog
         # Shown in every screen's header; given by tests so that snapshots do not vary.
         self.host = host or socket.gethostname()
         self.store_label = store_label or store.where
@@ -184,8 +187,21 @@ class MailConsole(MailingActions, App[None]):
         if self.handle_signals:
             # An SSH drop sends SIGHUP: leave cleanly (the launcher then stops the engine).
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGHUP, signal.SIGTERM):
-                loop.add_signal_handler(sig, self.exit)
+            if self.watchdog is None:
+                for sig in (signal.SIGHUP, signal.SIGTERM):
+                    loop.add_signal_handler(sig, self.exit)
+            else:
+                # Bounded whatever Textual does next (see shutdown.py).
+                exit_on_signals(self.watchdog, lambda signum: loop.call_soon_threadsafe(self._exit_on_signal, signum))
+                exit_on_output_failure(self.watchdog, lambda: loop.call_soon_threadsafe(self.exit, None, 1))
+
+    def _exit_on_signal(self, signum: int) -> None:
+        self.exit(return_code=128 + signum)
+
+    def exit(self, result: None = None, return_code: int = 0, message: Any = None) -> None:
+        if self.watchdog is not None:
+            self.watchdog.begin(return_code, "quit")
+        super().exit(result, return_code, message)
 
     def _start_engine_on_loop(self) -> None:
         """A guest engine starts here, after the first frame's data: it needs this loop running."""
@@ -399,6 +415,8 @@ class MailConsole(MailingActions, App[None]):
         self.refresh_views()
 
     async def on_unmount(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.begin(self.return_code or 0, "closing")  # however the app came to close
         # Quitting right after the stop key must not cut its commit short. Waited for
         # without blocking the loop: the commit's thread may still need it (the dot
         # fence with a guest engine, its last call_from_thread).
@@ -411,6 +429,8 @@ class MailConsole(MailingActions, App[None]):
         if _on_app_loop(self.engine):
             # Before the loop ends: the engine needs it to return its claims to the queue.
             await self.engine.aclose(ENGINE_STOP_TIMEOUT)  # type: ignore[attr-defined]
+        if self.watchdog is not None and (self.engine is None or _on_app_loop(self.engine)):
+            self.watchdog.claims_returned()  # a thread engine is stopped after the app (launch.run_console)
 
     def _stop_committed(self) -> None:
         self._stop_seen_from = self._reads + 1

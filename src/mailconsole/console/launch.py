@@ -3,8 +3,9 @@
 The engine, when the console starts one, is an `EmbeddedEngine` (ENGINE_MODE
 says how it runs); the console talks to it through the store and `nudge()`.
 Quitting, or losing the terminal (SIGHUP on an SSH drop), stops that engine
-gracefully: its claimed messages go back to the queue. An engine running
-elsewhere is only observed and controlled, never stopped.
+gracefully: its claimed messages go back to the queue; then the process ends
+within a bound, however the UI library's own shutdown goes (shutdown.py). An
+engine running elsewhere is only observed and controlled, never stopped.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from sqlalchemy.engine import make_url
 from ..store import Store, StoreError, accounts, default_db_url
 from ..store.connection import to_url
 from ..store.engines import live_engines
-from .app import ENGINE_STOP_TIMEOUT, MailConsole
+from .app import ENGINE_STOP_TIMEOUT, STOP_QUIT_WAIT, MailConsole
+from .shutdown import ShutdownWatchdog
 
 if TYPE_CHECKING:
     from ..cli.common import Context
@@ -134,8 +136,12 @@ def run_console(
     read_only: bool = False,
     notice: str | None = None,
 ) -> int:
+    # Bounded: the longest the app may wait for a stop still being retried and for its
+    # engine to return its claims, then the watchdog's grace (see shutdown.py).
+    watchdog = ShutdownWatchdog(claims_timeout=STOP_QUIT_WAIT + ENGINE_STOP_TIMEOUT + 2)
+    watchdog.arm()
     app = MailConsole(store, account, engine=engine, read_only=read_only, handle_signals=True, freeze_heap=True,
-                      notice=notice)
+                      notice=notice, watchdog=watchdog)
     try:
         app.run()
     finally:
@@ -144,4 +150,5 @@ def run_console(
             print("stopping the engine inside the console (claimed messages go back to the queue)…",
                   file=sys.stderr)
             engine.stop(timeout=ENGINE_STOP_TIMEOUT)
+        watchdog.claims_returned()
     return app.return_code or 0
