@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 from textual.pilot import Pilot
@@ -22,7 +23,11 @@ def drive(app: MailConsole, script: Callable[[Pilot], Awaitable[None]], size: tu
 
 
 async def settle(pilot: Pilot) -> None:
-    """Let worker threads finish and their results reach the screen."""
+    """Let worker threads (and a stop being committed) finish and their results reach the screen."""
+    request = getattr(pilot.app, "stop_request", None)
+    deadline = time.monotonic() + 10
+    while request is not None and request.is_alive() and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
     for _ in range(3):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
