@@ -172,8 +172,7 @@ def test_sigterm_ends_a_console_whose_loop_is_stuck(sending_store: Path, slow_sm
         wait_for(lambda: server.count > 5, 60, "the console's engine to send", tmux, "frozen")
         os.kill(server_pid, signal.SIGSTOP)
         try:
-            # Keep the console drawing until its writes back up: switch tabs via nothing (the
-            # terminal is frozen); its own refreshes (meters, counts) fill the pty in time.
+            # The console keeps redrawing (meters, counts) into a terminal that reads nothing.
             time.sleep(3)
             start = time.monotonic()
             os.kill(pid, signal.SIGTERM)
@@ -183,6 +182,25 @@ def test_sigterm_ends_a_console_whose_loop_is_stuck(sending_store: Path, slow_sm
             os.kill(server_pid, signal.SIGCONT)
         print(f"\nconsole gone {took:.2f} s after SIGTERM with its terminal frozen")
         assert took <= BOUND
+        assert claimed(store) == 0, "messages left claimed by the console's engine"
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_sigterm_ends_a_console_with_its_claims_returned(sending_store: Path, slow_smtp: tuple[int, Recorder],
+                                                         tmux: Tmux) -> None:
+    port, server = slow_smtp
+    store = Store(str(sending_store))
+    pid = tmux.console("term", sending_store, port)
+    try:
+        wait_for(lambda: server.count > 5 and claimed(store) > 0, 60, "the console's engine to send", tmux, "term")
+        start = time.monotonic()
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not alive(pid), BOUND + 5, "the console to exit on SIGTERM")
+        took = time.monotonic() - start
+        print(f"\nconsole gone {took:.2f} s after SIGTERM")
+        assert took <= BOUND and claimed(store) == 0 and not live_engines(store)
     finally:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
