@@ -197,3 +197,21 @@ def test_cancel_ends_the_retries() -> None:
     request.cancel()
     request._thread.join(5)
     assert not request.is_alive() and not request.applied.is_set()
+
+
+def test_an_unexpected_error_is_retried_too() -> None:
+    """Not only store errors: a stop whose attempt raised anything is still tried again."""
+    answers = iter([RuntimeError("driver bug"), StoreError("disk I/O error"), None])
+    seen: list[StopProgress] = []
+
+    def commit() -> None:
+        answer = next(answers)
+        if answer is not None:
+            raise answer
+
+    request = StopRequest(commit, after_commit=lambda: None, fence=lambda: None, report=seen.append,
+                          error_pause=0.01)
+    request.start()
+    assert request.fenced.wait(10)
+    assert [(p.phase, p.detail) for p in seen] == [
+        ("failed", "RuntimeError: driver bug"), ("failed", "disk I/O error"), ("applied", "")]

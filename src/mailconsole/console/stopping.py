@@ -129,9 +129,10 @@ class StopRequest:
                 self._set(StopProgress("busy", busy_detail(exc), attempts))
                 self._cancelled.wait(self._busy_pause)
                 continue
-            except StoreError as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever failed, the stop must be tried again
                 self.first_attempt.set()
-                self._set(StopProgress("failed", str(exc), attempts))
+                detail = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+                self._set(StopProgress("failed", detail, attempts))
                 self._cancelled.wait(self._error_pause)
                 continue
             self.committed_after = time.perf_counter() - self._started
@@ -142,7 +143,10 @@ class StopRequest:
             break
         # As `accounts.stop` does whatever its commit did: no dot allowed before this
         # moment is still being written once the fence is passed.
-        self._fence()
+        try:
+            self._fence()
+        except OSError:
+            pass  # no fence file to lock (e.g. its directory is read-only): the gate alone applies
         self.fenced.set()
         if self.applied.is_set():
             self._done()
