@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Awaitable, Callable
 
+from rich.console import Console
 from textual.pilot import Pilot
 
 from mailconsole.console.app import MailConsole
@@ -37,3 +39,11 @@ async def press(pilot: Pilot, *keys: str) -> None:
     for key in keys:
         await pilot.press(key)
         await settle(pilot)
+
+
+def screen_text(app: MailConsole) -> str:
+    """The screen as the terminal would be told to draw it (every screen on top), without styles."""
+    console = Console(width=app.size.width, height=app.size.height, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor", record=True, legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text(styles=False)

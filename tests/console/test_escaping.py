@@ -7,31 +7,20 @@ screen shows them as `\\x1b` and `\\u202e`, and contains neither character.
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
-
-from rich.console import Console
 
 from mailconsole.console.app import MailConsole
 from mailconsole.console.format import visible
 from mailconsole.store import Actor, Store, accounts, engines, importer
 
 from .builder import FIXED, OPERATOR
-from .pilot import drive, press
+from .pilot import drive, press, screen_text
 
 # Everything a terminal would obey rather than show (C0 but newline, DEL, C1, bidi controls).
 OBEYED = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 EVIL = "\x1b]0;pwned\x07\u202e"
 SHOWN = "\\x1b]0;pwned\\x07\\u202e"
-
-
-def screen_text(app: MailConsole) -> str:
-    """The screen as the terminal would be told to draw it, without styles."""
-    console = Console(width=app.size.width, height=app.size.height, file=io.StringIO(), force_terminal=True,
-                      color_system="truecolor", record=True, legacy_windows=False, safe_box=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text(styles=False)
 
 
 def _hostile_store(tmp_path: Path) -> Store:
