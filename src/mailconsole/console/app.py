@@ -57,18 +57,40 @@ KEY_PRIORITY = 0.15
 
 
 class Engine(Protocol):
-    """What the console needs from an engine running inside it.
+    """What the console needs from an engine running inside it (`engine.embedded.EmbeddedEngine`).
 
-    An engine that runs on the console's own event loop (trio guest mode) also
-    has `on_host_loop = True`, `started`, `start()` and `async aclose(timeout)`:
-    the console starts it once its loop runs and stops it before the loop ends.
+    `on_host_loop` says where it runs. True (trio guest mode): on the console's own
+    event loop, so the console starts it once its loop runs (`start`), lends it the
+    loop less while a key is handled (`prioritize_host`), and stops it before the
+    loop ends (`aclose`), which returns its claims to the queue. False: on its own
+    thread, started before the console and stopped after it (`stop`, by the
+    launcher). `error` is what ended it early, if anything: shown, never hidden.
     """
+
+    error: BaseException | None
+
+    @property
+    def on_host_loop(self) -> bool: ...
+
+    @property
+    def started(self) -> bool: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def start(self) -> None: ...
 
     def nudge(self) -> None: ...
 
+    def prioritize_host(self, seconds: float) -> None: ...
+
+    async def aclose(self, timeout: float = ...) -> None: ...
+
+    def stop(self, timeout: float = ...) -> None: ...
+
 
 def _on_app_loop(engine: Engine | None) -> bool:
-    return bool(getattr(engine, "on_host_loop", False))
+    return engine is not None and engine.on_host_loop
 
 
 # The garbage collector's full passes, on the UI thread, were the largest cause of
@@ -205,8 +227,8 @@ class MailConsole(MailingActions, App[None]):
 
     def _start_engine_on_loop(self) -> None:
         """A guest engine starts here, after the first frame's data: it needs this loop running."""
-        engine: Any = self.engine
-        if not _on_app_loop(engine) or engine.started:
+        engine = self.engine
+        if engine is None or not engine.on_host_loop or engine.started:
             return
         try:
             engine.start()
@@ -215,8 +237,8 @@ class MailConsole(MailingActions, App[None]):
             self._check_engine()
 
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key) and _on_app_loop(self.engine):
-            self.engine.prioritize_host(KEY_PRIORITY)  # type: ignore[attr-defined]
+        if isinstance(event, events.Key) and self.engine is not None and self.engine.on_host_loop:
+            self.engine.prioritize_host(KEY_PRIORITY)
         await super().on_event(event)
 
     # -- the view --------------------------------------------------------------
@@ -275,7 +297,7 @@ class MailConsole(MailingActions, App[None]):
 
     def _check_engine(self) -> None:
         """An engine inside the console that died must not look like a quiet queue."""
-        error = getattr(self.engine, "error", None)
+        error = self.engine.error if self.engine is not None else None
         if error is not None and not self._engine_error_shown:
             self._engine_error_shown = True
             self.notify(f"The engine inside this console stopped: {error!r}. Nothing is being sent "
@@ -426,9 +448,9 @@ class MailConsole(MailingActions, App[None]):
             await asyncio.sleep(0.005)
         if request is not None:
             request.cancel()
-        if _on_app_loop(self.engine):
+        if self.engine is not None and self.engine.on_host_loop:
             # Before the loop ends: the engine needs it to return its claims to the queue.
-            await self.engine.aclose(ENGINE_STOP_TIMEOUT)  # type: ignore[attr-defined]
+            await self.engine.aclose(ENGINE_STOP_TIMEOUT)
         if self.watchdog is not None and (self.engine is None or _on_app_loop(self.engine)):
             self.watchdog.claims_returned()  # a thread engine is stopped after the app (launch.run_console)
 

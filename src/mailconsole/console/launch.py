@@ -146,7 +146,7 @@ def run_console(
         app.run()
     finally:
         # A guest engine was stopped by the app before its loop ended (MailConsole.on_unmount).
-        if engine is not None and getattr(engine, "running", True):
+        if engine is not None and engine.running:
             print("stopping the engine inside the console (claimed messages go back to the queue)…",
                   file=sys.stderr)
             engine.stop(timeout=ENGINE_STOP_TIMEOUT)
