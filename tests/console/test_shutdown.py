@@ -7,7 +7,9 @@ import signal
 import threading
 import time
 
-from mailconsole.console.shutdown import ShutdownWatchdog, exit_on_signals
+import pytest
+
+from mailconsole.console.shutdown import ShutdownWatchdog, exit_on_output_failure, exit_on_signals
 
 
 def _watchdog(claims_timeout: float, grace: float) -> tuple[ShutdownWatchdog, list[tuple[int, float]]]:
@@ -62,3 +64,28 @@ def test_a_signal_begins_it_from_the_handler() -> None:
     finally:
         signal.signal(signal.SIGHUP, previous)
     assert seen == [signal.SIGHUP] and exits[0][0] == 128 + signal.SIGHUP and watchdog.reason == "SIGHUP"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the other thread's error
+def test_the_terminal_failing_begins_it() -> None:
+    """Textual's output thread dying of EIO (the terminal is gone) begins the shutdown; other errors do not."""
+    watchdog, exits = _watchdog(0.1, 0.1)
+    failed: list[bool] = []
+    previous = threading.excepthook
+    try:
+        exit_on_output_failure(watchdog, lambda: failed.append(True))
+
+        def write_to_a_gone_terminal() -> None:
+            raise OSError(5, "Input/output error")
+
+        other = threading.Thread(target=lambda: 1 / 0, name="some-worker")
+        other.start()
+        other.join()
+        assert not failed and not watchdog.begun.is_set()
+        output = threading.Thread(target=write_to_a_gone_terminal, name="textual-output")
+        output.start()
+        output.join()
+        assert watchdog.done.wait(5)  # type: ignore[attr-defined]
+    finally:
+        threading.excepthook = previous
+    assert failed == [True] and exits[0][0] == 1 and "Input/output error" in watchdog.reason
