@@ -17,6 +17,10 @@ def _shows_stopped(app) -> bool:  # type: ignore[no-untyped-def]
     return all(b.has_class("-stopped") for s in app.screen_stack for b in s.query(StateBanner))
 
 
+def _shows_requested(app) -> bool:  # type: ignore[no-untyped-def]
+    return all(b.has_class("-requested") for s in app.screen_stack for b in s.query(StateBanner))
+
+
 @pytest.mark.parametrize("tab", ["1", "2", "3", "4"])
 @pytest.mark.parametrize("key", ["f2", "exclamation_mark"])
 def test_stop_from_every_tab(make_app, tab: str, key: str) -> None:  # type: ignore[no-untyped-def]
@@ -25,7 +29,8 @@ def test_stop_from_every_tab(make_app, tab: str, key: str) -> None:  # type: ign
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         await press(pilot, tab)
         await pilot.press(key)
-        assert _shows_stopped(app)
+        # At once: STOPPED if saved (usually, within the key's head start), else STOP REQUESTED.
+        assert _shows_stopped(app) or _shows_requested(app)
         await settle(pilot)
         assert accounts.state(app.store).stopped
         assert _shows_stopped(app) and not app.stop_pending
