@@ -11,6 +11,7 @@ engine running elsewhere is only observed and controlled, never stopped.
 from __future__ import annotations
 
 import mailbox
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -76,7 +77,7 @@ def open_existing(ctx: Context) -> Store:
     """
     path = sqlite_file(ctx.db or default_db_url())
     if path is not None and not path.exists():
-        raise StoreError(f"no store at {path}; `mailconsole init --db {path}` creates one "
+        raise StoreError(f"no store at {path}; `mailconsole init --db {shlex.quote(str(path))}` creates one "
                          "(`mailconsole demo` makes a demo store of its own)")
     store = ctx.store(create=False)
     accounts.state(store, ctx.account)  # NotFound: "no account named …; check --account"
@@ -147,8 +148,11 @@ def run_console(
     finally:
         # A guest engine was stopped by the app before its loop ended (MailConsole.on_unmount).
         if engine is not None and engine.running:
-            print("stopping the engine inside the console (claimed messages go back to the queue)…",
-                  file=sys.stderr)
+            try:
+                print("stopping the engine inside the console (claimed messages go back to the queue)…",
+                      file=sys.stderr)
+            except OSError:
+                pass  # the terminal is gone (EIO): the engine must be stopped all the same
             engine.stop(timeout=ENGINE_STOP_TIMEOUT)
         watchdog.claims_returned()
     return app.return_code or 0
