@@ -5,6 +5,10 @@ thread once per `poll_interval` and come back through `call_from_thread`;
 actions run in worker threads too. The one exception is the first read on
 mount, so the first frame already shows the real state (it reads counters
 only, so it is as fast on a million queued messages as on none).
+
+Beside it: the stop key's commit, retried until saved (stopping.py); the
+header every screen carries (header.py); the bounded shutdown of a real
+session (shutdown.py).
 """
 
 from __future__ import annotations
