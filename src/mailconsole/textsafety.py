@@ -10,7 +10,9 @@ instead of showing:
 - bidirectional overrides and isolates (U+202A-U+202E, U+2066-U+2069) and the
   invisible direction marks (U+200E, U+200F, U+061C): they reorder what
   follows, so "stopped by bob" can read as something else ("Trojan Source",
-  CVE-2021-42574).
+  CVE-2021-42574);
+- the Unicode line and paragraph separators (U+2028, U+2029), which break a
+  line in some terminals, so one record could pass for two.
 
 `escape_terminal` writes each of them out as ``\\xNN`` or ``\\uNNNN``. This
 module imports nothing from the rest of the package, so the CLI, the console
@@ -22,7 +24,8 @@ from __future__ import annotations
 import re
 
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + BIDI + "]")
+SEPARATORS = "\u2028\u2029"
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + BIDI + SEPARATORS + "]")
 
 
 def _shown(match: re.Match[str]) -> str:

@@ -18,6 +18,8 @@ from .builder import FIXED, OPERATOR, build
 
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
 
+HOST = "ops-1.example.net"
+STORE_LABEL = "/var/lib/mailconsole/production/mailconsole.db"
 SNAPSHOTS = Path(__file__).resolve().parents[2] / "snapshots"
 
 
@@ -60,6 +62,9 @@ def make_app(make_store: Callable[..., Store]) -> Callable[..., MailConsole]:
 
     def make(stopped: bool = False, **kwargs: object) -> MailConsole:
         kwargs.setdefault("poll_interval", None)
+        # The header names the store and the host: fixed here, so that snapshots do not vary.
+        kwargs.setdefault("host", HOST)
+        kwargs.setdefault("store_label", STORE_LABEL)
         return MailConsole(make_store(stopped), clock=lambda: FIXED, actor=OPERATOR, **kwargs)  # type: ignore[arg-type]
 
     return make

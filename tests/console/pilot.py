@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import time
 from collections.abc import Awaitable, Callable
 
+from rich.console import Console
 from textual.pilot import Pilot
 
 from mailconsole.console.app import MailConsole
@@ -22,7 +25,11 @@ def drive(app: MailConsole, script: Callable[[Pilot], Awaitable[None]], size: tu
 
 
 async def settle(pilot: Pilot) -> None:
-    """Let worker threads finish and their results reach the screen."""
+    """Let worker threads (and a stop being committed) finish and their results reach the screen."""
+    request = getattr(pilot.app, "stop_request", None)
+    deadline = time.monotonic() + 10
+    while request is not None and request.is_alive() and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
     for _ in range(3):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
@@ -32,3 +39,11 @@ async def press(pilot: Pilot, *keys: str) -> None:
     for key in keys:
         await pilot.press(key)
         await settle(pilot)
+
+
+def screen_text(app: MailConsole) -> str:
+    """The screen as the terminal would be told to draw it (every screen on top), without styles."""
+    console = Console(width=app.size.width, height=app.size.height, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor", record=True, legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text(styles=False)

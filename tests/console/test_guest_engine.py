@@ -121,7 +121,7 @@ def test_stop_key_at_full_rate_nothing_after_and_no_stall_on_the_fence(tmp_path:
             await _until(lambda: app.stop_timings, 5, "the stop to commit")
             at_commit = server.count
             assert app.stop_timings[0] < 0.5
-            await _until(lambda: not any(t.is_alive() for t in app._stop_threads), 5, "the stop's thread")
+            await _until(lambda: app.stop_request is not None and not app.stop_request.is_alive(), 5, "the stop's thread")
             assert time.monotonic() - handled < 1.0, "the stop waited on the dot fence (it gives up after 2 s)"
             await _until(lambda: status.overview(store).quiescent, 5, "the engine to acknowledge the stop")
             at_quiet = server.count

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import mailbox
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,12 +14,17 @@ import pytest
 
 from mailconsole.cli.common import Context
 from mailconsole.console import launch
-from mailconsole.store import Store, engines
+from mailconsole.store import NotFound, Store, StoreError, engines
 
 from .builder import FIXED
 
+MAILCONSOLE = str(Path(sys.executable).with_name("mailconsole"))
+
 
 def _ctx(db: Path, **options: Any) -> Context:
+    """The console's context on the store at `db`, made first if missing (the console never makes one)."""
+    if not db.exists():
+        Store(str(db), clock=lambda: FIXED).close()
     args = argparse.Namespace(db=str(db), account="default", no_engine=False, read_only=False, transport=None)
     for key, value in options.items():
         setattr(args, key, value)
@@ -95,3 +101,30 @@ def test_the_default_engine_mode_starts_with_the_console(tmp_path: Path, ran: di
     else:
         assert engine.started
     ctx.close()
+
+
+def test_a_missing_store_is_refused_not_created(tmp_path: Path, ran: dict[str, Any]) -> None:
+    """A mistyped --db once opened a new empty store that looked RUNNING."""
+    missing = tmp_path / "typo" / "mailconsle.db"
+    args = argparse.Namespace(db=str(missing), account="default", no_engine=False, read_only=False, transport=None)
+    with pytest.raises(StoreError, match="no store at .*mailconsole init.*mailconsole demo"):
+        launch.launch(Context(args))
+    assert not missing.exists() and not missing.parent.exists() and "store" not in ran
+
+
+def test_an_unknown_account_is_refused(tmp_path: Path, ran: dict[str, Any]) -> None:
+    with pytest.raises(NotFound, match="no account named 'defualt'"):
+        launch.launch(_ctx(tmp_path / "s.db", account="defualt"))
+    assert "store" not in ran
+
+
+@pytest.mark.parametrize("command", [[], ["console"], ["console", "--read-only"]])
+def test_the_cli_refuses_a_missing_store_in_one_line(tmp_path: Path, command: list[str]) -> None:
+    missing = tmp_path / "nope.db"
+    done = subprocess.run([MAILCONSOLE, "--db", str(missing), *command],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "mailconsole init" in lines[0] and "mailconsole demo" in lines[0], done.stderr
+    assert str(missing) in lines[0] and "Traceback" not in done.stderr
+    assert not missing.exists()

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from mailconsole.console.stopping import StopProgress
+
+from .pilot import settle
+
 SIZES = [(80, 24), (120, 36)]
 
 # name -> keys pressed before the screenshot
@@ -23,12 +27,6 @@ VIEWS = {
     "editor": ["2", "down", "down", "e"],
     "reschedule": ["3", "t"],
 }
-
-
-async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 def _press(keys: list[str]):  # type: ignore[no-untyped-def]
@@ -56,3 +54,32 @@ def test_resume_dialog(snap_compare, make_app, size: tuple[int, int]) -> None:  
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_read_only(snap_compare, make_app, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(make_app(False, read_only=True), run_before=_press(["2"]), terminal_size=size)
+
+
+NARROW = (60, 20)
+
+
+@pytest.mark.parametrize("view", ["settings", "delete", "editor"])
+def test_narrow(snap_compare, make_app, view: str) -> None:  # type: ignore[no-untyped-def]
+    """At 60x20 the header still names the store (file name kept), the account and the host."""
+    assert snap_compare(make_app(False), run_before=_press(VIEWS[view]), terminal_size=NARROW)
+
+
+STOP_STATES = {
+    "busy": StopProgress("busy", "pid 4242: mailconsole template set", 3),
+    "failed": StopProgress("failed", "store /var/lib/mailconsole/production/mailconsole.db: disk I/O error", 2),
+}
+
+
+@pytest.mark.parametrize("size", [(80, 24), NARROW], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("state", list(STOP_STATES))
+def test_stop_requested(snap_compare, make_app, state: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """A stop not saved yet: STOP REQUESTED and why, never STOPPED (the state set as a retrying stop sets it)."""
+
+    async def run(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        pilot.app.stop_progress = STOP_STATES[state]
+        pilot.app.refresh_views()
+        await pilot.pause()
+
+    assert snap_compare(make_app(False), run_before=run, terminal_size=size)

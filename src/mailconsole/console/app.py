@@ -5,6 +5,10 @@ thread once per `poll_interval` and come back through `call_from_thread`;
 actions run in worker threads too. The one exception is the first read on
 mount, so the first frame already shows the real state (it reads counters
 only, so it is as fast on a million queued messages as on none).
+
+Beside it: the stop key's commit, retried until saved (stopping.py); the
+header every screen carries (header.py); the bounded shutdown of a real
+session (shutdown.py).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-import threading
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -32,8 +36,8 @@ from ..store.dot_fence import wait_for_allowed_dots
 from . import format as fmt
 from .analytics_tab import AnalyticsTab
 from .audit_tab import AuditTab
-from .banner import StateBanner
 from .commands import ConsoleCommands
+from .header import ConsoleHeader
 from .help_screen import HelpScreen
 from .keys import bindings
 from .live import Snapshot, read_snapshot
@@ -43,10 +47,13 @@ from .modals import ConfirmScreen
 from .planned_tab import PlannedTab
 from .rates import RateHistory
 from .settings_tab import SettingsTab
+from .shutdown import ShutdownWatchdog, exit_on_output_failure, exit_on_signals
+from .stopping import StopProgress, StopRequest
 from .view import LiveWidget, View
 
 STOP_REASON = "stop key in the console"
-STOP_HEAD_START = 0.03  # seconds the stop's commit may run before the screen flips
+STOP_HEAD_START = 0.03  # seconds the stop's commit may run before the key's first frame
+STOP_QUIT_WAIT = 10.0  # how long quitting waits for a stop still being retried
 ENGINE_STOP_TIMEOUT = 15.0  # a graceful stop of the engine inside the console, on quitting
 # After a key, how long an engine on the console's own loop yields to the console
 # (EmbeddedEngine.prioritize_host): about a slow key's handling and frame.
@@ -54,18 +61,40 @@ KEY_PRIORITY = 0.15
 
 
 class Engine(Protocol):
-    """What the console needs from an engine running inside it.
+    """What the console needs from an engine running inside it (`engine.embedded.EmbeddedEngine`).
 
-    An engine that runs on the console's own event loop (trio guest mode) also
-    has `on_host_loop = True`, `started`, `start()` and `async aclose(timeout)`:
-    the console starts it once its loop runs and stops it before the loop ends.
+    `on_host_loop` says where it runs. True (trio guest mode): on the console's own
+    event loop, so the console starts it once its loop runs (`start`), lends it the
+    loop less while a key is handled (`prioritize_host`), and stops it before the
+    loop ends (`aclose`), which returns its claims to the queue. False: on its own
+    thread, started before the console and stopped after it (`stop`, by the
+    launcher). `error` is what ended it early, if anything: shown, never hidden.
     """
+
+    error: BaseException | None
+
+    @property
+    def on_host_loop(self) -> bool: ...
+
+    @property
+    def started(self) -> bool: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def start(self) -> None: ...
 
     def nudge(self) -> None: ...
 
+    def prioritize_host(self, seconds: float) -> None: ...
+
+    async def aclose(self, timeout: float = ...) -> None: ...
+
+    def stop(self, timeout: float = ...) -> None: ...
+
 
 def _on_app_loop(engine: Engine | None) -> bool:
-    return bool(getattr(engine, "on_host_loop", False))
+    return engine is not None and engine.on_host_loop
 
 
 # The garbage collector's full passes, on the UI thread, were the largest cause of
@@ -114,6 +143,9 @@ class MailConsole(MailingActions, App[None]):
         handle_signals: bool = False,
         freeze_heap: bool = False,
         notice: str | None = None,
+        host: str | None = None,
+        store_label: str | None = None,
+        watchdog: ShutdownWatchdog | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -126,8 +158,13 @@ class MailConsole(MailingActions, App[None]):
         self.handle_signals = handle_signals
         self.freeze_heap = freeze_heap
         self.notice = notice
+        self.watchdog = watchdog
+        # Shown in every screen's header; given by tests so that snapshots do not vary.
+        self.host = host or socket.gethostname()
+        self.store_label = store_label or store.where
         self.rates = RateHistory()
         self.snapshot: Snapshot | None = None
+        # True from the stop's commit until a read shows it: the screen says STOPPED at once.
         self.stop_pending = False
         self.drain_from: int | None = None
         # Seconds (perf_counter) from the stop key to the stop's commit: the benchmark reads it.
@@ -138,12 +175,14 @@ class MailConsole(MailingActions, App[None]):
         self._poll_again = False
         self._stop_seen_from = 0  # a read started at or after this one sees our stop
         self._engine_error_shown = False
-        self._stop_threads: list[threading.Thread] = []
+        # The newest press of the stop key, and what it last reported while not yet saved.
+        self.stop_request: StopRequest | None = None
+        self.stop_progress: StopProgress | None = None
 
     # -- layout --------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield StateBanner(id="banner")
+        yield ConsoleHeader()
         yield Meters(id="meters")
         with TabbedContent(initial="settings", id="tabs"):
             with TabPane("Settings/Other", id="settings"):
@@ -174,13 +213,26 @@ class MailConsole(MailingActions, App[None]):
         if self.handle_signals:
             # An SSH drop sends SIGHUP: leave cleanly (the launcher then stops the engine).
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGHUP, signal.SIGTERM):
-                loop.add_signal_handler(sig, self.exit)
+            if self.watchdog is None:
+                for sig in (signal.SIGHUP, signal.SIGTERM):
+                    loop.add_signal_handler(sig, self.exit)
+            else:
+                # Bounded whatever Textual does next (see shutdown.py).
+                exit_on_signals(self.watchdog, lambda signum: loop.call_soon_threadsafe(self._exit_on_signal, signum))
+                exit_on_output_failure(self.watchdog, lambda: loop.call_soon_threadsafe(self.exit, None, 1))
+
+    def _exit_on_signal(self, signum: int) -> None:
+        self.exit(return_code=128 + signum)
+
+    def exit(self, result: None = None, return_code: int = 0, message: Any = None) -> None:
+        if self.watchdog is not None:
+            self.watchdog.begin(return_code, "quit")
+        super().exit(result, return_code, message)
 
     def _start_engine_on_loop(self) -> None:
         """A guest engine starts here, after the first frame's data: it needs this loop running."""
-        engine: Any = self.engine
-        if not _on_app_loop(engine) or engine.started:
+        engine = self.engine
+        if engine is None or not engine.on_host_loop or engine.started:
             return
         try:
             engine.start()
@@ -189,8 +241,8 @@ class MailConsole(MailingActions, App[None]):
             self._check_engine()
 
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key) and _on_app_loop(self.engine):
-            self.engine.prioritize_host(KEY_PRIORITY)  # type: ignore[attr-defined]
+        if isinstance(event, events.Key) and self.engine is not None and self.engine.on_host_loop:
+            self.engine.prioritize_host(KEY_PRIORITY)
         await super().on_event(event)
 
     # -- the view --------------------------------------------------------------
@@ -198,7 +250,7 @@ class MailConsole(MailingActions, App[None]):
     def view(self) -> View:
         return View(
             self.snapshot, self.rates, self.clock(), self.stop_pending, self.drain_from,
-            self.read_only, self.engine is not None,
+            self.read_only, self.engine is not None, self.stop_progress,
         )
 
     def refresh_views(self) -> None:
@@ -249,7 +301,7 @@ class MailConsole(MailingActions, App[None]):
 
     def _check_engine(self) -> None:
         """An engine inside the console that died must not look like a quiet queue."""
-        error = getattr(self.engine, "error", None)
+        error = self.engine.error if self.engine is not None else None
         if error is not None and not self._engine_error_shown:
             self._engine_error_shown = True
             self.notify(f"The engine inside this console stopped: {error!r}. Nothing is being sent "
@@ -272,6 +324,8 @@ class MailConsole(MailingActions, App[None]):
             self.stop_pending = False
         if not snap.stopped and not self.stop_pending:
             self.drain_from = None
+        if snap.stopped:
+            self.stop_progress = None  # saved, by this console or another
         self.refresh_views()
 
     def _from_thread(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -308,6 +362,10 @@ class MailConsole(MailingActions, App[None]):
     def _show_error(self, exc: StoreError) -> None:
         self.notify(str(exc), severity="error", markup=False, timeout=8)
 
+    def notify(self, message: str, **kwargs: Any) -> None:  # type: ignore[override]
+        """Every toast's text escaped: errors and notices quote operator data (names, --account)."""
+        super().notify(fmt.visible(message), **kwargs)
+
     def _refuse_read_only(self, what: str) -> bool:
         if self.read_only:
             self.notify(
@@ -332,68 +390,77 @@ class MailConsole(MailingActions, App[None]):
         self.action_emergency_stop()
 
     def action_emergency_stop(self) -> None:
-        """Never asks. The commit starts first, on its own thread; the screen turns STOPPED meanwhile."""
+        """Never asks. The commit starts at once, on its own thread, and is retried until saved.
+
+        The screen says STOPPED only once the commit returned; until then it says
+        STOP REQUESTED and why it is not applied yet (see stopping.py).
+        """
         if self._refuse_read_only("stop"):
             return
-        pressed = time.perf_counter()
-        committed = threading.Event()
-        # A plain thread, started here: a Textual worker would only start once this handler
-        # returns and the event loop turns, and every millisecond before the commit counts.
-        committer = threading.Thread(target=self._commit_stop, args=(pressed, committed), name="stop-commit",
-                                     daemon=True)
-        committer.start()
-        self._stop_threads.append(committer)
+        if self.stop_request is not None and not self.stop_request.applied.is_set():
+            self.refresh_views()  # already being retried: another press adds nothing
+            return
+        request = StopRequest(
+            lambda: accounts.commit_stop(self.store, self.actor, self.account, reason=STOP_REASON),
+            after_commit=lambda: self._stop_saved(request),
+            fence=lambda: wait_for_allowed_dots(self.store),
+            report=lambda progress: self._from_thread(self._stop_progress, request, progress),
+            done=lambda: self._from_thread(self._stop_committed),
+        )
+        request.start()
+        self.stop_request = request
         # Give the commit the interpreter for a moment: waiting here releases the GIL, so the
         # commit is not slowed by this thread repainting (or by a busy engine thread).
-        # Usually it is done in a few ms; if the store is slow the screen flips anyway.
+        # Usually it is saved in a few ms and the first frame already says STOPPED.
         # Only the commit is waited for, not the dot fence after it: an engine on this
         # thread's loop (guest mode) can only leave the fence once this handler returns.
-        committed.wait(STOP_HEAD_START)
-        if not self.view().stopped and self.snapshot is not None:
-            self.drain_from = self.snapshot.overview.in_flight
-        self.stop_pending = True
+        request.first_attempt.wait(STOP_HEAD_START)
+        self._stop_progress(request, request.progress)
+
+    def _stop_saved(self, request: StopRequest) -> None:
+        """On the stop's thread, right after its commit: measure, then nudge the engine.
+
+        The nudge makes the engine behind us turn back what is at the final-dot gate,
+        so that the dot fence, passed next, is free sooner.
+        """
+        if request.committed_after is not None:
+            self.stop_timings.append(request.committed_after)
+        self._nudge()
+
+    def _stop_progress(self, request: StopRequest, progress: StopProgress) -> None:
+        if request is not self.stop_request:
+            return
+        if progress.applied:
+            if self.stop_progress is not None or not self.stop_pending:
+                if self.snapshot is not None and not self.snapshot.stopped:
+                    self.drain_from = self.snapshot.overview.in_flight
+                self.stop_pending = True
+            self.stop_progress = None
+        else:
+            self.stop_progress = progress
         self.refresh_views()
 
-    def _commit_stop(self, pressed: float, committed: threading.Event) -> None:
-        """`accounts.stop` in two steps, with the engine's nudge between them.
-
-        The commit is what the operator waits for (and what stop_timings measure);
-        the nudge then makes the engine behind us turn back what is at the final-dot
-        gate, so that the dot fence, passed last, is free sooner.
-        """
-        try:
-            try:
-                accounts.commit_stop(self.store, self.actor, self.account, reason=STOP_REASON)
-            finally:
-                committed.set()
-        except StoreError as exc:
-            wait_for_allowed_dots(self.store)  # as accounts.stop does, whatever the commit did
-            self._from_thread(self._stop_failed, exc)
-            return
-        self.stop_timings.append(time.perf_counter() - pressed)
-        self._nudge()
-        wait_for_allowed_dots(self.store)
-        self._from_thread(self._stop_committed)
-
     async def on_unmount(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.begin(self.return_code or 0, "closing")  # however the app came to close
         # Quitting right after the stop key must not cut its commit short. Waited for
         # without blocking the loop: the commit's thread may still need it (the dot
         # fence with a guest engine, its last call_from_thread).
-        deadline = time.monotonic() + 10
-        while any(t.is_alive() for t in self._stop_threads) and time.monotonic() < deadline:
+        deadline = time.monotonic() + STOP_QUIT_WAIT
+        request = self.stop_request
+        while request is not None and request.is_alive() and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-        if _on_app_loop(self.engine):
+        if request is not None:
+            request.cancel()
+        if self.engine is not None and self.engine.on_host_loop:
             # Before the loop ends: the engine needs it to return its claims to the queue.
-            await self.engine.aclose(ENGINE_STOP_TIMEOUT)  # type: ignore[attr-defined]
+            await self.engine.aclose(ENGINE_STOP_TIMEOUT)
+        if self.watchdog is not None and (self.engine is None or _on_app_loop(self.engine)):
+            self.watchdog.claims_returned()  # a thread engine is stopped after the app (launch.run_console)
 
     def _stop_committed(self) -> None:
         self._stop_seen_from = self._reads + 1
         self.poll()
-
-    def _stop_failed(self, exc: StoreError) -> None:
-        self.stop_pending = False
-        self.refresh_views()
-        self.notify(f"STOP FAILED: {exc}", severity="error", markup=False, timeout=30)
 
     # -- resume ------------------------------------------------------------------
 

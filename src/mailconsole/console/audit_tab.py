@@ -38,7 +38,7 @@ class AuditTab(Vertical, LiveWidget):
         log = view.snapshot.audit
         rows = {
             str(e.id): (
-                Text(fmt.clock_time(e.at, zone=False)), who(e), Text(e.action, style="bold"),
+                Text(fmt.clock_time(e.at, zone=False)), who(e), fmt.plain(e.action, style="bold"),
                 fmt.number(e.mailing_id) if e.mailing_id is not None else Text(""), details(e),
             )
             for e in log

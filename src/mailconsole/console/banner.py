@@ -6,7 +6,21 @@ from rich.text import Text
 from textual.widgets import Static
 
 from . import format as fmt
+from .stopping import ERROR_PAUSE, StopProgress
 from .view import LiveWidget, View
+
+
+def requested_line(progress: StopProgress) -> Text:
+    """A stop asked for but not saved: never STOPPED, and never silently RUNNING either."""
+    text = Text("▲ STOP REQUESTED", style="bold")
+    text.append(" — not yet applied (")
+    text.append(fmt.plain(progress.why_not()))
+    text.append(")")
+    if progress.phase == "busy":
+        text.append(", retrying")
+    elif progress.phase == "failed":
+        text.append(f", retrying every {ERROR_PAUSE:g}s; mail may still go out", style="bold")
+    return text
 
 
 def state_line(view: View) -> Text:
@@ -15,7 +29,7 @@ def state_line(view: View) -> Text:
         text = Text("■ STOPPED", style="bold")
         acc = snap.overview.account if snap is not None and snap.stopped else None
         if acc is None:
-            text.append(" — stopping now, nothing new is sent")
+            text.append(" — saved; nothing new is sent")
             return text
         text.append(f" since {fmt.short_time(acc.stopped_at)} ({fmt.ago(acc.stopped_at, view.now)})")
         text.append(" by ")
@@ -24,6 +38,8 @@ def state_line(view: View) -> Text:
             text.append(" — ")
             text.append(fmt.plain(acc.reason))
         return text
+    if view.stop_requested is not None:
+        return requested_line(view.stop_requested)
     text = Text("● RUNNING", style="bold")
     if snap is None:
         text.append(" — reading the store…")
@@ -41,9 +57,12 @@ def state_line(view: View) -> Text:
 
 
 class StateBanner(Static, LiveWidget):
-    """Green RUNNING or red STOPPED; the colours come from the theme."""
+    """Green RUNNING, amber STOP REQUESTED, red STOPPED (or a stop failing); colours from the theme."""
 
     def show(self, view: View) -> None:
+        requested = view.stop_requested
         self.set_class(view.stopped, "-stopped")
+        self.set_class(requested is not None and requested.phase != "failed", "-requested")
+        self.set_class(requested is not None and requested.phase == "failed", "-failing")
         suffix = Text("  [read-only]" if view.read_only else "")
         self.update(Text.assemble(state_line(view), suffix))

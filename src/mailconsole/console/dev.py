@@ -13,4 +13,4 @@ import os
 from ..store import Store
 from .app import MailConsole
 
-app = MailConsole(Store(os.environ.get("MAILCONSOLE_DB")), read_only=bool(os.environ.get("MAILCONSOLE_READ_ONLY")))
+app = MailConsole(Store(os.environ.get("MAILCONSOLE_DB"), create=False), read_only=bool(os.environ.get("MAILCONSOLE_READ_ONLY")))

@@ -19,7 +19,7 @@ from textual.widgets import Button, Footer, Input, Static, TextArea
 from ..store.mailings import Mailing
 from ..store.revisions import Revision
 from . import format as fmt
-from .banner import StateBanner
+from .header import ConsoleHeader
 from .keys import STOP_KEY
 from .view import LiveWidget, View
 
@@ -56,7 +56,7 @@ class TemplateEditor(ModalScreen[None]):
         self.revision = revision
 
     def compose(self) -> ComposeResult:
-        yield StateBanner(id="banner")
+        yield ConsoleHeader()
         with Vertical(id="editor"):
             title = Text(f"Template of mailing {self.mailing.id} ")
             title.append(fmt.plain(self.mailing.name, style="bold"))

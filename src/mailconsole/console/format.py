@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from ..textsafety import escape_terminal
 from ..times import format_utc
 
 
 def visible(text: str, keep: str = "") -> str:
-    """Control characters (except those in `keep`) written out as \\xNN, so a terminal never obeys them.
+    """`text` with every character a terminal would obey written out (\\x1b, \\u202e).
 
-    C1 controls (0x80-0x9f) too: some terminals obey U+009B as CSI, like ESC [.
+    The console's one escaping function for operator data (the CLI and the engine's
+    log use the same rules); `keep` names characters let through (the body editor
+    keeps newlines and tabs).
     """
-    if not any(ord(ch) < 32 or 127 <= ord(ch) <= 159 for ch in text):
-        return text
-    return "".join(
-        ch if 32 <= ord(ch) < 127 or ord(ch) > 159 or ch in keep else f"\\x{ord(ch):02x}" for ch in text
-    )
+    return escape_terminal(text, keep)
 
 
 def plain(value: object, style: str = "") -> Text:

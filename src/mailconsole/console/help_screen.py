@@ -10,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from .header import ConsoleHeader
 from .keys import ACTIONS, SCREEN_KEYS
 
 
@@ -28,6 +29,7 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", show=False)]
 
     def compose(self) -> ComposeResult:
+        yield ConsoleHeader()
         with VerticalScroll(classes="dialog help"):
             yield Static(Text("Keys (esc closes)", style="bold"), classes="dialog-title")
             yield Static(keys_table())

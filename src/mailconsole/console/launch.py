@@ -3,21 +3,27 @@
 The engine, when the console starts one, is an `EmbeddedEngine` (ENGINE_MODE
 says how it runs); the console talks to it through the store and `nudge()`.
 Quitting, or losing the terminal (SIGHUP on an SSH drop), stops that engine
-gracefully: its claimed messages go back to the queue. An engine running
-elsewhere is only observed and controlled, never stopped.
+gracefully: its claimed messages go back to the queue; then the process ends
+within a bound, however the UI library's own shutdown goes (shutdown.py). An
+engine running elsewhere is only observed and controlled, never stopped.
 """
 
 from __future__ import annotations
 
 import mailbox
+import shlex
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..store import Store
+from sqlalchemy.engine import make_url
+
+from ..store import Store, StoreError, accounts, default_db_url
+from ..store.connection import to_url
 from ..store.engines import live_engines
-from .app import ENGINE_STOP_TIMEOUT, MailConsole
+from .app import ENGINE_STOP_TIMEOUT, STOP_QUIT_WAIT, MailConsole
+from .shutdown import ShutdownWatchdog
 
 if TYPE_CHECKING:
     from ..cli.common import Context
@@ -45,7 +51,7 @@ def launch(ctx: Context) -> int:
     """`mailconsole` / `mailconsole console`."""
     args = ctx.args
     read_only = bool(getattr(args, "read_only", False))
-    store = ctx.store(create=not read_only)
+    store = open_existing(ctx)
     engine = None
     notice = None
     if read_only or getattr(args, "no_engine", False):
@@ -61,6 +67,29 @@ def launch(ctx: Context) -> int:
         else:
             engine = start_engine(store, config)
     return run_console(store, ctx.account, engine=engine, read_only=read_only, notice=notice)
+
+
+def open_existing(ctx: Context) -> Store:
+    """The store named by --db (or the default), which must exist, on an account it has.
+
+    Never created here: a mistyped path once opened an empty store that looked RUNNING,
+    and the stop key then stopped that one while the real store kept sending.
+    """
+    path = sqlite_file(ctx.db or default_db_url())
+    if path is not None and not path.exists():
+        raise StoreError(f"no store at {path}; `mailconsole init --db {shlex.quote(str(path))}` creates one "
+                         "(`mailconsole demo` makes a demo store of its own)")
+    store = ctx.store(create=False)
+    accounts.state(store, ctx.account)  # NotFound: "no account named …; check --account"
+    return store
+
+
+def sqlite_file(db: str) -> Path | None:
+    """The file of an SQLite store, None for another kind (or an in-memory one)."""
+    url = make_url(to_url(db))
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
 
 
 def launch_demo(ctx: Context, store: Store) -> int:
@@ -108,14 +137,22 @@ def run_console(
     read_only: bool = False,
     notice: str | None = None,
 ) -> int:
+    # Bounded: the longest the app may wait for a stop still being retried and for its
+    # engine to return its claims, then the watchdog's grace (see shutdown.py).
+    watchdog = ShutdownWatchdog(claims_timeout=STOP_QUIT_WAIT + ENGINE_STOP_TIMEOUT + 2)
+    watchdog.arm()
     app = MailConsole(store, account, engine=engine, read_only=read_only, handle_signals=True, freeze_heap=True,
-                      notice=notice)
+                      notice=notice, watchdog=watchdog)
     try:
         app.run()
     finally:
         # A guest engine was stopped by the app before its loop ended (MailConsole.on_unmount).
-        if engine is not None and getattr(engine, "running", True):
-            print("stopping the engine inside the console (claimed messages go back to the queue)…",
-                  file=sys.stderr)
+        if engine is not None and engine.running:
+            try:
+                print("stopping the engine inside the console (claimed messages go back to the queue)…",
+                      file=sys.stderr)
+            except OSError:
+                pass  # the terminal is gone (EIO): the engine must be stopped all the same
             engine.stop(timeout=ENGINE_STOP_TIMEOUT)
+        watchdog.claims_returned()
     return app.return_code or 0

@@ -2,7 +2,8 @@
 
 Each dialog states plainly what will happen ("12,000 will be sent, 300
 suspended"), so confirming is a decision, not a reflex. The stop key still
-works on top of any dialog: it is an app-level priority binding.
+works on top of any dialog: it is an app-level priority binding. Each dialog
+carries the console's header: the state, and which store and account it acts on.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from . import format as fmt
+from .header import ConsoleHeader
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -36,6 +38,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self._danger = danger
 
     def compose(self) -> ComposeResult:
+        yield ConsoleHeader()
         with Vertical(classes="dialog"):
             yield Static(Text(self._title, style="bold"), classes="dialog-title")
             yield Static(self._body, classes="dialog-body")
@@ -75,6 +78,7 @@ class TimeScreen(ModalScreen[float | None]):
         self._current = current
 
     def compose(self) -> ComposeResult:
+        yield ConsoleHeader()
         with Vertical(classes="dialog"):
             yield Static(Text(self._title, style="bold"), classes="dialog-title")
             yield Static(Text(f"now scheduled {fmt.clock_time(self._current)}"), classes="dialog-body")

@@ -47,7 +47,16 @@ def stop_facts(view: View) -> Text:
         return Text("reading the store…")
     acc = snap.overview.account
     if view.stopped and not acc.stopped:
-        return Text("Stop pressed: committing it to the store…")
+        return Text("Stop saved in the store; reading it back…")
+    requested = view.stop_requested
+    if requested is not None:
+        text = Text("The stop is not saved yet: ", style="bold")
+        text.append(fmt.plain(requested.why_not()))
+        if requested.attempts:
+            text.append(f" (attempt {requested.attempts}).")
+        text.append("\nIt is being retried by itself, without limit; no need to press again.")
+        text.append("\nUntil it is saved, messages can still go out.", style="bold")
+        return text
     if acc.stopped:
         text = Text(f"since {fmt.clock_time(acc.stopped_at)} ({fmt.ago(acc.stopped_at, view.now)}) by ")
         text.append(fmt.plain(acc.stopped_by or "?"))
@@ -77,8 +86,13 @@ class EmergencyPanel(Vertical, LiveWidget):
         yield Static(id="drain")
 
     def show(self, view: View) -> None:
+        requested = view.stop_requested is not None
         self.set_class(view.stopped, "-stopped")
-        word = "■  STOPPED  ■" if view.stopped else "●  RUNNING  ●"
+        self.set_class(requested, "-requested")
+        if view.stopped:
+            word = "■  STOPPED  ■"
+        else:
+            word = "▲  STOP REQUESTED — NOT YET APPLIED  ▲" if requested else "●  RUNNING  ●"
         self.query_one("#state-word", Static).update(Text(word, style="bold", justify="center"))
         self.query_one("#state-detail", Static).update(stop_facts(view))
         self.query_one("#resume-button", Button).display = view.stopped
@@ -123,7 +137,7 @@ class EngineProblems(Static, LiveWidget):
         text = Text()
         for e in problems:
             text.append("\n" if text else "")
-            text.append(f"{e.host} pid {e.pid}: ", style="bold")
+            text.append(f"{fmt.visible(e.host)} pid {e.pid}: ", style="bold")
             text.append(fmt.plain(e.note or ""))
         self.update(text)
 

@@ -13,6 +13,7 @@ from textual.widget import Widget
 
 from .live import Snapshot
 from .rates import RateHistory
+from .stopping import StopProgress
 
 
 @dataclass(frozen=True)
@@ -20,17 +21,25 @@ class View:
     snapshot: Snapshot | None
     rates: RateHistory
     now: float
-    # True from the key press until a read shows the stop committed: the screen
-    # must say STOPPED within a frame, not after the next read.
+    # True from the stop's commit until a read shows it: the screen must say
+    # STOPPED within a frame of the commit, not after the next read.
     stop_pending: bool = False
     # Messages in flight when the stop was pressed, for the drain line "37 → 0".
     drain_from: int | None = None
     read_only: bool = False
     engine_inside: bool = False
+    # A stop the operator asked for that the store has not saved yet (busy, failing).
+    stop_progress: StopProgress | None = None
 
     @property
     def stopped(self) -> bool:
+        """Only a saved stop: the screen never claims one that is not."""
         return self.stop_pending or (self.snapshot is not None and self.snapshot.stopped)
+
+    @property
+    def stop_requested(self) -> StopProgress | None:
+        """The stop asked for and not saved yet, if any: shown instead of RUNNING."""
+        return None if self.stopped else self.stop_progress
 
 
 class LiveWidget(Widget):

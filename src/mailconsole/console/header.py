@@ -1,0 +1,75 @@
+"""The top of every screen: the state banner, and which store, account and host it is about.
+
+People act on the wrong store when nothing on screen says which one it is (a
+mistyped --db once showed an empty store as RUNNING while the real one kept
+sending). So every screen and dialog carries this header, and the context line
+shortens the store's path to fit rather than drop it.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from . import format as fmt
+from .banner import StateBanner
+
+ELLIPSIS = "…"
+
+
+def shorter_paths(where: str) -> list[str]:
+    """`where` and ever shorter forms that keep the file name: /a/b/c.db, …/b/c.db, …/c.db."""
+    if "://" in where:  # a URL (its password already hidden): nothing sensible to cut
+        return [where]
+    parts = PurePosixPath(where).parts
+    forms = [where]
+    for keep in range(len(parts) - 2, 0, -1):
+        forms.append(ELLIPSIS + "/" + "/".join(parts[-keep:]))
+    return forms
+
+
+def context_line(where: str, account: str, host: str, width: int) -> Text:
+    """"store … · account … · host …", as much of the path as `width` allows.
+
+    Labels go before the file name does: a compact "…/name.db · default @ host"
+    still says all three. What cannot fit at all is cut with an ellipsis.
+    """
+    account, host = fmt.visible(account), fmt.visible(host)
+    paths = [fmt.visible(p) for p in shorter_paths(where)]
+    candidates = [f"store {p} · account {account} · host {host}" for p in paths]
+    candidates += [f"{p} · {account} @ {host}" for p in paths]
+    for line in candidates:
+        if len(line) <= width:
+            break
+    text = Text(line, no_wrap=True, overflow="ellipsis")
+    text.truncate(max(width, 1), overflow="ellipsis")
+    return text
+
+
+class ContextLine(Static):
+    """Which store, account and host this console acts on (fixed for its lifetime)."""
+
+    def render(self) -> Text:
+        app = self.app
+        where = getattr(app, "store_label", "?")
+        account = getattr(app, "account", "?")
+        host = getattr(app, "host", "?")
+        return context_line(where, account, host, self.content_region.width or self.size.width)
+
+
+class ConsoleHeader(Vertical):
+    """The state banner over the context line; composed by the app and by every dialog."""
+
+    def compose(self) -> ComposeResult:
+        yield StateBanner(id="banner")
+        yield ContextLine(id="context")
+
+    def on_mount(self) -> None:
+        # A dialog opened between two reads shows the state at once, not at the next read.
+        view = getattr(self.app, "view", None)
+        if callable(view) and getattr(self.app, "is_running", False):
+            self.query_one(StateBanner).show(view())

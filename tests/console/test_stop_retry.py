@@ -1,0 +1,217 @@
+"""The screen never claims a stop that is not saved, and the stop is retried until it is.
+
+A real second process holds SQLite's write lock (BEGIN IMMEDIATE) on the same
+file while the operator presses the stop key; a real immutable file (chattr +i)
+makes the commit fail in a way that is not a busy store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mailconsole.console.app import MailConsole
+from mailconsole.console.header import ConsoleHeader
+from mailconsole.console.stopping import StopProgress, StopRequest
+from mailconsole.store import Store, StoreBusy, StoreError, accounts
+from mailconsole.store.audit import entries
+
+from .builder import FIXED, OPERATOR
+
+HOLDER = textwrap.dedent(
+    """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    print("locked", flush=True)
+    sys.stdin.readline()  # hold the write lock until the test says so
+    conn.execute("ROLLBACK")
+    print("released", flush=True)
+    """
+)
+
+
+@pytest.fixture
+def db(make_store: Callable[..., Store], tmp_path: Path) -> Path:
+    make_store().close()
+    return tmp_path / "store.db"
+
+
+@pytest.fixture
+def holder(db: Path) -> Iterator[subprocess.Popen]:
+    """Another process holding the store's write lock until `release(holder)`."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(db)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+def release(proc: subprocess.Popen) -> None:
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().strip() == "released"
+
+
+def _app(db: Path) -> MailConsole:
+    # A short busy timeout: each attempt gives up on the lock after 0.3 s, so the
+    # test sees several attempts, and the "store busy" state, within a second.
+    store = Store(str(db), busy_timeout_ms=300, clock=lambda: FIXED)
+    return MailConsole(store, clock=lambda: FIXED, actor=OPERATOR, poll_interval=None)
+
+
+def banner(app: MailConsole) -> tuple[str, set[str]]:
+    widget = app.screen.query_one(ConsoleHeader).query_one("#banner")
+    return str(widget.render()), set(widget.classes)
+
+
+async def _watch(app: MailConsole, seconds: float) -> list[tuple[str, set[str]]]:
+    """What the banner said, every 20 ms for `seconds`."""
+    seen = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        seen.append(banner(app))
+        await asyncio.sleep(0.02)
+    return seen
+
+
+async def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def test_a_held_lock_shows_stop_requested_until_the_stop_is_saved(db: Path, holder: subprocess.Popen) -> None:
+    app = _app(db)
+
+    async def main() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("f2")
+            during = await _watch(app, 1.5)
+            # Never STOPPED while nothing is saved; RUNNING neither: the request is on screen.
+            assert all("-stopped" not in classes and "STOPPED" not in text for text, classes in during), during
+            assert all(text.startswith("▲ STOP REQUESTED — not yet applied") for text, _ in during), during[0]
+            text, classes = during[-1]
+            assert "(store busy: " in text and text.endswith("retrying") and "-requested" in classes
+            assert app.stop_progress is not None and app.stop_progress.attempts >= 2  # retried by itself
+            assert not accounts.state(app.store).stopped
+            # The Settings tab says the same, in more words.
+            assert "NOT YET APPLIED" in str(app.query_one("#state-word").render())
+            assert "retried by itself" in str(app.query_one("#state-detail").render())
+
+            release(holder)
+            # No key pressed: the next attempt gets the lock and the screen says STOPPED.
+            await _until(lambda: "-stopped" in banner(app)[1], 5, "STOPPED after the lock was released")
+            assert banner(app)[0].startswith("■ STOPPED")
+            assert accounts.state(app.store).stopped
+            await _until(lambda: app.stop_request is not None and app.stop_request.fenced.is_set(), 5,
+                         "the dot fence after the commit")
+            stops = [e for e in entries(app.store, limit=5) if e.action == "stop"]
+            assert stops and stops[0].details.get("reason") == "stop key in the console"
+            assert not app._notifications  # nothing was shown as a toast that would vanish
+
+    asyncio.run(main())
+
+
+def _chattr(flag: str, *paths: Path) -> None:
+    subprocess.run(["chattr", flag, *map(str, paths)], check=True, capture_output=True)
+
+
+def test_a_failing_commit_stays_on_screen_until_it_succeeds(db: Path) -> None:
+    """Not a busy store (an immutable file, as a read-only file system): shown until fixed, retried."""
+    # Not the -shm file: SQLite maps it into memory, and a write refused there is SIGBUS.
+    files = [db, Path(f"{db}-wal")]
+    try:
+        _chattr("+i", db)
+        _chattr("-i", db)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("chattr +i is not supported here")
+    app = _app(db)
+
+    async def main() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            _chattr("+i", *[f for f in files if f.exists()])
+            try:
+                await pilot.press("f2")
+                await _until(lambda: app.stop_progress is not None and app.stop_progress.phase == "failed", 5,
+                             "the failure on screen")
+                # It stays: seconds later, still on the banner (not a toast), and retried.
+                during = await _watch(app, 2.5)
+                assert all("-stopped" not in classes for _, classes in during)
+                assert all("-failing" in classes and "not yet applied" in text for text, classes in during), during[0]
+                assert "disk I/O error" in during[-1][0] or "read-only" in during[-1][0]
+                assert app.stop_progress is not None and app.stop_progress.attempts >= 2
+                assert not accounts.state(app.store).stopped
+            finally:
+                _chattr("-i", *files)
+            await _until(lambda: "-stopped" in banner(app)[1], 5, "STOPPED once the file is writable again")
+            assert accounts.state(app.store).stopped
+            assert "-failing" not in banner(app)[1]
+
+    try:
+        asyncio.run(main())
+    finally:
+        subprocess.run(["chattr", "-i", *map(str, files)], capture_output=True)
+
+
+def test_retries_have_no_limit() -> None:
+    """Two hundred busy answers, then the commit: applied, with every state reported in order."""
+    answers = iter([StoreBusy("locked", holder=f"pid {n}") for n in range(200)] + [None])
+    seen: list[StopProgress] = []
+
+    def commit() -> None:
+        answer = next(answers)
+        if answer is not None:
+            raise answer
+
+    request = StopRequest(commit, after_commit=lambda: None, fence=lambda: None, report=seen.append, busy_pause=0)
+    request.start()
+    assert request.fenced.wait(10)
+    assert [p.phase for p in seen] == ["busy"] * 200 + ["applied"]
+    assert seen[-2].why_not() == "store busy: pid 199" and seen[-1].attempts == 201
+
+
+def test_cancel_ends_the_retries() -> None:
+    def commit() -> None:
+        raise StoreError("disk I/O error")
+
+    request = StopRequest(commit, after_commit=lambda: None, fence=lambda: None, report=lambda p: None,
+                          error_pause=0.01)
+    request.start()
+    assert request.first_attempt.wait(5)
+    request.cancel()
+    request._thread.join(5)
+    assert not request.is_alive() and not request.applied.is_set()
+
+
+def test_an_unexpected_error_is_retried_too() -> None:
+    """Not only store errors: a stop whose attempt raised anything is still tried again."""
+    answers = iter([RuntimeError("driver bug"), StoreError("disk I/O error"), None])
+    seen: list[StopProgress] = []
+
+    def commit() -> None:
+        answer = next(answers)
+        if answer is not None:
+            raise answer
+
+    request = StopRequest(commit, after_commit=lambda: None, fence=lambda: None, report=seen.append,
+                          error_pause=0.01)
+    request.start()
+    assert request.fenced.wait(10)
+    assert [(p.phase, p.detail) for p in seen] == [
+        ("failed", "RuntimeError: driver bug"), ("failed", "disk I/O error"), ("applied", "")]
