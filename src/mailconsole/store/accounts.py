@@ -114,7 +114,9 @@ def stop(
     started = time.monotonic()
     try:
         try:
-            return commit_stop(store, actor, account, reason, patience=INTENT_AFTER)
+            done = commit_stop(store, actor, account, reason, patience=INTENT_AFTER)
+            stop_intent.remove(store, done.id, done.generation)  # a stale one this stop has spent
+            return done
         except StoreBusy as busy:
             first = busy
         intent = _post_intent(store, actor, account)
