@@ -16,12 +16,14 @@ import textwrap
 import time
 
 import pytest
+from sqlalchemy import func, select
 from csvfiles import write_csv
 from storehelp import ALICE, SENDER, assert_counters_match, recipients
 
 from mailconsole.store import Store, accounts, mailings
 from mailconsole.store.connection import begin_immediate_polling
 from mailconsole.store.importer import create_mailing
+from mailconsole.store.schema import messages
 
 ROWS = 100_000
 # Seconds. Transactions aim at ~10 ms; the bounds leave room for the OS pausing the
@@ -81,6 +83,7 @@ def test_an_import_leaves_the_lock_free_within_milliseconds(real_store, db_path,
     waits = measure_waits(db_path, f"""
         from pathlib import Path
         from mailconsole.store.importer import create_mailing
+from mailconsole.store.schema import messages
         create_mailing(store, Actor("importer"), name="big", sender="{SENDER}", subject="Hi {{{{ name }}}}",
                        text_body="Dear {{{{ name }}}}", html_body=None, recipients=Path({str(path)!r}))
     """)
@@ -113,6 +116,31 @@ def test_a_resume_suspending_every_row_leaves_the_lock_free_within_milliseconds(
     assert (m.suspended, m.queued, m.status) == (ROWS, 0, "sent")
     assert not accounts.state(real_store).stopped
     assert_counters_match(real_store)
+    # And putting them all back in the queue (requeue) is as short.
+    accounts.stop(real_store, ALICE)  # nothing is sent meanwhile
+    waits = measure_waits(db_path, f"""
+        from mailconsole.store import mailings
+        assert mailings.requeue_suspended(store, Actor("operator"), {mid}) == {ROWS}
+    """)
+    assert_short(waits)
+    m = mailings.get_mailing(real_store, mid)
+    assert (m.suspended, m.queued, m.status) == (0, ROWS, "sending")
+    assert_counters_match(real_store)
+
+
+def test_a_reschedule_leaves_the_lock_free_within_milliseconds(real_store, db_path, tmp_path):
+    mid = big_mailing(real_store, tmp_path, at=time.time() + 86400)
+    later = time.time() + 2 * 86400
+    waits = measure_waits(db_path, f"""
+        from mailconsole.store import mailings
+        mailings.reschedule(store, Actor("operator"), {mid}, {later!r})
+    """)
+    assert_short(waits)
+    with real_store.read() as conn:
+        due = conn.execute(select(func.min(messages.c.due_at), func.max(messages.c.due_at))
+                           .where(messages.c.mailing_id == mid)).one()
+    assert tuple(due) == (later, later)
+    assert mailings.get_mailing(real_store, mid).status == "planned"
 
 
 def test_a_resume_that_meets_a_new_stop_leaves_the_account_stopped(real_store, tmp_path):

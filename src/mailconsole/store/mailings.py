@@ -280,7 +280,16 @@ def requeue_suspended(store: Store, actor: Actor, mailing_id: int, account: str 
 
 
 def reschedule(store: Store, actor: Actor, mailing_id: int, at: float, account: str = "default") -> Mailing:
-    """Move a planned mailing to another time (its messages become due then)."""
+    """Move a planned mailing to another time (its messages become due then).
+
+    The mailing's time moves in one short transaction; its messages' due times
+    follow in short steps (TimedBatches): one statement over a million rows held
+    the write lock for seconds. The order is what keeps it correct: a message is
+    claimed only once its mailing is sending *and* it is due, and the mailing
+    starts sending only at its (new) time, so no message goes out before the new
+    time; at worst one not yet moved waits for its step, a few seconds at most.
+    If the command is interrupted, running it again moves the rest.
+    """
     with store.write() as conn:
         m = get_live(conn, mailing_id, account)
         if m.recipients < m.expected:
@@ -289,14 +298,25 @@ def reschedule(store: Store, actor: Actor, mailing_id: int, at: float, account: 
         if m.status not in (PLANNED, PAUSED) or m.sent or m.claimed:
             raise Refused(f"mailing {mailing_id} is {m.status} and has started; only planned mailings can be rescheduled")
         now = store.now()
-        conn.execute(
-            update(messages)
-            .where(and_(messages.c.mailing_id == mailing_id, messages.c.state == "queued"))
-            .values(due_at=at)
-        )
         values: dict = {"scheduled_at": at}
         if m.status == PLANNED and at <= now:
             values["status"] = SENDING if m.queued else SENT  # everything suspended: nothing to send
         conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(**values))
         audit.record(conn, now, actor, account, "reschedule", mailing_id, previous=m.scheduled_at, scheduled_at=at)
-        return _mailing(conn.execute(select(mailings).where(mailings.c.id == mailing_id)).one())
+    batches = TimedBatches()
+    # Rows already moved (due exactly `at`) are in neither range, so each step reads
+    # only rows still to move (ix_messages_claim: mailing, state, due).
+    for still in (messages.c.due_at < at, messages.c.due_at > at):
+        def step(conn: Connection, size: int, still=still) -> int:  # type: ignore[no-untyped-def]
+            pick = select(messages.c.id).where(
+                messages.c.mailing_id == mailing_id, messages.c.state == "queued", still
+            ).limit(size)
+            return conn.execute(
+                update(messages).where(messages.c.id.in_(pick.scalar_subquery())).values(due_at=at)
+            ).rowcount
+
+        while True:
+            size = batches.size
+            if batches.step(store, step) < size:
+                break
+    return get_mailing(store, mailing_id, account)
