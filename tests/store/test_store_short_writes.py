@@ -83,7 +83,6 @@ def test_an_import_leaves_the_lock_free_within_milliseconds(real_store, db_path,
     waits = measure_waits(db_path, f"""
         from pathlib import Path
         from mailconsole.store.importer import create_mailing
-from mailconsole.store.schema import messages
         create_mailing(store, Actor("importer"), name="big", sender="{SENDER}", subject="Hi {{{{ name }}}}",
                        text_body="Dear {{{{ name }}}}", html_body=None, recipients=Path({str(path)!r}))
     """)
