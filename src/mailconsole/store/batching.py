@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
+
+if TYPE_CHECKING:
+    from .connection import Store
 
 TARGET = 0.010  # seconds one bulk transaction should hold the write lock
 GAP = 0.002  # seconds the lock is left free after each
@@ -44,9 +48,9 @@ class TimedBatches:
         size = fits if fits < self.size else min(fits, self.size * 1.5)
         self.size = int(max(self.low, min(self.high, size)))
 
-    def step(self, store: object, work: Callable[[Connection, int], int], *, durable: bool = False) -> int:
+    def step(self, store: "Store", work: Callable[[Connection, int], int], *, durable: bool = False) -> int:
         """One write transaction of work(conn, size) -> rows done; then the lock is left free for `gap`."""
-        with store.write(durable=durable) as conn:  # type: ignore[attr-defined]
+        with store.write(durable=durable) as conn:
             t0 = time.perf_counter()
             rows = work(conn, self.size)
         self.observe(rows, time.perf_counter() - t0)

@@ -7,7 +7,7 @@ the analytics never need to count messages.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -76,7 +76,7 @@ def promote_due(store: Store) -> int:
         ).rowcount
 
 
-def _sendable_mailings(intents: list[tuple[int, int | None]] = ()):  # type: ignore[no-untyped-def,assignment]
+def _sendable_mailings(intents: Sequence[tuple[int, int | None]] = ()):  # type: ignore[no-untyped-def]
     query = (
         select(mailings.c.id)
         .join(accounts, accounts.c.id == mailings.c.account_id)
