@@ -14,7 +14,7 @@ from .batching import TimedBatches
 from .connection import Store
 from .dot_fence import wait_for_allowed_dots
 from .errors import NotFound, Refused, StoreBusy
-from .retry import OnWait, until_applied
+from .retry import FIRST_TRY, RETRY_SLICE, OnWait, until_applied
 from .schema import accounts, mailings, messages
 
 DAY = 86400.0
@@ -84,7 +84,7 @@ def state(store: Store, account: str = "default") -> AccountState:
 
 # How long a stop waits for the write lock before it posts its intent (engines'
 # own transactions last a few milliseconds; anything longer is another job).
-INTENT_AFTER = 0.005
+INTENT_AFTER = FIRST_TRY
 
 
 def stop(
@@ -129,7 +129,8 @@ def stop(
         if on_wait is not None:
             on_wait(first, time.monotonic() - started)
         done = until_applied(
-            lambda patience: commit_stop(store, actor, account, reason, patience=patience), on_wait, started=started
+            lambda patience: commit_stop(store, actor, account, reason, patience=patience), on_wait,
+            started=started, first=RETRY_SLICE,  # the short first try was the one above
         )
         stop_intent.remove(store, done.id, done.generation)
         return done

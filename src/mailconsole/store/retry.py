@@ -20,6 +20,8 @@ T = TypeVar("T")
 # known) and the seconds waited so far; it may raise (KeyboardInterrupt) to give up.
 OnWait = Callable[[StoreBusy, float], None]
 RETRY_SLICE = 0.25
+# Longer than an engine's transaction (a few ms), short enough to tell the operator at once.
+FIRST_TRY = 0.005
 
 
 def until_applied(
@@ -28,16 +30,20 @@ def until_applied(
     *,
     slice: float = RETRY_SLICE,
     started: float | None = None,
+    first: float = FIRST_TRY,
 ) -> T:
     """attempt(patience) until it returns; StoreBusy is retried without limit.
 
     Any other error (not found, refused, a corrupt store) ends it: only a busy
-    store is a reason to wait. `started` (time.monotonic()) counts earlier waits.
+    store is a reason to wait. The first try is short (`first`), so that a wait
+    is reported at once; `started` (time.monotonic()) counts earlier waits.
     """
     t0 = time.monotonic() if started is None else started
+    patience = first
     while True:
         try:
-            return attempt(slice)
+            return attempt(patience)
         except StoreBusy as busy:
             if on_wait is not None:
                 on_wait(busy, time.monotonic() - t0)
+        patience = slice
