@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, bindparam, delete, select, update
@@ -195,6 +196,9 @@ def delete_mailing(store: Store, actor: Actor, mailing_id: int, account: str = "
     return summary
 
 
+_purge_batches: "weakref.WeakKeyDictionary[Store, TimedBatches]" = weakref.WeakKeyDictionary()
+
+
 def purge_deleted(store: Store, batch: int | None = None, max_batches: int | None = None) -> int:
     """Remove unsent messages of deleted mailings, one short transaction at a time.
 
@@ -202,7 +206,12 @@ def purge_deleted(store: Store, batch: int | None = None, max_batches: int | Non
     ~10 ms); `batch` fixes the size instead (tests). Deleting a million rows in
     5000-row batches held the lock ~80 ms per batch.
     """
-    batches = TimedBatches() if batch is None else TimedBatches(batch, low=batch, high=batch)
+    if batch is not None:
+        batches = TimedBatches(batch, low=batch, high=batch)
+    else:
+        # Kept per store: an engine purges one batch per maintenance round, and each
+        # round should start from the size the previous ones found, not from scratch.
+        batches = _purge_batches.setdefault(store, TimedBatches())
     removed = 0
     done = 0
 
