@@ -122,3 +122,33 @@ def test_a_stale_intent_is_spent_by_a_stop(store):
     acc = accounts.state(store)
     assert stop_intent.pending(store, acc.id, acc.generation) is None
     assert stop_intent.read_all(store) == []  # and the spent file is gone
+
+
+def test_a_stop_that_cannot_post_its_intent_still_waits_and_applies(store, db_path):
+    """A full disk or a broken directory costs the early honour, never the stop."""
+    import sqlite3
+    import threading
+    import time
+
+    with open(str(db_path) + "-stop-intents", "w") as f:  # a file where the directory should be
+        f.write("in the way")
+    ready, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(db_path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        ready.set()
+        release.wait(5)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    ready.wait(5)
+    posted: list[object] = []
+    threading.Timer(0.3, release.set).start()
+    t0 = time.monotonic()
+    state = accounts.stop(store, ALICE, on_intent=posted.append)
+    holder.join()
+    assert state.stopped and accounts.state(store).stopped
+    assert posted == [] and time.monotonic() - t0 >= 0.25

@@ -143,7 +143,10 @@ def _post_intent(store: Store, actor: Actor, account: str) -> stop_intent.Intent
     current = state(store, account)  # a read: WAL readers never wait for the writer
     if current.stopped:
         return None  # already enforced by the store; the commit only adds the audit entry
-    return stop_intent.write(store, current.id, account, current.generation + 1, actor, store.now())
+    try:
+        return stop_intent.write(store, current.id, account, current.generation + 1, actor, store.now())
+    except OSError:
+        return None  # a full disk or a read-only directory: the stop still waits for the store
 
 
 def commit_stop(

@@ -208,8 +208,17 @@ def remove(store: object, account_id: int, up_to_generation: int | None = None) 
     """Remove the account's intent once spent (its generation <= up_to_generation), or any if None.
 
     Under the writers' lock, so that a newer intent written meanwhile by another
-    stop is not removed by this one.
+    stop is not removed by this one. Never raises for the file system: it runs
+    after a committed stop, which a failure here must not make look failed (a
+    spent intent left behind is ignored).
     """
+    try:
+        return _remove(store, account_id, up_to_generation)
+    except OSError:
+        return False
+
+
+def _remove(store: object, account_id: int, up_to_generation: int | None) -> bool:
     directory = intent_dir(store)
     if directory is None or not os.path.isdir(directory):
         return False
