@@ -13,9 +13,9 @@ import sqlite3
 
 from sqlalchemy import bindparam, select, update
 
-from . import stop_intent
+from . import lock_holder, stop_intent
 from .connection import Store, begin_immediate_polling, is_lock_error
-from .errors import StoreError
+from .errors import StoreBusy, StoreError
 from .queue import Control
 from .schema import accounts, engines, mailings
 
@@ -136,7 +136,10 @@ class AckWriter:
         except sqlite3.OperationalError as exc:
             self._raw.rollback()
             if is_lock_error(exc):
-                raise StoreError(f"store {self._store.where} is locked by another writer; acknowledgement delayed") from None
+                holder = lock_holder.describe(self._store.where) if self._sqlite else None
+                by = f", {holder}" if holder else ""
+                raise StoreBusy(f"store {self._store.where} is locked by another writer{by}; acknowledgement delayed",
+                                holder) from None
             raise StoreError(f"store {self._store.where}: {exc}") from None
 
     def close(self) -> None:
