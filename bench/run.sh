@@ -10,6 +10,8 @@
 #   6. engine peak memory with 1,000,000 queued messages
 #   7. CPU time per message of smtp-source, smtp-sink and the engine: the ceiling
 #      any engine could reach on this machine (bench/cpu_budget.py)
+#   8. stop latency while a 7 MB template is saved, 1M rows imported and 1M purged
+#   9. the stop intent: the last dot after a stop while the store is held for 3 s
 # Results: one JSON line per measurement in bench/results/engine-<time>.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -62,6 +64,12 @@ echo "== peak memory with 1,000,000 queued"
 
 echo "== CPU per message: smtp-source, smtp-sink, engine (smtp and null:)"
 "$PY" cpu_budget.py --n 50000 --port "$PORT" --sink-pid "$SINK" --work "$WORK" | tee -a "$OUT"
+
+echo "== stop latency while a 7 MB template is saved, 1,000,000 rows imported and 1,000,000 purged (50 stops)"
+"$PY" stop_latency.py --rows 1000000 --stops 50 --work "$WORK" | tee -a "$OUT"
+
+echo "== stop intent: last dot after \`mailconsole stop\` while another process holds the store for 3 s"
+"$PY" stop_intent.py --runs 3 --work "$WORK" | tee -a "$OUT"
 
 echo "== summary"
 "$PY" summary.py "$OUT"

@@ -138,16 +138,18 @@ def test_newer_schema_refused(cli, cli_process, db):
 
 
 def test_locked_database_waits_then_fails_clearly(cli, cli_process, db):
+    """Commands other than stop, pause and delete give up after the busy timeout (those wait: test_busy_store)."""
     cli("init")
+    cli("stop")
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        r = cli_process("stop", env={"MAILCONSOLE_BUSY_TIMEOUT_MS": "300"})
+        r = cli_process("resume", "--yes", env={"MAILCONSOLE_BUSY_TIMEOUT_MS": "300"})
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     assert r.code == 1 and "locked" in one_line(r.err)
-    assert json.loads(cli("status", "--json").out)["stopped"] is False
+    assert json.loads(cli("status", "--json").out)["stopped"] is True
 
 
 def test_store_file_created_private(cli, db):

@@ -258,3 +258,64 @@ async def test_one_answer_for_a_batch_comes_from_a_read_begun_after_it_and_holds
         gate.passed(seq, 2)
         assert gate.honoured() == {1: 1}
         nursery.cancel_scope.cancel()
+
+
+# -- the stop intent: honoured at the gate before the store has the stop ------------
+
+_LOCK_HOLDER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("holding", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+"""
+
+
+async def test_a_stop_intent_refuses_the_dot_while_another_writer_holds_the_store(store, tmp_path, nursery):
+    """The stop cannot commit (another process holds the write lock), yet the dot on the wire is refused."""
+    import subprocess
+    import sys
+
+    from mailconsole.store import stop_intent
+
+    server = RawSMTPServer()
+    server.stall = True
+    port = await nursery.start(server.serve)
+    mid = add_mailing(store, tmp_path, 1, text=BIG_TEXT)
+    db = store.where
+    async with running(store, fast_config(transport=f"smtp://127.0.0.1:{port}", workers=1)) as engine:
+        with trio.fail_after(20):
+            await server.body_started.wait()
+        holder = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER, db], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert await trio.to_thread.run_sync(holder.stdout.readline) == "holding\n"
+            posted = threading.Event()
+            done: list[object] = []
+            stopper = threading.Thread(target=lambda: done.append(
+                accounts.stop(store, OPERATOR, on_intent=lambda intent: posted.set())))
+            stopper.start()
+            assert await trio.to_thread.run_sync(posted.wait, 10)
+            before = accounts.state(store)
+            assert not before.stopped  # the store does not have the stop yet
+            server.release.set()  # the rest of the body arrives; the dot must not
+            with trio.fail_after(20):
+                while server.aborted == 0:
+                    await trio.sleep(0.01)
+            assert server.accepted == []
+            # Engines acknowledge nothing the store has not recorded.
+            assert list_engines(store)[0].acknowledged_generation(before.id) == before.generation
+            assert not done
+        finally:
+            holder.stdin.write("\n")
+            holder.stdin.close()
+            holder.wait(10)
+        await trio.to_thread.run_sync(stopper.join, 20)
+        state = done[0]
+        assert state.stopped and state.generation == before.generation + 1
+        assert stop_intent.read_all(store) == []  # spent and removed after the commit
+        await wait_for(lambda: engine.held == 0)
+        await wait_for(lambda: list_engines(store)[0].acknowledged_generation(state.id) == state.generation)
+    rows = list(message_rows(store, mid).values())
+    assert [row[:2] for row in rows] == [("queued", 0)]  # returned to the queue, not a failed attempt

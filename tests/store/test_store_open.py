@@ -169,8 +169,9 @@ def test_locked_store_waits_then_fails_clearly(store, db_path):
         # Reads still work under WAL while another process writes.
         assert not accounts.state(impatient).stopped
         start = time.monotonic()
+        # One try (the console's commit_stop; `stop` itself retries until applied).
         with pytest.raises(StoreError, match="locked by another writer") as info:
-            accounts.stop(impatient, ALICE)
+            accounts.commit_stop(impatient, ALICE)
         waited = time.monotonic() - start
         one_line(info)
         assert 0.15 <= waited < 3.0  # it waited for the busy timeout, then gave up

@@ -6,9 +6,10 @@ import argparse
 
 from rich.table import Table
 
-from ..store import accounts, audit, status
+from ..store import accounts, audit, status, stop_intent
 from ..store.errors import Refused
 from .common import Context, confirm, days_value, positive_int, safe, when
+from .waiting import WaitReporter
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -51,12 +52,26 @@ def _state_line(a: accounts.AccountState) -> str:
     return f"[bold white on red] STOPPED [/] account {safe(a.name)} since {when(a.stopped_at)} by {who}{reason} (generation {a.generation})"
 
 
+def _intent_line(intent: stop_intent.Intent) -> str:
+    """A stop intent that holds the account on this host although the store has no stop (yet)."""
+    since = f"since {when(intent.at)} by {safe(intent.actor)} (pid {intent.pid} on {safe(intent.host)})"
+    if intent.writer_alive():
+        return (f"[bold white on red] STOP REQUESTED [/] {since}, waiting for the store; "
+                "engines on this host already send nothing of this account")
+    return (f"[bold white on red] STOP INTENT NOT APPLIED [/] {since}: its writer is gone; engines on this host "
+            "hold this account's mail until `mailconsole stop` applies it or `mailconsole resume` clears it")
+
+
 def run_status(ctx: Context) -> int:
-    ov = status.overview(ctx.store(create=False), ctx.account)
+    store = ctx.store(create=False)
+    ov = status.overview(store, ctx.account)
+    intent = stop_intent.pending(store, ov.account.id, ov.account.generation)
     if ctx.args.json:
-        ctx.print_json(ov.as_dict())
+        ctx.print_json({**ov.as_dict(), "stop_intent": intent.as_dict() if intent else None})
         return 0
     ctx.print(_state_line(ov.account))
+    if intent is not None:
+        ctx.print(_intent_line(intent))
     q = ov.queue
     ctx.print(
         f"queue: {q['queued']:,} queued · {q['in_flight']:,} in flight · {q['sent']:,} sent · "
@@ -93,8 +108,27 @@ def mailings_table(rows) -> Table:  # type: ignore[no-untyped-def]
 
 
 def run_stop(ctx: Context) -> int:
-    # Never asks: this is the button for the worst minute of the week.
-    a = accounts.stop(ctx.store(create=False), ctx.actor, ctx.account, ctx.args.reason)
+    # Never asks: this is the button for the worst minute of the week. Never fails
+    # because another writer holds the store either: it waits, and says why.
+    store = ctx.store(create=False)
+    report = WaitReporter()
+    posted: list[stop_intent.Intent] = []
+
+    def on_intent(intent: stop_intent.Intent) -> None:
+        posted.append(intent)
+        report.say(f"the store is busy: stop intent posted, engines on this host send nothing more of account "
+                   f"{ctx.account}; the stop is recorded as soon as the store is free")
+
+    try:
+        a = accounts.stop(store, ctx.actor, ctx.account, ctx.args.reason, on_wait=report, on_intent=on_intent)
+    except KeyboardInterrupt:
+        report.say("interrupted: the stop was NOT applied to the store")
+        if posted:
+            report.say(f"its stop intent stays: engines on this host hold account {ctx.account}'s mail until "
+                       "`mailconsole stop` applies it or `mailconsole resume` clears it")
+        return 130
+    if report.waited:
+        report.say("the store is free again: stop applied")
     ctx.print(_state_line(a))
     ctx.print("no message of this account can be claimed any more; resume with `mailconsole resume`")
     return 0
@@ -108,6 +142,13 @@ def run_resume(ctx: Context) -> int:
     if ctx.args.preview:
         state = "stopped" if plan.stopped else "not stopped (resume would change nothing)"
         ctx.print(f"account {safe(ctx.account)} is {state}; on resume now: {summary}")
+        return 0
+    if not plan.stopped and plan.intent is not None:
+        # Not stopped in the store, but held on this host by a stop intent whose writer died.
+        ctx.print(_intent_line(plan.intent))
+        confirm(ctx, f"Clear the stop intent and let account {safe(ctx.account)} send again?", ctx.args.yes)
+        accounts.resume(store, ctx.actor, ctx.account, ctx.args.max_age_days)
+        ctx.print(f"[bold green]RESUMED[/] account {safe(ctx.account)}: stop intent cleared")
         return 0
     if not plan.stopped:
         ctx.print(f"account {safe(ctx.account)} is not stopped; nothing to resume")

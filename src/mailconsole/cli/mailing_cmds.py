@@ -12,6 +12,7 @@ from ..store.errors import InvalidInput
 from ..store.importer import check_sender, create_mailing
 from .common import Context, UsageError, confirm, printable, record_id, safe, text_value, time_value, when
 from .control_cmds import mailings_table
+from .waiting import WaitReporter
 
 
 def _mailing_id(p: argparse.ArgumentParser) -> None:
@@ -166,7 +167,14 @@ def run_delete(ctx: Context) -> int:
         f"will be dropped; {pre.sent:,} already sent stay sent.",
         ctx.args.yes,
     )
-    done = mailings.delete_mailing(store, ctx.actor, ctx.args.id, ctx.account)
+    report = WaitReporter()
+    try:
+        done = mailings.delete_mailing(store, ctx.actor, ctx.args.id, ctx.account, on_wait=report)
+    except KeyboardInterrupt:
+        report.say(f"interrupted: mailing {ctx.args.id} was NOT deleted")
+        return 130
+    if report.waited:
+        report.say("the store is free again: delete applied")
     removed = mailings.purge_deleted(store)
     ctx.print(f"deleted mailing {done.mailing_id} '{safe(done.name)}': {done.dropped:,} dropped "
               f"({removed:,} removed from the queue now), {done.sent:,} had been sent")
@@ -174,7 +182,19 @@ def run_delete(ctx: Context) -> int:
 
 
 def run_pause_action(ctx: Context) -> int:
-    m = ctx.args.action_fn(ctx.store(create=False), ctx.actor, ctx.args.id, ctx.account)
+    if ctx.args.action_name != "pause":
+        m = ctx.args.action_fn(ctx.store(create=False), ctx.actor, ctx.args.id, ctx.account)
+        ctx.print(f"mailing {m.id} '{safe(m.name)}' is now {m.status}")
+        return 0
+    # A pause, like the stop, waits for a busy store instead of failing, and says why.
+    report = WaitReporter()
+    try:
+        m = mailings.pause(ctx.store(create=False), ctx.actor, ctx.args.id, ctx.account, on_wait=report)
+    except KeyboardInterrupt:
+        report.say(f"interrupted: mailing {ctx.args.id} was NOT paused")
+        return 130
+    if report.waited:
+        report.say("the store is free again: pause applied")
     ctx.print(f"mailing {m.id} '{safe(m.name)}' is now {m.status}")
     return 0
 

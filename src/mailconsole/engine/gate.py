@@ -13,6 +13,12 @@ every read already started as too old, so nobody passes on a read that might
 predate the stop the caller has just committed. It is safe to call from any
 thread: it only writes one integer and wakes the periodic reader.
 
+The read also covers stops the store has not recorded yet: a stop that finds
+the store busy posts a stop intent on this host, and the read (store/gate_io.py)
+lists the intents before it reads the store, so an account with a live intent
+is refused here like a stopped one (store/stop_intent.py). Its generation is
+still the store's, so nothing is acknowledged for it until the stop commits.
+
 The gate also decides what this engine may acknowledge: the stop generation of
 an account is honoured once a read that shows the stop has completed and no
 worker is still writing a dot it was allowed on an older read.

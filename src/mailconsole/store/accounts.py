@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 
-from . import audit
+from . import audit, stop_intent
 from .actor import Actor
+from .batching import TimedBatches
 from .connection import Store
 from .dot_fence import wait_for_allowed_dots
-from .errors import NotFound
+from .errors import NotFound, Refused, StoreBusy
+from .retry import FIRST_TRY, RETRY_SLICE, OnWait, until_applied
 from .schema import accounts, mailings, messages
 
 DAY = 86400.0
@@ -40,6 +44,8 @@ class ResumePlan:
     to_send: int
     to_suspend: int
     by_mailing: dict[int, int] = field(default_factory=dict)  # mailing id -> to suspend
+    # A stop intent that holds the account on this host (preview), or that resume cleared.
+    intent: stop_intent.Intent | None = None
 
 
 def ensure_account(store: Store, name: str) -> int:
@@ -76,28 +82,85 @@ def state(store: Store, account: str = "default") -> AccountState:
         return _state(conn, account)
 
 
-def stop(store: Store, actor: Actor, account: str = "default", reason: str | None = None) -> AccountState:
-    """Stop every mailing of the account. Idempotent; returns once durable.
+# How long a stop waits for the write lock before it posts its intent (engines'
+# own transactions last a few milliseconds; anything longer is another job).
+INTENT_AFTER = FIRST_TRY
+
+
+def stop(
+    store: Store,
+    actor: Actor,
+    account: str = "default",
+    reason: str | None = None,
+    *,
+    on_wait: OnWait | None = None,
+    on_intent: Callable[[stop_intent.Intent], None] | None = None,
+    intent: bool = True,
+) -> AccountState:
+    """Stop every mailing of the account. Idempotent; returns once durable, never refused.
 
     After this commits no claim of the account's messages can succeed: the claim
     statement requires the account not stopped, and both take the write lock.
     Before returning it passes the dot fence, so no dot allowed before the
     commit is still being written by any engine.
+
+    While another writer holds the lock it waits for as long as it takes
+    (on_wait reports each failed try; raising from it gives up). If the lock is
+    not free within INTENT_AFTER it first posts a stop intent (store/stop_intent.py)
+    and passes the dot fence: from then on engines on this host send nothing of
+    the account although the store has not recorded the stop yet (on_intent is
+    told). The intent is removed once the stop has committed; if this process
+    dies first it stays and keeps holding the account until an operator acts.
+    intent=False only waits (for comparison: bench/stop_intent.py).
     """
+    started = time.monotonic()
     try:
-        return commit_stop(store, actor, account, reason)
+        try:
+            done = commit_stop(store, actor, account, reason, patience=INTENT_AFTER)
+            stop_intent.remove(store, done.id, done.generation)  # a stale one this stop has spent
+            return done
+        except StoreBusy as busy:
+            first = busy
+        posted = _post_intent(store, actor, account) if intent else None
+        if posted is not None:
+            wait_for_allowed_dots(store)  # no dot allowed before the intent is still on its way
+            if on_intent is not None:
+                on_intent(posted)
+        if on_wait is not None:
+            on_wait(first, time.monotonic() - started)
+        done = until_applied(
+            lambda patience: commit_stop(store, actor, account, reason, patience=patience), on_wait,
+            started=started, first=RETRY_SLICE,  # the short first try was the one above
+        )
+        stop_intent.remove(store, done.id, done.generation)
+        return done
     finally:
         wait_for_allowed_dots(store)
 
 
-def commit_stop(store: Store, actor: Actor, account: str = "default", reason: str | None = None) -> AccountState:
-    """The stop's durable commit alone: `stop` without passing the dot fence.
+def _post_intent(store: Store, actor: Actor, account: str) -> stop_intent.Intent | None:
+    """Post the stop intent for the generation the stop will create (none if already stopped)."""
+    current = state(store, account)  # a read: WAL readers never wait for the writer
+    if current.stopped:
+        return None  # already enforced by the store; the commit only adds the audit entry
+    try:
+        return stop_intent.write(store, current.id, account, current.generation + 1, actor, store.now())
+    except OSError:
+        return None  # a full disk or a read-only directory: the stop still waits for the store
+
+
+def commit_stop(
+    store: Store, actor: Actor, account: str = "default", reason: str | None = None, *, patience: float | None = None
+) -> AccountState:
+    """The stop's durable commit alone, one try: `stop` without the retries and the dot fence.
 
     For a caller that must do something between the two (the console tells the
     engine inside it to look at the stop again first); it must then call
     `dot_fence.wait_for_allowed_dots` itself before saying that nothing more goes out.
+    Raises StoreBusy if the write lock is not free within `patience` seconds
+    (default: the store's busy timeout).
     """
-    with store.write(durable=True) as conn:
+    with store.write(durable=True, patience=patience) as conn:
         current = _state(conn, account)
         now = store.now()
         if current.stopped:
@@ -151,16 +214,19 @@ def resume_preview(store: Store, account: str = "default", max_age_days: float =
     """What a resume now would send and suspend; changes nothing."""
     with store.read() as conn:
         acc = _state(conn, account)
-        return _plan(conn, acc, store.now() - max_age_days * DAY)
+        plan = _plan(conn, acc, store.now() - max_age_days * DAY)
+    intent = stop_intent.pending(store, acc.id, acc.generation)
+    return plan if intent is None else ResumePlan(plan.stopped, plan.cutoff, plan.to_send, plan.to_suspend,
+                                                  plan.by_mailing, intent)
 
 
-def suspend_stale(conn: Connection, mailing_id: int, cutoff: float) -> int:
-    """Apply the 7-day rule to one mailing; counters move in the same transaction."""
-    n = conn.execute(
-        update(messages)
-        .where(and_(messages.c.mailing_id == mailing_id, messages.c.state == "queued", messages.c.due_at < cutoff))
-        .values(state="suspended")
-    ).rowcount
+def suspend_stale(conn: Connection, mailing_id: int, cutoff: float, limit: int | None = None) -> int:
+    """Apply the 7-day rule to (up to `limit` messages of) one mailing; counters move in the same transaction."""
+    stale = and_(messages.c.mailing_id == mailing_id, messages.c.state == "queued", messages.c.due_at < cutoff)
+    if limit is not None:
+        # Uses ix_messages_claim (mailing, state, due): the batch reads only stale rows.
+        stale = messages.c.id.in_(select(messages.c.id).where(stale).limit(limit).scalar_subquery())
+    n = conn.execute(update(messages).where(stale).values(state="suspended")).rowcount
     if n:
         conn.execute(
             update(mailings)
@@ -170,43 +236,129 @@ def suspend_stale(conn: Connection, mailing_id: int, cutoff: float) -> int:
     return n
 
 
+class _StopChanged(Exception):
+    """The account was resumed, or stopped anew, by someone else while this resume ran."""
+
+
+def _still_stopped(conn: Connection, account: str, generation: int) -> AccountState:
+    acc = _state(conn, account)
+    if not acc.stopped or acc.generation != generation:
+        raise _StopChanged
+    return acc
+
+
 def resume(
     store: Store, actor: Actor, account: str = "default", max_age_days: float = DEFAULT_MAX_AGE_DAYS
 ) -> ResumePlan:
     """Resume the account: stale queued messages are suspended, the rest will send.
 
-    Resuming an account that is not stopped changes nothing (and says so).
+    Resuming an account that is not stopped changes nothing (and says so),
+    except that it clears a stale stop intent (one whose writer died before
+    applying it: see store/stop_intent.py), which until then holds the
+    account's mail on this host. An intent whose writer is still waiting for the
+    store is refused: that stop is about to be applied.
+
+    The 7-day rule may suspend a million messages; one transaction doing that
+    held the write lock for seconds, and a stop pressed meanwhile waited behind
+    it. So the stale messages are suspended in short steps *while the account
+    stays stopped* (TimedBatches), each step checking that it is still the
+    same stop (same generation): nothing can claim them meanwhile, so no one can
+    tell the steps from one transaction. Only the last short transaction flips
+    the account to running, after suspending whatever the steps left (rows
+    imported meanwhile). If the resume is interrupted, or someone else resumes
+    or stops again first, the account stays as it is, and the messages already
+    suspended are exactly ones this rule suspends on resuming this stop: visible,
+    and requeueable; running resume again finishes the job.
     """
-    with store.write() as conn:
-        acc = _state(conn, account)
-        now = store.now()
-        cutoff = now - max_age_days * DAY
-        if not acc.stopped:
-            return ResumePlan(False, cutoff, 0, 0)
-        plan = _plan(conn, acc, cutoff)
-        for mid in plan.by_mailing:
-            suspend_stale(conn, mid, cutoff)
-        if plan.by_mailing:
-            # A sending mailing whose every unsent message was just suspended has
-            # nothing left to send: it is sent (requeue makes it sending again).
-            conn.execute(
-                update(mailings)
-                .where(
-                    mailings.c.id.in_(list(plan.by_mailing)),
-                    mailings.c.status == "sending",
-                    mailings.c.queued == 0,
-                    mailings.c.claimed == 0,
-                )
-                .values(status="sent")
-            )
+    now = store.now()
+    cutoff = now - max_age_days * DAY
+    current = state(store, account)
+    intent = stop_intent.pending(store, current.id, current.generation)
+    if intent is not None and intent.writer_alive():
+        raise Refused(
+            f"a stop of account {account} (pid {intent.pid}) is waiting for the store to apply it; "
+            "resume once it has been applied"
+        )
+    if not current.stopped:
+        if intent is not None:
+            with store.write() as conn:
+                audit.record(conn, now, actor, account, "resume", cleared_stop_intent=intent.as_dict())
+            stop_intent.remove(store, current.id, intent.generation if intent.generation >= 0 else None)
+            return ResumePlan(False, cutoff, 0, 0, intent=intent)
+        return ResumePlan(False, cutoff, 0, 0)
+    with store.read() as conn:
+        live = _live_mailing_ids(conn, current.id)
+    batches = TimedBatches()
+    done: dict[int, int] = {}
+    try:
+        for mid in live:
+            while True:
+                def step(conn: Connection, size: int, mid: int = mid) -> int:
+                    _still_stopped(conn, account, current.generation)
+                    return suspend_stale(conn, mid, cutoff, size)
+
+                size = batches.size
+                n = batches.step(store, step)
+                if n:
+                    done[mid] = done.get(mid, 0) + n
+                if n < size:
+                    break
+        while True:
+            with store.write() as conn:
+                t0 = time.perf_counter()
+                plan = _finish_resume(conn, store, actor, account, current.generation, cutoff, batches.size,
+                                      done, max_age_days, now)
+            batches.observe(batches.size, time.perf_counter() - t0)
+            if plan is not None:
+                break
+    except _StopChanged:
+        return ResumePlan(False, cutoff, 0, sum(done.values()), done)
+    if intent is not None:
+        stop_intent.remove(store, current.id, intent.generation if intent.generation >= 0 else None)
+    return plan
+
+
+def _finish_resume(
+    conn: Connection, store: Store, actor: Actor, account: str, generation: int, cutoff: float, limit: int,
+    done: dict[int, int], max_age_days: float, now: float,
+) -> ResumePlan | None:
+    """The resume's last transaction; None if stale rows were still left (committed, try again)."""
+    acc = _still_stopped(conn, account, generation)
+    left = False
+    for mid in _live_mailing_ids(conn, acc.id):
+        n = suspend_stale(conn, mid, cutoff, limit)
+        if n:
+            done[mid] = done.get(mid, 0) + n
+        left = left or n >= limit
+    if left:
+        return None
+    if done:
+        # A sending mailing whose every unsent message was just suspended has
+        # nothing left to send: it is sent (requeue makes it sending again).
         conn.execute(
-            update(accounts)
-            .where(accounts.c.id == acc.id)
-            .values(stopped=False, resumed_at=now, resumed_by=actor.user)
+            update(mailings)
+            .where(
+                mailings.c.id.in_(list(done)),
+                mailings.c.status == "sending",
+                mailings.c.queued == 0,
+                mailings.c.claimed == 0,
+            )
+            .values(status="sent")
         )
-        audit.record(
-            conn, now, actor, account, "resume",
-            will_send=plan.to_send, suspended=plan.to_suspend, max_age_days=max_age_days,
-            stopped_since=acc.stopped_at,
+    queued = conn.execute(
+        select(func.coalesce(func.sum(mailings.c.queued), 0)).where(
+            mailings.c.account_id == acc.id, mailings.c.status != "deleted"
         )
-        return plan
+    ).scalar_one()
+    to_suspend = sum(done.values())
+    conn.execute(
+        update(accounts)
+        .where(accounts.c.id == acc.id)
+        .values(stopped=False, resumed_at=now, resumed_by=actor.user)
+    )
+    audit.record(
+        conn, now, actor, account, "resume",
+        will_send=int(queued), suspended=to_suspend, max_age_days=max_age_days,
+        stopped_since=acc.stopped_at,
+    )
+    return ResumePlan(True, cutoff, int(queued), to_suspend, dict(done))

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, create_engine, event, insert, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from . import schema
+from . import lock_holder, schema
 from .errors import StoreBusy, StoreError
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -105,7 +105,11 @@ def explain(exc: BaseException, where: str) -> StoreError:
     text = str(getattr(exc, "orig", exc)) or exc.__class__.__name__
     low = text.lower()
     if is_lock_error(low):
-        return StoreBusy(f"store {where} is locked by another writer; retry, or find the process holding it")
+        # `where` is the file of an SQLite store (else a URL, whose holder stays unknown).
+        holder = lock_holder.describe(where)
+        if holder is None:
+            return StoreBusy(f"store {where} is locked by another writer; retry, or find the process holding it")
+        return StoreBusy(f"store {where} is locked by another writer, {holder}; retry once it is done", holder)
     if "not a database" in low or "malformed" in low or "corrupt" in low:
         return StoreError(f"{where} is not a mailconsole store (corrupt or another kind of file); check --db")
     if "readonly" in low or "read-only" in low:
@@ -204,20 +208,21 @@ class Store:
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
             options = conn.get_execution_options()
-            if options.get("sqlite_lock_poll"):
-                self._begin_polling(conn, busy_timeout_ms)
+            patience = options.get("sqlite_lock_poll")
+            if patience:
+                self._begin_polling(conn, busy_timeout_ms, patience)
                 return
             mode = options.get("sqlite_begin", "")
             conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
         return engine
 
-    def _begin_polling(self, conn: Connection, busy_timeout_ms: int) -> None:
-        """BEGIN IMMEDIATE retried every LOCK_POLL for up to the busy timeout (see write())."""
+    def _begin_polling(self, conn: Connection, busy_timeout_ms: int, patience: float | bool) -> None:
+        """BEGIN IMMEDIATE retried every LOCK_POLL for `patience` seconds (True: the busy timeout; see write())."""
         driver = conn.connection.driver_connection
         driver.execute("PRAGMA busy_timeout=0")
         try:
-            begin_immediate_polling(driver, busy_timeout_ms / 1000)
+            begin_immediate_polling(driver, busy_timeout_ms / 1000 if patience is True else float(patience))
         except sqlite3.OperationalError as exc:
             raise explain(exc, self.where) from None
         finally:
@@ -296,7 +301,7 @@ class Store:
             raise explain(exc, self.where) from None
 
     @contextmanager
-    def write(self, *, durable: bool = False) -> Iterator[Connection]:
+    def write(self, *, durable: bool = False, patience: float | None = None) -> Iterator[Connection]:
         """A write transaction holding the write lock from its first statement.
 
         durable=True syncs the commit to disk (synchronous=FULL) so it survives
@@ -305,13 +310,18 @@ class Store:
         every LOCK_POLL rather than through SQLite's backing-off busy handler, for
         the same busy timeout, so it gets the lock within half a millisecond of an
         engine's transaction ending.
+
+        patience: seconds to wait for the write lock, polling as above, instead of
+        the busy timeout; StoreBusy once they have passed. A caller that retries
+        by itself (store/retry.py) uses it to report between tries.
         """
         if self.read_only:
             raise StoreError("this console is read-only; restart it without --read-only to change anything")
+        poll: float | bool = durable if patience is None else max(patience, 1e-6)
         try:
             with self.engine.connect() as conn:
                 if self.is_sqlite:
-                    conn.execution_options(sqlite_begin="IMMEDIATE", sqlite_lock_poll=durable)
+                    conn.execution_options(sqlite_begin="IMMEDIATE", sqlite_lock_poll=poll)
                     if durable:
                         _pragma(conn, "synchronous=FULL")
                 try:

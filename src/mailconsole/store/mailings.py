@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, delete, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, select, update
 
 from . import audit
 from .accounts import account_id
 from .actor import Actor
+from .batching import TimedBatches
 from .connection import Store
 from .dot_fence import wait_for_allowed_dots
 from .errors import NotFound, Refused
+from .retry import OnWait, until_applied
 from .schema import mailings, messages, revisions
 
 # Statuses, in the order a mailing usually passes them.
@@ -105,16 +108,24 @@ def revision_counts(store: Store, mailing_id: int) -> list[tuple[int, int]]:
     return [(r[0], r[1]) for r in rows]
 
 
-def pause(store: Store, actor: Actor, mailing_id: int, account: str = "default") -> Mailing:
-    """Stop one mailing; its claimed messages are turned back at the final-dot gate."""
-    with store.write(durable=True) as conn:
-        m = get_live(conn, mailing_id, account)
-        if m.status in (SENT,):
-            raise Refused(f"mailing {mailing_id} is already sent; nothing to pause")
-        if m.status != PAUSED:
-            conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(status=PAUSED))
-            audit.record(conn, store.now(), actor, account, "pause", mailing_id, previous=m.status)
-        result = _mailing(conn.execute(select(mailings).where(mailings.c.id == mailing_id)).one())
+def pause(store: Store, actor: Actor, mailing_id: int, account: str = "default", *,
+          on_wait: OnWait | None = None) -> Mailing:
+    """Stop one mailing; its claimed messages are turned back at the final-dot gate.
+
+    Like the stop, never refused because the store is busy: it waits for the
+    write lock for as long as it takes (on_wait reports; raising from it gives up).
+    """
+    def attempt(patience: float) -> Mailing:
+        with store.write(durable=True, patience=patience) as conn:
+            m = get_live(conn, mailing_id, account)
+            if m.status in (SENT,):
+                raise Refused(f"mailing {mailing_id} is already sent; nothing to pause")
+            if m.status != PAUSED:
+                conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(status=PAUSED))
+                audit.record(conn, store.now(), actor, account, "pause", mailing_id, previous=m.status)
+            return _mailing(conn.execute(select(mailings).where(mailings.c.id == mailing_id)).one())
+
+    result = until_applied(attempt, on_wait)
     wait_for_allowed_dots(store)  # as for a stop: no dot of it allowed before is still on its way
     return result
 
@@ -156,82 +167,138 @@ def delete_preview(store: Store, mailing_id: int, account: str = "default") -> D
     return DeleteSummary(m.id, m.name, m.status, m.sent, m.unsent)
 
 
-def delete_mailing(store: Store, actor: Actor, mailing_id: int, account: str = "default") -> DeleteSummary:
+def delete_mailing(store: Store, actor: Actor, mailing_id: int, account: str = "default", *,
+                   on_wait: OnWait | None = None) -> DeleteSummary:
     """Remove a mailing from the queue and from every list, atomically, in any status.
 
     The mailing is marked deleted in one transaction: from that commit no claim
     picks its messages and the final-dot gate turns back those already claimed.
-    The unsent rows are purged afterwards in batches (purge_deleted) so a huge
-    mailing does not hold the write lock for seconds.
+    The unsent rows are purged afterwards in short steps (purge_deleted) so a huge
+    mailing does not hold the write lock for seconds. Like the stop, never
+    refused because the store is busy (on_wait reports each failed try).
     """
-    with store.write(durable=True) as conn:
-        m = get_live(conn, mailing_id, account)
-        summary = DeleteSummary(m.id, m.name, m.status, m.sent, m.queued + m.claimed + m.suspended)
-        conn.execute(
-            update(mailings).where(mailings.c.id == mailing_id).values(status=DELETED, deleted_at=store.now())
-        )
-        audit.record(
-            conn, store.now(), actor, account, "delete", mailing_id,
-            name=m.name, status=m.status, recipients=m.recipients, sent=m.sent,
-            dropped=summary.dropped, failed=m.failed,
-        )
+    def attempt(patience: float) -> DeleteSummary:
+        with store.write(durable=True, patience=patience) as conn:
+            m = get_live(conn, mailing_id, account)
+            summary = DeleteSummary(m.id, m.name, m.status, m.sent, m.queued + m.claimed + m.suspended)
+            conn.execute(
+                update(mailings).where(mailings.c.id == mailing_id).values(status=DELETED, deleted_at=store.now())
+            )
+            audit.record(
+                conn, store.now(), actor, account, "delete", mailing_id,
+                name=m.name, status=m.status, recipients=m.recipients, sent=m.sent,
+                dropped=summary.dropped, failed=m.failed,
+            )
+            return summary
+
+    summary = until_applied(attempt, on_wait)
     wait_for_allowed_dots(store)  # as for a stop: no dot of it allowed before is still on its way
     return summary
 
 
-def purge_deleted(store: Store, batch: int = 5000, max_batches: int | None = None) -> int:
-    """Remove unsent messages of deleted mailings, a batch per transaction."""
+_purge_batches: "weakref.WeakKeyDictionary[Store, TimedBatches]" = weakref.WeakKeyDictionary()
+
+
+def purge_deleted(store: Store, batch: int | None = None, max_batches: int | None = None) -> int:
+    """Remove unsent messages of deleted mailings, one short transaction at a time.
+
+    Each transaction's size follows the time the previous ones took (TimedBatches,
+    ~10 ms); `batch` fixes the size instead (tests). Deleting a million rows in
+    5000-row batches held the lock ~80 ms per batch.
+    """
+    if batch is not None:
+        batches = TimedBatches(batch, low=batch, high=batch)
+    else:
+        # Kept per store: an engine purges one batch per maintenance round, and each
+        # round should start from the size the previous ones found, not from scratch.
+        batches = _purge_batches.setdefault(store, TimedBatches())
     removed = 0
     done = 0
+
+    def step(conn: Connection, size: int) -> int:
+        ids = conn.execute(
+            select(messages.c.id)
+            .where(
+                messages.c.mailing_id.in_(select(mailings.c.id).where(mailings.c.status == DELETED)),
+                messages.c.state.in_(("queued", "suspended")),
+            )
+            .limit(size)
+        ).scalars().all()
+        if not ids:
+            return 0
+        gone = conn.execute(
+            delete(messages).where(messages.c.id.in_(bindparam("ids", expanding=True)))
+            .returning(messages.c.mailing_id, messages.c.state),
+            {"ids": ids},
+        ).all()
+        # Keep the deleted mailing's counters equal to the rows it still has.
+        per: dict[tuple[int, str], int] = {}
+        for mid, state in gone:
+            per[(mid, state)] = per.get((mid, state), 0) + 1
+        for (mid, state), n in per.items():
+            col = mailings.c[state]
+            conn.execute(update(mailings).where(mailings.c.id == mid).values({state: col - n}))
+        return len(ids)
+
     while max_batches is None or done < max_batches:
-        with store.write() as conn:
-            ids = conn.execute(
-                select(messages.c.id)
-                .where(
-                    messages.c.mailing_id.in_(select(mailings.c.id).where(mailings.c.status == DELETED)),
-                    messages.c.state.in_(("queued", "suspended")),
-                )
-                .limit(batch)
-            ).scalars().all()
-            if not ids:
-                break
-            gone = conn.execute(
-                delete(messages).where(messages.c.id.in_(ids)).returning(messages.c.mailing_id, messages.c.state)
-            ).all()
-            # Keep the deleted mailing's counters equal to the rows it still has.
-            per: dict[tuple[int, str], int] = {}
-            for mid, state in gone:
-                per[(mid, state)] = per.get((mid, state), 0) + 1
-            for (mid, state), n in per.items():
-                col = mailings.c[state]
-                conn.execute(update(mailings).where(mailings.c.id == mid).values({state: col - n}))
-        removed += len(ids)
+        n = batches.step(store, step)
+        if not n:
+            break
+        removed += n
         done += 1
     return removed
 
 
 def requeue_suspended(store: Store, actor: Actor, mailing_id: int, account: str = "default") -> int:
     """Put a mailing's suspended messages back in the queue, due now."""
-    with store.write() as conn:
+    # In short steps (TimedBatches), each one complete in itself (rows and counters
+    # move together): requeueing a million suspended messages in one transaction
+    # held the write lock for seconds. The first step records the audit entry and
+    # makes a sent mailing sending again; if the command is interrupted, the rest
+    # stays suspended and running it again requeues them.
+    now = store.now()
+    batches = TimedBatches()
+    total = 0
+
+    def step(conn: Connection, size: int) -> int:
         m = get_live(conn, mailing_id, account)
-        now = store.now()
+        pick = select(messages.c.id).where(
+            and_(messages.c.mailing_id == mailing_id, messages.c.state == "suspended")
+        ).limit(size)
         n = conn.execute(
-            update(messages)
-            .where(and_(messages.c.mailing_id == mailing_id, messages.c.state == "suspended"))
-            .values(state="queued", due_at=now)
+            update(messages).where(messages.c.id.in_(pick.scalar_subquery())).values(state="queued", due_at=now)
         ).rowcount
         if n == 0:
-            raise Refused(f"mailing {mailing_id} has no suspended messages to requeue")
+            if total == 0:
+                raise Refused(f"mailing {mailing_id} has no suspended messages to requeue")
+            return 0
         values: dict = {"queued": mailings.c.queued + n, "suspended": mailings.c.suspended - n}
         if m.status == SENT:
             values["status"] = SENDING
         conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(**values))
-        audit.record(conn, now, actor, account, "requeue", mailing_id, requeued=n)
+        if total == 0:
+            audit.record(conn, now, actor, account, "requeue", mailing_id, requeued=m.suspended)
         return n
+
+    while True:
+        size = batches.size
+        n = batches.step(store, step)
+        total += n
+        if n < size:
+            return total
 
 
 def reschedule(store: Store, actor: Actor, mailing_id: int, at: float, account: str = "default") -> Mailing:
-    """Move a planned mailing to another time (its messages become due then)."""
+    """Move a planned mailing to another time (its messages become due then).
+
+    The mailing's time moves in one short transaction; its messages' due times
+    follow in short steps (TimedBatches): one statement over a million rows held
+    the write lock for seconds. The order is what keeps it correct: a message is
+    claimed only once its mailing is sending *and* it is due, and the mailing
+    starts sending only at its (new) time, so no message goes out before the new
+    time; at worst one not yet moved waits for its step, a few seconds at most.
+    If the command is interrupted, running it again moves the rest.
+    """
     with store.write() as conn:
         m = get_live(conn, mailing_id, account)
         if m.recipients < m.expected:
@@ -240,14 +307,25 @@ def reschedule(store: Store, actor: Actor, mailing_id: int, at: float, account: 
         if m.status not in (PLANNED, PAUSED) or m.sent or m.claimed:
             raise Refused(f"mailing {mailing_id} is {m.status} and has started; only planned mailings can be rescheduled")
         now = store.now()
-        conn.execute(
-            update(messages)
-            .where(and_(messages.c.mailing_id == mailing_id, messages.c.state == "queued"))
-            .values(due_at=at)
-        )
         values: dict = {"scheduled_at": at}
         if m.status == PLANNED and at <= now:
             values["status"] = SENDING if m.queued else SENT  # everything suspended: nothing to send
         conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(**values))
         audit.record(conn, now, actor, account, "reschedule", mailing_id, previous=m.scheduled_at, scheduled_at=at)
-        return _mailing(conn.execute(select(mailings).where(mailings.c.id == mailing_id)).one())
+    batches = TimedBatches()
+    # Rows already moved (due exactly `at`) are in neither range, so each step reads
+    # only rows still to move (ix_messages_claim: mailing, state, due).
+    for still in (messages.c.due_at < at, messages.c.due_at > at):
+        def step(conn: Connection, size: int, still=still) -> int:  # type: ignore[no-untyped-def]
+            pick = select(messages.c.id).where(
+                messages.c.mailing_id == mailing_id, messages.c.state == "queued", still
+            ).limit(size)
+            return conn.execute(
+                update(messages).where(messages.c.id.in_(pick.scalar_subquery())).values(due_at=at)
+            ).rowcount
+
+        while True:
+            size = batches.size
+            if batches.step(store, step) < size:
+                break
+    return get_mailing(store, mailing_id, account)

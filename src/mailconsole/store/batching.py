@@ -1,0 +1,58 @@
+"""Bulk work in write transactions bounded by time, not by row count.
+
+A stop waits for whatever transaction holds the write lock. Rows cost very
+different amounts (an import row with its unique index, a purged row, a
+suspended one; a loaded machine makes each slower), so a fixed batch of 5000
+rows held the lock 20 to 100 ms and more. Here each transaction's size follows
+the time the previous ones took, aiming at TARGET; and between transactions the
+lock is left free for GAP, long enough for a writer polling every LOCK_POLL
+(the stop, store/connection.py) to take it: back to back, the next BEGIN of a
+bulk job comes within microseconds of its COMMIT and would win every time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection
+
+if TYPE_CHECKING:
+    from .connection import Store
+
+TARGET = 0.010  # seconds one bulk transaction should hold the write lock
+GAP = 0.002  # seconds the lock is left free after each
+START, LOW, HIGH = 500, 10, 20_000
+
+
+class TimedBatches:
+    """Sizes for one bulk job's transactions; `size` adapts to the time each one takes."""
+
+    def __init__(self, start: int = START, *, target: float = TARGET, gap: float = GAP,
+                 low: int = LOW, high: int = HIGH) -> None:
+        self.size = max(low, min(high, start))
+        self.target, self.gap, self.low, self.high = target, gap, low, high
+        self.longest = 0.0  # the longest transaction so far, seconds (for tests and benches)
+
+    def observe(self, rows: int, seconds: float) -> None:
+        """A transaction of `rows` rows held the lock `seconds`: size the next one.
+
+        Shrinks at once to what would have fitted; grows at most by half, so a
+        single fast batch (cache warm, machine idle) does not overshoot.
+        """
+        self.longest = max(self.longest, seconds)
+        if rows <= 0 or seconds <= 0:
+            return
+        fits = rows * self.target / seconds
+        size = fits if fits < self.size else min(fits, self.size * 1.5)
+        self.size = int(max(self.low, min(self.high, size)))
+
+    def step(self, store: "Store", work: Callable[[Connection, int], int], *, durable: bool = False) -> int:
+        """One write transaction of work(conn, size) -> rows done; then the lock is left free for `gap`."""
+        with store.write(durable=durable) as conn:
+            t0 = time.perf_counter()
+            rows = work(conn, self.size)
+        self.observe(rows, time.perf_counter() - t0)
+        time.sleep(self.gap)
+        return rows
