@@ -20,7 +20,7 @@ import pytest
 from mailconsole.console.app import MailConsole
 from mailconsole.console.header import ConsoleHeader
 from mailconsole.console.stopping import StopProgress, StopRequest
-from mailconsole.store import Store, StoreBusy, StoreError, accounts
+from mailconsole.store import Store, StoreBusy, StoreError, accounts, stop_intent
 from mailconsole.store.audit import entries
 
 from .builder import FIXED, OPERATOR
@@ -109,6 +109,10 @@ def test_a_held_lock_shows_stop_requested_until_the_stop_is_saved(db: Path, hold
             assert "(store busy: " in text and text.endswith("retrying") and "-requested" in classes
             assert app.stop_progress is not None and app.stop_progress.attempts >= 2  # retried by itself
             assert not accounts.state(app.store).stopped
+            # Meanwhile the console has posted the stop intent, as `mailconsole stop` does:
+            # engines on this host hold the account before the store has the stop.
+            acc = accounts.state(app.store)
+            assert stop_intent.pending(app.store, acc.id, acc.generation) is not None
             # The Settings tab says the same, in more words.
             assert "NOT YET APPLIED" in str(app.query_one("#state-word").render())
             assert "retried by itself" in str(app.query_one("#state-detail").render())
@@ -118,6 +122,7 @@ def test_a_held_lock_shows_stop_requested_until_the_stop_is_saved(db: Path, hold
             await _until(lambda: "-stopped" in banner(app)[1], 5, "STOPPED after the lock was released")
             assert banner(app)[0].startswith("■ STOPPED")
             assert accounts.state(app.store).stopped
+            assert stop_intent.read_all(app.store) == []  # the commit spent the intent
             await _until(lambda: app.stop_request is not None and app.stop_request.fenced.is_set(), 5,
                          "the dot fence after the commit")
             stops = [e for e in entries(app.store, limit=5) if e.action == "stop"]
@@ -215,3 +220,29 @@ def test_an_unexpected_error_is_retried_too() -> None:
     assert request.fenced.wait(10)
     assert [(p.phase, p.detail) for p in seen] == [
         ("failed", "RuntimeError: driver bug"), ("failed", "disk I/O error"), ("applied", "")]
+
+
+def test_a_pause_on_a_busy_store_says_it_waits_and_is_applied_after(db: Path, holder: subprocess.Popen) -> None:
+    """A pause, like the stop, is retried until applied; the operator is told it is on its way."""
+    from mailconsole.console.analytics_tab import MailingsTable
+    from mailconsole.store import mailings
+
+    sale = 3
+    app = _app(db)
+
+    async def main() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("2")
+            table = app.query_one(MailingsTable)
+            table.move_cursor(row=table.get_row_index(str(sale)))
+            await pilot.pause()
+            await pilot.press("p")
+            await _until(lambda: any("waits for the store" in n.message for n in app._notifications), 5,
+                         "the toast saying the pause waits")
+            assert mailings.get_mailing(app.store, sale).status != "paused"
+            release(holder)
+            await _until(lambda: mailings.get_mailing(app.store, sale).status == "paused", 5,
+                         "the pause applied once the lock was free")
+
+    asyncio.run(main())

@@ -31,7 +31,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, TabbedContent, TabPane, TextArea
 
 from ..store import Actor, Store, StoreError
-from ..store import accounts
+from ..store import accounts, stop_intent
 from ..store.dot_fence import wait_for_allowed_dots
 from . import format as fmt
 from .analytics_tab import AnalyticsTab
@@ -401,11 +401,12 @@ class MailConsole(MailingActions, App[None]):
             self.refresh_views()  # already being retried: another press adds nothing
             return
         request = StopRequest(
-            lambda: accounts.commit_stop(self.store, self.actor, self.account, reason=STOP_REASON),
+            self._commit_stop,
             after_commit=lambda: self._stop_saved(request),
             fence=lambda: wait_for_allowed_dots(self.store),
             report=lambda progress: self._from_thread(self._stop_progress, request, progress),
             done=lambda: self._from_thread(self._stop_committed),
+            announce=self._announce_stop,
         )
         request.start()
         self.stop_request = request
@@ -416,6 +417,24 @@ class MailConsole(MailingActions, App[None]):
         # thread's loop (guest mode) can only leave the fence once this handler returns.
         request.first_attempt.wait(STOP_HEAD_START)
         self._stop_progress(request, request.progress)
+
+    def _commit_stop(self) -> accounts.AccountState:
+        """One attempt; a stop intent posted meanwhile is spent by this commit."""
+        done = accounts.commit_stop(self.store, self.actor, self.account, reason=STOP_REASON)
+        stop_intent.remove(self.store, done.id, done.generation)
+        return done
+
+    def _announce_stop(self) -> None:
+        """The store is busy: post the stop intent, as `mailconsole stop` does.
+
+        Engines on this host (the one inside this console too, once nudged) then
+        send nothing more of the account although the store has not recorded the
+        stop; the fence makes sure no dot allowed before the intent is still on
+        its way. The screen keeps saying STOP REQUESTED until the commit.
+        """
+        if accounts.post_intent(self.store, self.actor, self.account) is not None:
+            self._nudge()
+            wait_for_allowed_dots(self.store)
 
     def _stop_saved(self, request: StopRequest) -> None:
         """On the stop's thread, right after its commit: measure, then nudge the engine.

@@ -7,11 +7,12 @@ thread through `run_store`. Anything that stops sending nudges the engine.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from ..store import mailings, revisions
+from ..store import StoreBusy, mailings, revisions
 from ..store.mailings import PAUSED, PLANNED
 from . import format as fmt
 from .editor import TemplateEditor
@@ -37,6 +38,7 @@ class MailingActions:
     push_screen: Any
     _refuse_read_only: Any
     _nudge: Any
+    _from_thread: Any
 
     def _mailing_for(self, what: str, action: str) -> int | None:
         """The selected mailing to `what`, or None, with the reason told: a read-only
@@ -70,8 +72,27 @@ class MailingActions:
 
         self.push_screen(ConfirmScreen(f"Delete mailing {s.mailing_id}?", body, "Delete"), answered)
 
+    def _waiting(self, what: str) -> Callable[[StoreBusy, float], None]:
+        """An `on_wait` for a pause or delete on a busy store: say once that it waits, and for whom.
+
+        The store retries these until applied (like the stop), so the operator
+        must know the action is on its way, not lost.
+        """
+        told = False
+
+        def on_wait(busy: StoreBusy, waited: float) -> None:
+            nonlocal told
+            if not told:
+                told = True
+                holder = busy.holder or "another process holds the write lock"
+                message = f"{what} waits for the store ({holder}); it is applied as soon as the store is free."
+                self._from_thread(lambda: self.notify(message, severity="warning", markup=False, timeout=8))
+
+        return on_wait
+
     def _delete(self, mid: int) -> mailings.DeleteSummary:
-        summary = mailings.delete_mailing(self.store, self.actor, mid, self.account)
+        summary = mailings.delete_mailing(self.store, self.actor, mid, self.account,
+                                          on_wait=self._waiting(f"Delete of mailing {mid}"))
         self._nudge()
         # The unsent rows leave in batches, so the write lock is never held for long.
         mailings.purge_deleted(self.store)
@@ -91,7 +112,8 @@ class MailingActions:
                            lambda m: self.notify(f"Mailing {m.id} unpaused ({m.status}).", markup=False))
         else:
             def pause() -> mailings.Mailing:
-                m = mailings.pause(self.store, self.actor, mid, self.account)
+                m = mailings.pause(self.store, self.actor, mid, self.account,
+                                   on_wait=self._waiting(f"Pause of mailing {mid}"))
                 self._nudge()
                 return m
 

@@ -8,6 +8,9 @@ that calls the store's one-attempt commit again and again, as long as it takes:
                  │  ▲
      StoreBusy   │  │  at once (the lock is usually free again within ms)
      any other   └──┘  every ERROR_PAUSE (a read-only file, a full disk: until fixed)
+                 │
+                 └──► once, after the first failed attempt: `announce` (the stop
+                      intent, which engines on this host honour before the store has it)
 
 Every change of state goes to `report`, on the requesting thread's behalf; the
 console shows the newest one until the next arrives. No limit on attempts: an
@@ -82,6 +85,7 @@ class StopRequest:
         fence: Callable[[], None],
         report: Callable[[StopProgress], None],
         done: Callable[[], None] = lambda: None,
+        announce: Callable[[], None] = lambda: None,
         busy_pause: float = BUSY_PAUSE,
         error_pause: float = ERROR_PAUSE,
     ) -> None:
@@ -90,6 +94,7 @@ class StopRequest:
         self._fence = fence
         self._report = report
         self._done = done
+        self._announce = announce
         self._busy_pause = busy_pause
         self._error_pause = error_pause
         self._cancelled = threading.Event()
@@ -118,8 +123,18 @@ class StopRequest:
         self.progress = progress
         self._report(progress)
 
+    def _announce_once(self) -> None:
+        if self._announced:
+            return
+        self._announced = True
+        try:
+            self._announce()
+        except Exception:  # noqa: BLE001 - the intent is a head start; the retries still apply the stop
+            pass
+
     def _run(self) -> None:
         attempts = 0
+        self._announced = False
         while not self._cancelled.is_set():
             attempts += 1
             try:
@@ -127,12 +142,14 @@ class StopRequest:
             except StoreBusy as exc:
                 self.first_attempt.set()
                 self._set(StopProgress("busy", busy_detail(exc), attempts))
+                self._announce_once()
                 self._cancelled.wait(self._busy_pause)
                 continue
             except Exception as exc:  # noqa: BLE001 - whatever failed, the stop must be tried again
                 self.first_attempt.set()
                 detail = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
                 self._set(StopProgress("failed", detail, attempts))
+                self._announce_once()
                 self._cancelled.wait(self._error_pause)
                 continue
             self.committed_after = time.perf_counter() - self._started

@@ -121,7 +121,7 @@ def stop(
             return done
         except StoreBusy as busy:
             first = busy
-        posted = _post_intent(store, actor, account) if intent else None
+        posted = post_intent(store, actor, account) if intent else None
         if posted is not None:
             wait_for_allowed_dots(store)  # no dot allowed before the intent is still on its way
             if on_intent is not None:
@@ -138,8 +138,13 @@ def stop(
         wait_for_allowed_dots(store)
 
 
-def _post_intent(store: Store, actor: Actor, account: str) -> stop_intent.Intent | None:
-    """Post the stop intent for the generation the stop will create (none if already stopped)."""
+def post_intent(store: Store, actor: Actor, account: str) -> stop_intent.Intent | None:
+    """Post the stop intent for the generation the stop will create (none if already stopped).
+
+    For a caller running its own retries around `commit_stop` (the console): it
+    must pass the dot fence after this, and remove the intent once the stop has
+    committed (`stop_intent.remove`), as `stop` does.
+    """
     current = state(store, account)  # a read: WAL readers never wait for the writer
     if current.stopped:
         return None  # already enforced by the store; the commit only adds the audit entry
