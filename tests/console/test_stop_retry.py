@@ -246,3 +246,37 @@ def test_a_pause_on_a_busy_store_says_it_waits_and_is_applied_after(db: Path, ho
                          "the pause applied once the lock was free")
 
     asyncio.run(main())
+
+
+def test_quitting_before_the_stop_is_saved_hands_it_to_a_stop_process(db: Path, holder: subprocess.Popen) -> None:
+    """The console closes while the store is still busy: a `mailconsole stop` of its own takes the stop over."""
+    import os
+    import signal
+
+    app = _app(db)
+
+    async def main() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("f2")
+            await _until(lambda: app.stop_progress is not None and app.stop_progress.phase == "busy", 5,
+                         "the busy store")
+            await pilot.press("q")
+
+    asyncio.run(main())
+    pid = app.stop_handed_over
+    assert pid is not None, "the unsaved stop was dropped when the console closed"
+    try:
+        assert not accounts.state(Store(str(db))).stopped
+        release(holder)
+        deadline = time.monotonic() + 20
+        while not accounts.state(Store(str(db))).stopped:
+            assert time.monotonic() < deadline, "the handed-over stop was never applied"
+            time.sleep(0.05)
+        stops = [e for e in entries(Store(str(db)), limit=5) if e.action == "stop"]
+        assert stops and stops[0].details.get("reason") == "stop key in the console"
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

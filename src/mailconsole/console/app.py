@@ -48,12 +48,14 @@ from .planned_tab import PlannedTab
 from .rates import RateHistory
 from .settings_tab import SettingsTab
 from .shutdown import ShutdownWatchdog, exit_on_output_failure, exit_on_signals
-from .stopping import StopProgress, StopRequest
+from .stopping import StopProgress, StopRequest, hand_over
 from .view import LiveWidget, View
 
 STOP_REASON = "stop key in the console"
 STOP_HEAD_START = 0.03  # seconds the stop's commit may run before the key's first frame
-STOP_QUIT_WAIT = 10.0  # how long quitting waits for a stop still being retried
+# How long quitting waits for a stop still being retried before a `mailconsole stop`
+# of its own takes it over (stopping.hand_over): the stop is never dropped.
+STOP_QUIT_WAIT = 2.0
 ENGINE_STOP_TIMEOUT = 15.0  # a graceful stop of the engine inside the console, on quitting
 # After a key, how long an engine on the console's own loop yields to the console
 # (EmbeddedEngine.prioritize_host): about a slow key's handling and frame.
@@ -177,6 +179,8 @@ class MailConsole(MailingActions, App[None]):
         self._engine_error_shown = False
         # The newest press of the stop key, and what it last reported while not yet saved.
         self.stop_request: StopRequest | None = None
+        # The pid of the `mailconsole stop` that took over a stop not saved when the console closed.
+        self.stop_handed_over: int | None = None
         self.stop_progress: StopProgress | None = None
 
     # -- layout --------------------------------------------------------------
@@ -471,6 +475,8 @@ class MailConsole(MailingActions, App[None]):
             await asyncio.sleep(0.005)
         if request is not None:
             request.cancel()
+            if not request.applied.is_set():
+                self.stop_handed_over = hand_over(self.store.url, self.account, STOP_REASON)
         if self.engine is not None and self.engine.on_host_loop:
             # Before the loop ends: the engine needs it to return its claims to the queue.
             await self.engine.aclose(ENGINE_STOP_TIMEOUT)

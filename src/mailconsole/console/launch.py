@@ -155,4 +155,10 @@ def run_console(
                 pass  # the terminal is gone (EIO): the engine must be stopped all the same
             engine.stop(timeout=ENGINE_STOP_TIMEOUT)
         watchdog.claims_returned()
+        if app.stop_handed_over is not None:
+            try:
+                print(f"the stop was not saved yet (store busy); `mailconsole stop` (pid {app.stop_handed_over}) "
+                      "keeps trying until it is; check with `mailconsole status`", file=sys.stderr)
+            except OSError:
+                pass
     return app.return_code or 0

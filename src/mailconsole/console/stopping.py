@@ -20,6 +20,9 @@ press again.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -167,3 +170,25 @@ class StopRequest:
         self.fenced.set()
         if self.applied.is_set():
             self._done()
+
+
+def hand_over(store_url: str, account: str, reason: str) -> int | None:
+    """Give a stop this console could not save to a `mailconsole stop` of its own; its pid.
+
+    The console is closing (the operator quit, or the terminal went away) while
+    the store is still busy. Dropping the request would leave the account
+    sending although the operator pressed stop, so a detached process takes it
+    over: it waits for the store as long as it takes, keeps the stop intent, and
+    commits the stop. The store URL goes through the environment, not the
+    command line, so a password in it is not shown by `ps`.
+    """
+    env = {**os.environ, "MAILCONSOLE_DB": store_url}
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailconsole", "--account", account, "stop", "--reason", reason],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # outlives this console and its terminal's SIGHUP
+        )
+    except OSError:
+        return None
+    return proc.pid
