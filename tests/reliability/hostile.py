@@ -14,6 +14,10 @@ import time
 from dataclasses import dataclass, field
 
 
+# A refusal whose text would act on the terminal showing the log, if written as is.
+TRICKS = ("554 \x1b]0;owned\x07\x1b[2J\rFAKE 2026-01-01 all fine \u202etxt.exe\x9b\r\n").encode()
+
+
 @dataclass
 class Connection:
     opened: float
@@ -24,7 +28,7 @@ class Connection:
 class HostileServer:
     """Accepts connections and hands each to `behaviour(sock)`; records what happened."""
 
-    behaviour: str  # endless_ehlo | trickle | long_line | silent_dot
+    behaviour: str  # endless_ehlo | trickle | long_line | silent_dot | terminal_tricks
     port: int = 0
     bytes_sent: int = 0
     dots: int = 0  # message bodies read up to their final dot (never answered by silent_dot)
@@ -130,6 +134,10 @@ class HostileServer:
         """Greets with one line of 10 MB (no line end), then waits."""
         self._send(sock, b"220-" + b"x" * (10 * 1024 * 1024))
         self._until_closed(sock)
+
+    def _terminal_tricks(self, sock: socket.socket) -> None:
+        """Refuses with a reply full of terminal controls: retitle, clear, a fake line, a right-to-left override."""
+        self._send(sock, TRICKS)
 
     def _silent_dot(self, sock: socket.socket) -> None:
         """A correct server until the end-of-data dot, which it never answers."""

@@ -3,8 +3,8 @@
 Against a server that answers EHLO without end, one that trickles a byte a
 second, one that greets with a 10 MB line and one that never answers the dot,
 a real `serve` process keeps its memory bounded, keeps heartbeating, has a
-`mailconsole stop` acknowledged in its usual time, and exits on SIGTERM within
-5 s with nothing left claimed. Its default shutdown grace is used: that is
+`mailconsole stop` acknowledged in its usual time, and exits on SIGTERM (or
+SIGINT) within 5 s with nothing left claimed. Its default shutdown grace is used: that is
 what an operator gets.
 """
 
@@ -40,6 +40,9 @@ REASONS = {
     "long_line": "over 4,096 bytes",
     "silent_dot": None,
 }
+
+# Ctrl-C where a terminal would send it; SIGTERM (a service manager's stop) for the others.
+SIGNALS = {"long_line": signal.SIGINT}
 
 
 def rss_mb(pid: int) -> float:
@@ -118,7 +121,7 @@ def test_a_hostile_relay_cannot_outlive_the_stop(behaviour: str, store, tmp_path
         finally:
             start = time.monotonic()
             if engine.proc is not None and engine.proc.poll() is None:
-                engine.proc.send_signal(signal.SIGTERM)
+                engine.proc.send_signal(SIGNALS.get(behaviour, signal.SIGTERM))
             try:
                 rc = engine.proc.wait(30) if engine.proc is not None else None
             except subprocess.TimeoutExpired:
@@ -127,8 +130,9 @@ def test_a_hostile_relay_cannot_outlive_the_stop(behaviour: str, store, tmp_path
             elapsed = time.monotonic() - start
         log = engine.log()
     assert rc == 0, log
-    assert elapsed < EXIT_WITHIN, f"serve took {elapsed:.1f} s to exit on SIGTERM\n{log}"
-    print(f"{behaviour}: exited {elapsed:.2f} s after SIGTERM")
+    name = SIGNALS.get(behaviour, signal.SIGTERM).name
+    assert elapsed < EXIT_WITHIN, f"serve took {elapsed:.1f} s to exit on {name}\n{log}"
+    print(f"{behaviour}: exited {elapsed:.2f} s after {name}")
     m = get_mailing(store, mid)
     assert m.in_flight == 0 and m.sent == 0
     assert m.failed == 0  # an unusable server fails no message: they wait for it
@@ -138,3 +142,23 @@ def test_a_hostile_relay_cannot_outlive_the_stop(behaviour: str, store, tmp_path
         assert held and max(held) < COMMAND_TIMEOUT + 1.0, held
     if behaviour == "silent_dot":  # cut after their dots: counted as possibly delivered
         assert m.recovered >= 4
+
+
+def test_the_serve_log_shows_a_relay_reply_escaped(store, tmp_path: Path) -> None:
+    """Control characters and bidirectional overrides from a server reach the log as escapes."""
+    add_mailing(store, tmp_path, 3)
+    config = tmp_path / "engine.toml"
+    config.write_text("[engine]\nworkers = 1\nheartbeat_interval = 0.2\n", encoding="utf-8")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with HostileServer("terminal_tricks") as server:
+        engine = EngineProcess("serve", tmp_path / "store.db", server.port, config, logs)
+        engine.start()
+        try:
+            wait_until(lambda: "cannot use the mail server" in engine.log(), 30, "the outage in the log")
+        finally:
+            assert engine.stop() == 0
+    log = engine.log()
+    line = next(x for x in log.splitlines() if "cannot use the mail server" in x)
+    assert "\\x1b]0;owned\\x07\\x1b[2J\\x0dFAKE" in line and "\\u202etxt.exe\\x9b" in line, line
+    assert not any(c in log for c in "\x1b\x07\r\u202e\x9b"), repr(log)

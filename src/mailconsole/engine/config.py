@@ -44,7 +44,7 @@ class EngineConfig:
     result_flush: float = 0.02  # least time between two result-recording transactions (s)
     # On shutdown, how long a message whose dot is written may wait for the server's
     # reply; transactions before their dot are cut at once. At most 4 s (see _BOUNDS).
-    shutdown_grace: float = 3.0
+    shutdown_grace: float = 2.5
     message_domain: str | None = None  # Message-ID domain (default: the sender's)
 
     def __post_init__(self) -> None:
