@@ -38,7 +38,7 @@ def outcomes(store, mailing_id: int) -> dict[str, tuple]:  # type: ignore[no-unt
 
 
 def bad_store(store, tmp_path) -> tuple[int, list[int], dict[str, str]]:  # type: ignore[no-untyped-def]
-    """A good mailing with two unusable recipients, and three mailings whose every message is unusable.
+    """A good mailing with two unusable recipients, and four mailings whose every message is unusable.
 
     Returns (good mailing, bad mailings, unusable recipient of the good mailing -> what the reason names).
     """
@@ -49,6 +49,7 @@ def bad_store(store, tmp_path) -> tuple[int, list[int], dict[str, str]]:  # type
     bad = []
     for name, values in [
         ("non-ASCII sender", {"sender": "s@bücher.de"}),
+        ("header in sender", {"sender": "Shop\r\nBcc: everyone@example.org <news@shop.example>"}),
         ("non-ASCII List-Unsubscribe", {"list_unsubscribe": "<https://bücher.de/u>"}),
         ("header in List-Unsubscribe", {"list_unsubscribe": "<mailto:u@shop.example>\r\nBcc: everyone@example.org"}),
     ]:
@@ -82,7 +83,8 @@ async def test_unsendable_rows_fail_alone_as_address_failures(store, tmp_path, s
         assert (m.sent, m.failed, m.queued, m.in_flight) == (0, 5, 0, 0)
     reasons = {mid: next(iter(outcomes(store, mid).values()))[2] for mid in bad}
     assert "sender address 's@bücher.de' is not plain ASCII" in reasons[bad[0]]
-    assert "List-Unsubscribe" in reasons[bad[1]] and "List-Unsubscribe" in reasons[bad[2]]
+    assert "line break" in reasons[bad[1]]
+    assert "List-Unsubscribe" in reasons[bad[2]] and "List-Unsubscribe" in reasons[bad[3]]
     # A second engine finds nothing left to send.
     before = len(handler.messages)
     async with running(store, cfg):
