@@ -28,10 +28,13 @@ from .procs import EngineProcess, cli
 pytestmark = pytest.mark.slow
 
 RSS_LIMIT_MB = 200
-ACK_WITHIN = 1.0  # s; usually tens of ms (docs/benchmarks.md), with room for a busy test machine
+ACK_WITHIN = 1.5  # s; usually tens of ms (docs/benchmarks.md), with room for a busy test machine
+# A heartbeat is due every 0.2 s; on a loaded machine one can come late by a second
+# (a WAL checkpoint waiting for the disk), which is still far from "stopped heartbeating".
+BEAT_WITHIN = 2.5
 EXIT_WITHIN = 5.0  # s after SIGTERM
 CONNECT_TIMEOUT = 2.0  # the greeting's deadline
-COMMAND_TIMEOUT = 6.0  # each command's: long enough that a stop finds commands open
+COMMAND_TIMEOUT = 10.0  # each command's: long enough that a stop finds commands open for seconds
 
 # What the engine's note must say about each server (None: it has no problem to report).
 REASONS = {
@@ -100,7 +103,7 @@ def test_a_hostile_relay_cannot_outlive_the_stop(behaviour: str, store, tmp_path
                 peak = max(peak, rss_mb(engine.pid))
                 row = engine_row(store)
                 beats.add(row.heartbeat_at)
-                assert store.now() - row.heartbeat_at < 1.0, f"no heartbeat for {store.now() - row.heartbeat_at:.1f} s"
+                assert store.now() - row.heartbeat_at < BEAT_WITHIN, f"no heartbeat for {store.now() - row.heartbeat_at:.1f} s"
                 time.sleep(0.1)
             assert len(beats) >= 5, f"only {len(beats)} heartbeats in 3 s"
             assert peak < RSS_LIMIT_MB, f"serve grew to {peak:.0f} MB"
@@ -133,6 +136,8 @@ def test_a_hostile_relay_cannot_outlive_the_stop(behaviour: str, store, tmp_path
     name = SIGNALS.get(behaviour, signal.SIGTERM).name
     assert elapsed < EXIT_WITHIN, f"serve took {elapsed:.1f} s to exit on {name}\n{log}"
     print(f"{behaviour}: exited {elapsed:.2f} s after {name}")
+    if REASONS[behaviour] is not None:
+        assert REASONS[behaviour] in log, log  # the log says why, too
     m = get_mailing(store, mid)
     assert m.in_flight == 0 and m.sent == 0
     assert m.failed == 0  # an unusable server fails no message: they wait for it
