@@ -13,7 +13,8 @@ import pytest
 import trio
 
 from mailconsole.engine.smtp import (
-    MAX_REPLY_BYTES, MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyTooLarge, SMTPConnection, SMTPError, SMTPSettings,
+    MAX_ERROR_TEXT, MAX_REPLY_BYTES, MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyTooLarge, SMTPConnection, SMTPError,
+    SMTPSettings,
 )
 
 Script = Callable[[trio.SocketStream], Awaitable[None]]
@@ -77,6 +78,18 @@ async def test_a_reply_over_a_bound_closes_the_connection(lines, words):
         await open_against(ehlo_reply(*lines))
     assert words in str(caught.value) and "EHLO" in str(caught.value)
     assert caught.value.connection_lost and caught.value.temporary  # the server is broken: an outage
+
+
+async def test_a_long_refusal_is_cut_short_in_the_error():
+    """What the server says goes into the heartbeat note, the log and last_error: a bounded part of it."""
+    async def script(stream: trio.SocketStream) -> None:
+        await stream.send_all(b"".join(b"554-" + b"z" * 600 + b"\r\n" for _ in range(50)) + b"554 go away\r\n")
+        await trio.sleep_forever()
+
+    with pytest.raises(SMTPError) as caught:
+        await open_against(script)
+    assert caught.value.code == 554 and not caught.value.temporary
+    assert len(str(caught.value)) < MAX_ERROR_TEXT + 50 and str(caught.value).startswith("greeting: 554 zzz")
 
 
 async def test_a_trickling_server_gets_one_deadline_per_command():

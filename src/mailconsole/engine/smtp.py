@@ -102,8 +102,15 @@ class SMTPSettings:
     data_timeout: float = 120.0
 
 
+# Of a refusal's text, this much goes into the error (stored, logged, in the heartbeat note).
+MAX_ERROR_TEXT = 500
+
+
 def _error_from(reply: Reply, what: str) -> SMTPError:
-    return SMTPError(f"{what}: {reply}", code=reply.code, temporary=reply.code < 500)
+    text = str(reply)
+    if len(text) > MAX_ERROR_TEXT:
+        text = text[:MAX_ERROR_TEXT] + " […]"
+    return SMTPError(f"{what}: {text}", code=reply.code, temporary=reply.code < 500)
 
 
 def _envelope(sender: str, recipient: str) -> bytes:
