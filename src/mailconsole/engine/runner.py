@@ -6,6 +6,13 @@
 Every database call runs in a worker thread (`trio.to_thread.run_sync`): the
 store is synchronous SQLAlchemy and must not block the event loop. The store
 enforces the stop for claims; the gate enforces it for messages already claimed.
+
+What a relay or a stored row does cannot take the engine's time or its records:
+a transaction that has not reached its dot is cut as soon as a stop (or the
+shutdown) applies to it, however slowly the server answers; a message that
+cannot be built fails alone, with its reason and fail kind; and every outcome
+handed to the writer is kept until it is recorded, so that even a crash records
+what the server accepted before the engine exits.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ blocking, aiosmtplib is asyncio-only and sends body and dot in one call), so
 this module speaks the protocol itself: EHLO, STARTTLS, implicit TLS, AUTH
 PLAIN/LOGIN, PIPELINING of MAIL/RCPT/DATA, dot-stuffing and timeouts, on one
 reused connection per sender task.
+
+A server is not trusted to be well-behaved: replies are bounded in size (see
+MAX_REPLY_*), each command has one deadline for the whole of it, and no address
+with a line break or non-ASCII character is ever written into an envelope.
 """
 
 from __future__ import annotations
