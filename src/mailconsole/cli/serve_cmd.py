@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                         "maildir:PATH or null: (default: $MAILCONSOLE_TRANSPORT, else null:); "
                         "the SMTP password comes from $MAILCONSOLE_SMTP_PASSWORD or the config file")
     p.add_argument("--rate", default=None, help="messages per second at most, 0.001 to 1000000 (default: no cap)")
-    p.add_argument("--batch", default=None, help="messages per claim, 1 to 10000 (default 100)")
+    p.add_argument("--batch", default=None, help="messages per claim, 1 to 1000 (default 100)")
     p.add_argument("--config", default=None, help="TOML configuration file (keys of an [engine] table)")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
     p.add_argument("--verbose", action="store_true", help="log debug details too (stop timings)")

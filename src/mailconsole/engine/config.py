@@ -86,7 +86,7 @@ def mask_transport(url: str) -> str:
 _BOUNDS: dict[str, tuple[float, float]] = {
     "workers": (1, 1000),
     "rate": (0.001, 1_000_000),
-    "batch": (1, 10_000),
+    "batch": (1, 1000),  # one claim of 1,000 holds the write lock ~20 ms; a stop waits for it
     "max_attempts": (1, 1000),
     "shutdown_grace": (0, 4),
     "result_flush": (0, 1),
