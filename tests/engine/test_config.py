@@ -79,6 +79,9 @@ def test_serve_rejects_a_bad_transport_in_one_line(tmp_path):
     ("command_timeout", float("nan"), "command_timeout must be between"),
     ("lease_seconds", -1.0, "lease_seconds must be between"),
     ("transport", 5, "transport must be a string"),
+    ("heartbeat_interval", 10.0, "heartbeat_interval must be between 0.01 and 2.5"),
+    ("poll_interval", 5.0, "poll_interval must be between 0.001 and 1"),
+    ("lease_seconds", 1.0, "lease_seconds must be at least 3 heartbeat intervals"),
 ])
 def test_every_value_is_bounded(key, value, words):
     with pytest.raises(ConfigError, match=words):

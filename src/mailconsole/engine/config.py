@@ -50,6 +50,9 @@ class EngineConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             _check(f.name, f.type, getattr(self, f.name))
+        if self.lease_seconds < 3 * self.heartbeat_interval:  # leases are renewed every third of a lease, at a beat
+            raise ConfigError(f"lease_seconds must be at least 3 heartbeat intervals ({3 * self.heartbeat_interval:g} s; "
+                              f"got {self.lease_seconds:g})")
 
     @property
     def masked_transport(self) -> str:
@@ -90,8 +93,8 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "max_attempts": (1, 1000),
     "shutdown_grace": (0, 4),
     "result_flush": (0, 1),
-    "poll_interval": (0.001, 10),
-    "heartbeat_interval": (0.01, 60),
+    "poll_interval": (0.001, 1),  # an idle engine's acknowledgement of a stop waits up to this long
+    "heartbeat_interval": (0.01, 2.5),  # an engine silent for 5 s is shown as gone
 }
 # Every other number: a positive, finite time in seconds (at most about 30 years).
 _TIME: tuple[float, float] = (0.001, 1_000_000_000)
