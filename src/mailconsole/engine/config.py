@@ -50,7 +50,8 @@ class EngineConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             _check(f.name, f.type, getattr(self, f.name))
-        if self.lease_seconds < 3 * self.heartbeat_interval:  # leases are renewed every third of a lease, at a beat
+        # Leases are renewed every third of a lease, at a beat (1e-9: 3 * 0.2 is not 0.6 in floats).
+        if self.lease_seconds < 3 * self.heartbeat_interval - 1e-9:
             raise ConfigError(f"lease_seconds must be at least 3 heartbeat intervals ({3 * self.heartbeat_interval:g} s; "
                               f"got {self.lease_seconds:g})")
 
