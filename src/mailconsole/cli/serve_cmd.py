@@ -7,49 +7,68 @@ import logging
 import sys
 
 from ..store import StoreError
-from .common import Context, UsageError, check_regular_file, safe
+from .common import Context, UsageError, check_regular_file, printable, safe
 
 MAX_CONFIG_BYTES = 1 << 20  # a configuration is a few lines; more is the wrong file
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve", parents=[common], help="run the sender engine headless until SIGINT/SIGTERM")
-    p.add_argument("--workers", type=int, default=None, help="SMTP connections / sender tasks (default 8)")
+    # Numbers are read as text and checked by the engine's configuration, so that a
+    # bad value gets the same one-line explanation from a flag as from the TOML file.
+    p.add_argument("--workers", default=None, help="SMTP connections / sender tasks, 1 to 1000 (default 8)")
     p.add_argument("--transport", default=None,
                    help="smtp://[user@]host:port[?starttls=required|opportunistic|off][&cafile=PEM], smtps://..., "
                         "maildir:PATH or null: (default: $MAILCONSOLE_TRANSPORT, else null:); "
                         "the SMTP password comes from $MAILCONSOLE_SMTP_PASSWORD or the config file")
-    p.add_argument("--rate", type=float, default=None, help="messages per second at most")
-    p.add_argument("--batch", type=int, default=None, help="messages per claim (default 100)")
+    p.add_argument("--rate", default=None, help="messages per second at most, 0.001 to 1000000 (default: no cap)")
+    p.add_argument("--batch", default=None, help="messages per claim, 1 to 1000 (default 100)")
     p.add_argument("--config", default=None, help="TOML configuration file (keys of an [engine] table)")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
     p.add_argument("--verbose", action="store_true", help="log debug details too (stop timings)")
     p.set_defaults(handler=run)
 
 
+def _number(flag: str, text: str | None, kind: type[int] | type[float]) -> int | float | None:
+    """A numeric flag's value (None: not given); its range is the configuration's to check."""
+    if text is None:
+        return None
+    try:
+        return kind(text.strip())
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise UsageError(f"{flag} must be {what} (got {printable(text)!r})") from None
+
+
 def run(ctx: Context) -> int:
     # The engine is only imported by the commands that run it.
     from ..engine.config import ConfigError, load_config
-    from ..engine.service import run_service
+    from ..engine.logsafe import EscapingFormatter
+    from ..engine.service import EngineCrashed, run_service
 
     args = ctx.args
     if args.config is not None:
         check_regular_file(args.config, "configuration file", MAX_CONFIG_BYTES)
     try:
-        config = load_config(
-            flags={"workers": args.workers, "transport": args.transport, "rate": args.rate, "batch": args.batch},
-            toml_path=args.config,
-        )
+        flags = {
+            "workers": _number("--workers", args.workers, int),
+            "rate": _number("--rate", args.rate, float),
+            "batch": _number("--batch", args.batch, int),
+        }
+        config = load_config(flags={**flags, "transport": args.transport}, toml_path=args.config)
         from ..engine.transports import make_transport
 
         make_transport(config)  # reject a bad URL before touching the store
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    # Replies, names and reasons in the log come from outside: escaped (engine/logsafe.py).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO, handlers=[handler],
     )
-    store = ctx.store()
+    # Never created here: a mistyped --db must not start an engine on an empty store.
+    store = ctx.store(create=False)
 
     def ready(engine) -> None:  # type: ignore[no-untyped-def]
         ctx.print(f"engine {safe(engine.engine_id)} sending via {safe(config.masked_transport)} "
@@ -58,6 +77,10 @@ def run(ctx: Context) -> int:
 
     try:
         engine = run_service(store, config, on_ready=ready)
+    except EngineCrashed as exc:
+        # One line; the traceback is in the log with --verbose.
+        print(f"mailconsole: error: {exc}{'' if args.verbose else ' (details with --verbose)'}", file=sys.stderr)
+        return 1
     except OSError as exc:
         raise StoreError(f"engine failed: {exc}") from None
     ctx.print(f"engine {safe(engine.engine_id)} stopped: {engine.sent_total} sent, {engine.failed_total} failed")

@@ -6,6 +6,7 @@ shows: `masked_transport` is what heartbeats, logs and errors carry.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -41,18 +42,18 @@ class EngineConfig:
     heartbeat_interval: float = 0.5
     maintenance_interval: float = 2.0  # promote planned, expire leases, purge deleted
     result_flush: float = 0.02  # least time between two result-recording transactions (s)
-    shutdown_grace: float = 5.0  # time given to transactions in progress on shutdown
+    # On shutdown, how long a message whose dot is written may wait for the server's
+    # reply; transactions before their dot are cut at once. At most 4 s (see _BOUNDS).
+    shutdown_grace: float = 2.5
     message_domain: str | None = None  # Message-ID domain (default: the sender's)
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ConfigError(f"workers must be at least 1 (got {self.workers})")
-        if self.rate is not None and self.rate <= 0:
-            raise ConfigError(f"rate must be positive (got {self.rate})")
-        if self.batch < 1:
-            raise ConfigError(f"batch must be at least 1 (got {self.batch})")
-        if self.max_attempts < 1:
-            raise ConfigError(f"max_attempts must be at least 1 (got {self.max_attempts})")
+        for f in fields(self):
+            _check(f.name, f.type, getattr(self, f.name))
+        # Leases are renewed every third of a lease, at a beat (1e-9: 3 * 0.2 is not 0.6 in floats).
+        if self.lease_seconds < 3 * self.heartbeat_interval - 1e-9:
+            raise ConfigError(f"lease_seconds must be at least 3 heartbeat intervals ({3 * self.heartbeat_interval:g} s; "
+                              f"got {self.lease_seconds:g})")
 
     @property
     def masked_transport(self) -> str:
@@ -82,6 +83,47 @@ def mask_transport(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+# The numeric settings' ranges (inclusive), checked for every source alike: a value
+# outside them cannot work or would keep the engine from answering in time (a
+# thousand workers is already more connections than a relay usually allows; a
+# shutdown grace over 4 s would break `serve`'s promise to exit within 5 s of SIGTERM).
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "workers": (1, 1000),
+    "rate": (0.001, 1_000_000),
+    "batch": (1, 1000),  # one claim of 1,000 holds the write lock ~20 ms; a stop waits for it
+    "max_attempts": (1, 1000),
+    "shutdown_grace": (0, 4),
+    "result_flush": (0, 1),
+    "poll_interval": (0.001, 1),  # an idle engine's acknowledgement of a stop waits up to this long
+    "heartbeat_interval": (0.01, 2.5),  # an engine silent for 5 s is shown as gone
+}
+# Every other number: a positive, finite time in seconds (at most about 30 years).
+_TIME: tuple[float, float] = (0.001, 1_000_000_000)
+
+
+def _check(name: str, annotation: object, value: object) -> None:
+    """Raise ConfigError unless `value` fits the field's type and range."""
+    kind = str(annotation)
+    if value is None and "None" in kind:
+        return
+    if kind.startswith("str"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string (got {value!r})")
+        return
+    if kind.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name} must be a whole number (got {value!r})")
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{name} must be a number (got {value!r})")
+    low, high = _BOUNDS.get(name, _TIME)
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ConfigError(f"{name} must be between {_shown(low)} and {_shown(high)} (got {value!r})")
+
+
+def _shown(bound: float) -> str:
+    return f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
+
+
 _NAMES = {f.name for f in fields(EngineConfig)}
 
 
@@ -102,6 +144,8 @@ def load_config(
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
         section = data.get("engine", data)  # an [engine] table, or top-level keys
+        if not isinstance(section, dict):
+            raise ConfigError(f"configuration file {path}: engine must be a table ([engine])")
         unknown = sorted(set(section) - _NAMES)
         if unknown:
             raise ConfigError(f"configuration file {path}: unknown key(s) {', '.join(unknown)}")

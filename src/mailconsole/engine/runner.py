@@ -6,6 +6,13 @@
 Every database call runs in a worker thread (`trio.to_thread.run_sync`): the
 store is synchronous SQLAlchemy and must not block the event loop. The store
 enforces the stop for claims; the gate enforces it for messages already claimed.
+
+What a relay or a stored row does cannot take the engine's time or its records:
+a transaction that has not reached its dot is cut as soon as a stop (or the
+shutdown) applies to it, however slowly the server answers; a message that
+cannot be built fails alone, with its reason and fail kind; and every outcome
+handed to the writer is kept until it is recorded, so that even a crash records
+what the server accepted before the engine exits.
 """
 
 from __future__ import annotations
@@ -31,20 +38,35 @@ from ..store import queue
 from ..store.dot_fence import DotFence
 from ..store.gate_io import AckWriter, ControlReader
 from ..store.queue import Claimed, Control, Outcome
+from .addresses import address_problem, list_unsubscribe_problem, sender_problem
 from .config import EngineConfig
 from .gate import Gate
 from .message import Built, CompiledRevision, MergeError, RevisionData
 from .outage import CHECK_EVERY, Outage
 from .smtp import GateClosed, SMTPError
-from .transports import Session, Transport, make_transport
+from .transports import Envelope, Session, Transport, make_transport
 
 log = logging.getLogger("mailconsole.engine")
+
+
+# Why a failed message failed (messages.fail_kind): its template, an address or
+# header value that cannot be sent, or the server (a refusal, or out of attempts).
+TEMPLATE, ADDRESS, SMTP = "template", "address", "smtp"
+
+
+@dataclass(frozen=True)
+class Unsendable:
+    """Why no message of a mailing's revision can be built (it fails each one alone)."""
+
+    revision_id: int
+    kind: str
+    reason: str
 
 
 @dataclass(frozen=True)
 class Work:
     claimed: Claimed
-    revision: CompiledRevision | None  # None: the mailing has no revision (cannot happen via the store)
+    revision: CompiledRevision | Unsendable | None  # None: the mailing has no revision (cannot happen via the store)
 
 
 Prepared = tuple[Work, Built]  # a message that may be sent, built
@@ -97,7 +119,13 @@ class Engine:
         self.note: str | None = None  # last connection problem, shown by status/console
         self._store_trouble: str | None = None  # why store writes fail, until one succeeds again
         self._past_dot: set[int] = set()  # dot written, outcome not yet recorded
-        self._revisions: dict[int, CompiledRevision] = {}
+        # Every outcome handed to the writer and not yet recorded: whatever ends the
+        # engine, these are written before it exits (a delivered message stays sent).
+        self._unrecorded: dict[int, Outcome] = {}
+        # message id -> (mailing id, scope) while its transaction has not reached the
+        # dot: a stop or a shutdown cuts it at once (nothing was accepted yet).
+        self._cuttable: dict[int, tuple[int, trio.CancelScope]] = {}
+        self._revisions: dict[int, CompiledRevision | Unsendable] = {}
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=64)
         self._pacer = Pacer(config.rate) if config.rate else None
         self._outage = Outage()
@@ -167,8 +195,11 @@ class Engine:
                                 task_status.started()
                                 await self._shutdown.wait()
                                 log.info("engine %s shutting down", self.engine_id)
-                                # Transactions in progress may finish; after the grace they
-                                # are cut before their dot and their messages released below.
+                                self._claim_wake.set()
+                                # Transactions before their dot are cut now: their messages go
+                                # back as they were. One whose dot is written may wait for its
+                                # reply for the grace, so that it is known to be sent.
+                                self._cut(lambda mailing_id: True)
                                 senders.cancel_scope.deadline = trio.current_time() + cfg.shutdown_grace
                 finally:
                     # Also after a crash of a task: what this engine holds goes back now
@@ -182,13 +213,15 @@ class Engine:
             self._fence.close()
 
     async def _close_down(self) -> None:
+        # The outcomes not yet recorded, however the engine ends: a message the server
+        # accepted must not go back to the queue to be sent again.
+        leftovers = dict(self._unrecorded)
+        for mid in self._past_dot:  # cut after the dot: possibly delivered, so it counts as an attempt
+            leftovers.setdefault(mid, Outcome(mid, 0, "retry", error="shutdown after end of data; may have been delivered",
+                                              possibly_delivered=True))
         try:
-            if self._past_dot:  # cut after the dot: possibly delivered, so it counts as an attempt
-                await self._write(queue.record, self.store, self.engine_id, [
-                    Outcome(mid, 0, "retry", error="shutdown after end of data; may have been delivered",
-                            possibly_delivered=True)
-                    for mid in self._past_dot
-                ])
+            if leftovers:
+                await self._record_leftovers(list(leftovers.values()))
             released = await self._write(queue.release_all, self.store, self.engine_id)
             if released:
                 log.info("released %d claimed messages", released)
@@ -196,6 +229,26 @@ class Engine:
             await self._beat("stopped")
         except StoreError as exc:  # the leases expire instead
             log.error("could not release claimed messages: %s", exc)
+
+    async def _record_leftovers(self, outcomes: list[Outcome]) -> None:
+        """Record on the way out; if the batch cannot be (one bad outcome), each alone."""
+        try:
+            await self._write(queue.record, self.store, self.engine_id, outcomes)
+            self._count(outcomes)
+            return
+        except StoreError:
+            raise
+        except Exception as exc:
+            log.error("recording %d results failed (%s); recording them one by one", len(outcomes), exc)
+        for o in outcomes:
+            try:
+                await self._write(queue.record, self.store, self.engine_id, [o])
+            except StoreError:
+                raise
+            except Exception as exc:
+                log.error("cannot record the result of message %d: %s", o.message_id, exc)
+            else:
+                self._count([o])
 
     # -- database access -----------------------------------------------------
 
@@ -225,6 +278,16 @@ class Engine:
         ):
             # A resume, a new or unpaused mailing: claim now, not at the next idle poll.
             self._claim_wake.set()  # type: ignore[union-attr]
+            # A stop, pause or delete: transactions of its mailings that have not reached
+            # their dot end now rather than when a slow server lets them reach the gate.
+            if self.gate is not None and self._cuttable:
+                self._cut(lambda mailing_id: not self.gate.may_start(mailing_id))  # type: ignore[union-attr]
+
+    def _cut(self, which: Callable[[int], bool]) -> None:
+        """Cancel the transactions before their dot whose mailing `which` names."""
+        for mailing_id, scope in self._cuttable.values():
+            if which(mailing_id):
+                scope.cancel()
 
     # -- claimer -------------------------------------------------------------
 
@@ -266,9 +329,19 @@ class Engine:
         for mid, row in newest.items():
             current = self._revisions.get(mid)
             if current is None or current.revision_id != row[0]:
-                self._revisions[mid] = CompiledRevision(
-                    mid, RevisionData(*row), domain=self.config.message_domain
-                )
+                self._revisions[mid] = self._compile(mid, RevisionData(*row))
+
+    def _compile(self, mailing_id: int, rev: RevisionData) -> CompiledRevision | Unsendable:
+        """The revision ready to build messages, or why none of its messages can be."""
+        problem = sender_problem(rev.sender) or list_unsubscribe_problem(rev.list_unsubscribe)
+        if problem is not None:
+            log.warning("mailing %d cannot be sent as stored: %s", mailing_id, problem)
+            return Unsendable(rev.id, ADDRESS, problem + "; not sent")
+        try:
+            return CompiledRevision(mailing_id, rev, domain=self.config.message_domain)
+        except Exception as exc:  # a template the store holds but that does not compile
+            log.warning("mailing %d: its template does not compile: %s", mailing_id, exc)
+            return Unsendable(rev.id, TEMPLATE, f"template cannot be compiled: {exc.__class__.__name__}: {exc}")
 
     # -- senders -------------------------------------------------------------
 
@@ -294,7 +367,7 @@ class Engine:
                     if self._pacer is None and session is not None and not session.closed:
                         ahead = await self._prepare_next(work, results, wait=False)
                     outcome, session = await self._deliver(current, session, ahead)
-                    results.send_nowait(outcome)  # unbounded: never blocks, no scheduling round
+                    self._emit(results, outcome)
         finally:
             if session is not None and not session.closed:
                 with trio.CancelScope(shield=True), trio.move_on_after(1.0):
@@ -327,9 +400,9 @@ class Engine:
                     for (w, _), ok in zip(batch, allowed):
                         c = w.claimed
                         if ok:
-                            results.send_nowait(Outcome(c.id, c.mailing_id, "sent", w.revision.revision_id))  # type: ignore[union-attr]
+                            self._emit(results, Outcome(c.id, c.mailing_id, "sent", w.revision.revision_id))  # type: ignore[union-attr]
                         else:
-                            results.send_nowait(Outcome(c.id, c.mailing_id, "release"))
+                            self._emit(results, Outcome(c.id, c.mailing_id, "release"))
                 finally:
                     self.gate.passed(seq, sum(allowed))
 
@@ -344,15 +417,32 @@ class Engine:
                 return None
             c = work.claimed
             if self._turned_back(c):
-                results.send_nowait(Outcome(c.id, c.mailing_id, "release"))  # never reached a server
+                self._emit(results, Outcome(c.id, c.mailing_id, "release"))  # never reached a server
                 continue
-            if work.revision is None:
-                results.send_nowait(self._failure(c, None, "mailing has no template revision"))
+            rev = work.revision
+            if rev is None:
+                self._emit(results, self._failure(c, None, "mailing has no template revision", TEMPLATE))
+                continue
+            if isinstance(rev, Unsendable):
+                self._emit(results, self._failure(c, rev.revision_id, rev.reason, rev.kind))
+                continue
+            problem = address_problem("recipient", c.email)
+            if problem is not None:
+                self._emit(results, self._failure(c, rev.revision_id, problem + "; not sent", ADDRESS))
                 continue
             try:
-                return work, work.revision.build(c.id, c.email, c.fields)
+                return work, rev.build(c.id, c.email, c.fields)
             except MergeError as exc:
-                results.send_nowait(self._failure(c, work.revision.revision_id, str(exc)))
+                self._emit(results, self._failure(c, rev.revision_id, str(exc), TEMPLATE))
+            except Exception as exc:  # anything else this one message's data provokes: it alone fails
+                log.debug("message %d cannot be built", c.id, exc_info=True)
+                reason = f"message cannot be built: {exc.__class__.__name__}: {exc}"
+                self._emit(results, self._failure(c, rev.revision_id, reason, TEMPLATE))
+
+    def _emit(self, results: trio.MemorySendChannel[Outcome], outcome: Outcome) -> None:
+        """Hand an outcome to the writer (unbounded: never blocks, no scheduling round)."""
+        self._unrecorded[outcome.message_id] = outcome
+        results.send_nowait(outcome)
 
     def _turned_back(self, c: Claimed) -> bool:
         assert self.gate is not None and self._shutdown is not None
@@ -361,23 +451,38 @@ class Engine:
     async def _deliver(self, current: Prepared, session: Session | None, ahead: Prepared | None) -> tuple[Outcome, Session | None]:
         work, built = current
         c = work.claimed
-        assert work.revision is not None
-        if self._pacer is not None:
-            await self._pacer.wait()
-        if self._turned_back(c):
-            if session is not None and session.announced == c.id:
-                await session.drop_announced()
-            return Outcome(c.id, c.mailing_id, "release"), session
-        then = (ahead[0].claimed.id, ahead[1].envelope_from, ahead[1].recipient) if ahead is not None else None
+        assert isinstance(work.revision, CompiledRevision)
         rid = work.revision.revision_id
-        if session is None or session.closed:
-            session = await self._connect(c)
-            if session is None:  # stopped (or shutting down) while the server was unreachable
-                return Outcome(c.id, c.mailing_id, "release"), None
+        then = (ahead[0].claimed.id, ahead[1].envelope_from, ahead[1].recipient) if ahead is not None else None
+        with trio.CancelScope() as cut:
+            self._cuttable[c.id] = (c.mailing_id, cut)
+            try:
+                if self._pacer is not None:
+                    await self._pacer.wait()
+                if not self._turned_back(c):
+                    if session is None or session.closed:
+                        session = await self._connect(c)
+                    if session is not None:  # else stopped (or shutting down) while the server was unreachable
+                        return await self._transmit(c, rid, built, session, then), session
+            except Exception as exc:  # not the server's answer but a fault here: this message only
+                log.error("sending message %d failed: %s: %s", c.id, exc.__class__.__name__, exc)
+                log.debug("sending message %d failed", c.id, exc_info=True)
+                if session is not None:
+                    await session.abort()
+                outcome = self._retry(c, rid, f"internal error: {exc.__class__.__name__}: {exc}")
+                return outcome._replace(possibly_delivered=c.id in self._past_dot), session
+            finally:
+                self._cuttable.pop(c.id, None)
+        # Turned back, or cut by a stop or a shutdown before its dot: back to the queue as it was.
+        if session is not None and session.announced == c.id:
+            await session.drop_announced()
+        return Outcome(c.id, c.mailing_id, "release"), session
+
+    async def _transmit(self, c: Claimed, rid: int, built: Built, session: Session, then: Envelope | None) -> Outcome:
         try:
             await session.send(built, partial(self._gate_check, c), key=c.id, then=then)
         except GateClosed:
-            return Outcome(c.id, c.mailing_id, "release"), session
+            return Outcome(c.id, c.mailing_id, "release")
         except SMTPError as exc:
             # No reply after our dot: the server may have taken the message, so a
             # later send can duplicate it; the store counts it (promise 3).
@@ -386,9 +491,9 @@ class Engine:
                 self.note = str(exc)
                 log.warning("connection problem: %s", exc)
             if exc.temporary:
-                return self._retry(c, rid, str(exc))._replace(possibly_delivered=twice), session
-            return self._failure(c, rid, str(exc))._replace(possibly_delivered=twice), session
-        return Outcome(c.id, c.mailing_id, "sent", rid), session
+                return self._retry(c, rid, str(exc))._replace(possibly_delivered=twice)
+            return self._failure(c, rid, str(exc), SMTP)._replace(possibly_delivered=twice)
+        return Outcome(c.id, c.mailing_id, "sent", rid)
 
     async def _connect(self, c: Claimed) -> Session | None:
         """A new connection, for sending c; None if c must go back to the queue first.
@@ -427,16 +532,21 @@ class Engine:
         seq = await self.gate.passage(c.mailing_id)
         if seq is None:
             return None
+        # From here on the transaction is no longer cut by a stop or shutdown: the dot follows.
+        entry = self._cuttable.pop(c.id, None)
+        if entry is not None and entry[1].cancel_called:  # cut while at the gate
+            self.gate.passed(seq)
+            return None
         self._past_dot.add(c.id)
         return partial(self.gate.passed, seq)
 
-    def _failure(self, c: Claimed, rid: int | None, error: str) -> Outcome:
-        return Outcome(c.id, c.mailing_id, "failed", rid, error=error[:1000])
+    def _failure(self, c: Claimed, rid: int | None, error: str, kind: str) -> Outcome:
+        return Outcome(c.id, c.mailing_id, "failed", rid, error=error[:1000], fail_kind=kind)
 
     def _retry(self, c: Claimed, rid: int | None, error: str) -> Outcome:
         cfg = self.config
         if c.attempts >= cfg.max_attempts:
-            return self._failure(c, rid, f"{error} (gave up after {c.attempts} attempts)")
+            return self._failure(c, rid, f"{error} (gave up after {c.attempts} attempts)", SMTP)
         delay = min(cfg.retry_max, cfg.retry_base * 2 ** (c.attempts - 1)) * random.uniform(0.5, 1.5)
         return Outcome(c.id, c.mailing_id, "retry", rid, error=error[:1000], retry_at=self.store.now() + delay)
 
@@ -515,6 +625,7 @@ class Engine:
             elif o.kind == "failed":
                 self.failed_total += 1
             self._past_dot.discard(o.message_id)
+            self._unrecorded.pop(o.message_id, None)
         self.held -= len(outcomes)
         if self._claim_wake is not None:
             self._claim_wake.set()

@@ -9,9 +9,14 @@ import trio
 
 from ..store import Store
 from .config import EngineConfig
+from .logsafe import escape
 from .runner import Engine
 
 log = logging.getLogger("mailconsole.engine")
+
+
+class EngineCrashed(Exception):
+    """The engine ended on an error; the message is one line saying which."""
 
 
 async def _serve(engine: Engine, on_ready=None) -> None:  # type: ignore[no-untyped-def]
@@ -27,7 +32,26 @@ async def _serve(engine: Engine, on_ready=None) -> None:  # type: ignore[no-unty
 
 
 def run_service(store: Store, config: EngineConfig, *, on_ready=None) -> Engine:  # type: ignore[no-untyped-def]
-    """Run one engine in this process until a signal; graceful shutdown (nothing left claimed)."""
+    """Run one engine in this process until a signal; graceful shutdown (nothing left claimed).
+
+    Raises EngineCrashed if a task of the engine failed. By then the engine has
+    recorded every outcome it knew and returned its claims (Engine.run does so
+    on every exit); the traceback goes to the log at debug level.
+    """
     engine = Engine(store, config)
-    trio.run(_serve, engine, on_ready)
+    try:
+        trio.run(_serve, engine, on_ready)
+    except Exception as exc:
+        log.debug("engine %s crashed", engine.engine_id, exc_info=True)
+        raise EngineCrashed(f"engine {engine.engine_id} crashed: {_cause(exc)}") from None
     return engine
+
+
+def _cause(exc: BaseException) -> str:
+    """The first real error inside (exception groups nest), as one line."""
+    while isinstance(exc, BaseExceptionGroup):
+        inner = [e for e in exc.exceptions if not isinstance(e, trio.Cancelled)]
+        exc = (inner or list(exc.exceptions))[0]
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return escape(f"{exc.__class__.__name__}: {first}"[:300] if first else exc.__class__.__name__)

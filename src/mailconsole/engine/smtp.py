@@ -8,6 +8,10 @@ blocking, aiosmtplib is asyncio-only and sends body and dot in one call), so
 this module speaks the protocol itself: EHLO, STARTTLS, implicit TLS, AUTH
 PLAIN/LOGIN, PIPELINING of MAIL/RCPT/DATA, dot-stuffing and timeouts, on one
 reused connection per sender task.
+
+A server is not trusted to be well-behaved: replies are bounded in size (see
+MAX_REPLY_*), each command has one deadline for the whole of it, and no address
+with a line break or non-ASCII character is ever written into an envelope.
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ import trio
 # has been written.
 GateCheck = Callable[[], Awaitable[Callable[[], None] | None]]
 
+
+# What a server may send us, at most. RFC 5321 4.5.3.1.5 allows 512 octets per
+# reply line; these bounds are lenient, yet a server that answers without end (or
+# with one endless line) costs a few KiB before it is cut off, not all memory, and
+# the reading loop below never runs long without giving other tasks their turn.
+MAX_REPLY_LINE = 4096  # bytes per reply line, without its CRLF
+MAX_REPLY_LINES = 100  # lines per (multiline) reply
+MAX_REPLY_BYTES = 64 * 1024  # bytes per reply, all lines together
 
 _TCP_CORK = getattr(socket, "TCP_CORK", None)  # Linux
 _MSG_MORE = getattr(socket, "MSG_MORE", None)  # Linux: hold this data until the next write
@@ -53,6 +65,13 @@ class SMTPError(Exception):
         self.code = code
         self.temporary = temporary
         self.connection_lost = connection_lost
+
+
+class ReplyTooLarge(SMTPError):
+    """The server sent more than a reply may hold: treated as a broken server."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message}; connection closed", connection_lost=True)
 
 
 class GateClosed(Exception):
@@ -87,12 +106,27 @@ class SMTPSettings:
     data_timeout: float = 120.0
 
 
+# Of a refusal's text, this much goes into the error (stored, logged, in the heartbeat note).
+MAX_ERROR_TEXT = 500
+
+
 def _error_from(reply: Reply, what: str) -> SMTPError:
-    return SMTPError(f"{what}: {reply}", code=reply.code, temporary=reply.code < 500)
+    text = str(reply)
+    if len(text) > MAX_ERROR_TEXT:
+        text = text[:MAX_ERROR_TEXT] + " […]"
+    return SMTPError(f"{what}: {text}", code=reply.code, temporary=reply.code < 500)
 
 
 def _envelope(sender: str, recipient: str) -> bytes:
-    return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode()
+    return f"MAIL FROM:<{_path(sender)}>\r\nRCPT TO:<{_path(recipient)}>\r\nDATA\r\n".encode("ascii")
+
+
+def _path(address: str) -> str:
+    """An address as it may appear in MAIL/RCPT: the engine checks addresses before
+    building a message; this is the last line against a line break becoming a command."""
+    if not address.isascii() or not address.isprintable() or any(c in address for c in " <>"):
+        raise SMTPError(f"address {address!r} cannot be sent without SMTPUTF8", temporary=False)
+    return address
 
 
 def dot_stuff(data: bytes) -> bytes:
@@ -130,7 +164,7 @@ class SMTPConnection:
         try:
             if settings.implicit_tls:
                 await conn._start_tls()
-            await conn._expect(220, "greeting", settings.connect_timeout)
+            await conn._exchange(None, 220, "greeting", settings.connect_timeout)
             await conn._ehlo()
             if not settings.implicit_tls and settings.starttls != "off":
                 if "STARTTLS" in conn.extensions:
@@ -230,7 +264,7 @@ class SMTPConnection:
         if announced is not None or "PIPELINING" in self.extensions:
             if announced is None:
                 await self._send(_envelope(sender, recipient))
-            replies = [await self._reply() for _ in range(3)]
+            replies = [await self._reply(what) for what in ("MAIL FROM", "RCPT TO", "DATA")]
             for reply, expected, what in zip(replies, (250, 250, 354), ("MAIL FROM", f"RCPT TO <{recipient}>", "DATA")):
                 if reply.code // 100 != expected // 100 or (expected == 354 and reply.code != 354):
                     if replies[2].code == 354:
@@ -239,8 +273,8 @@ class SMTPConnection:
                         await self.abort()
                     raise _error_from(reply, what)
         else:
-            await self._command(f"MAIL FROM:<{sender}>".encode(), 250, "MAIL FROM")
-            await self._command(f"RCPT TO:<{recipient}>".encode(), 250, f"RCPT TO <{recipient}>")
+            await self._command(f"MAIL FROM:<{_path(sender)}>".encode(), 250, "MAIL FROM")
+            await self._command(f"RCPT TO:<{_path(recipient)}>".encode(), 250, f"RCPT TO <{recipient}>")
             await self._command(b"DATA", 354, "DATA")
         scope.deadline = trio.current_time() + self._settings.data_timeout
         # Held back (MSG_MORE, or corked), the body waits in our socket buffer and
@@ -248,6 +282,12 @@ class SMTPConnection:
         # cost on a fast network. A body held back or already sent makes no
         # difference to the gate: without the dot the server discards it when the
         # connection closes.
+        follow = b""
+        if then is not None and "PIPELINING" in self.extensions:
+            try:  # prepared before the gate: nothing may fail between its answer and the dot
+                follow = _envelope(then[1], then[2])
+            except SMTPError:
+                then = None  # that message will get its own error when its turn comes
         await self._send(dot_stuff(data), more=True)
         # The final-dot gate (DESIGN.md): nothing has been accepted yet. If the
         # stop state changed, closing now makes the server drop the transaction.
@@ -255,9 +295,7 @@ class SMTPConnection:
         if passed is None:
             await self.abort()
             raise GateClosed()
-        dot = b".\r\n"
-        if then is not None and "PIPELINING" in self.extensions:
-            dot += _envelope(then[1], then[2])
+        dot = b".\r\n" + follow
         try:
             await self._send(dot)
             self._cork(False)
@@ -265,7 +303,7 @@ class SMTPConnection:
             passed()
         if len(dot) > 3:
             self.announced = then
-        reply = await self._reply()
+        reply = await self._reply("end of data")
         self._dirty = self.announced is not None  # the next transaction has begun
         if reply.code // 100 != 2:
             raise _error_from(reply, "end of data")
@@ -301,8 +339,7 @@ class SMTPConnection:
             return
         with trio.move_on_after(1.0):
             try:
-                await self._write(b"QUIT\r\n")
-                await self._read_reply(1.0)
+                await self._exchange(b"QUIT", 221, "QUIT", 1.0)
             except SMTPError:
                 pass
         await self.abort()
@@ -317,38 +354,52 @@ class SMTPConnection:
     # -- wire ----------------------------------------------------------------
 
     async def _write(self, data: bytes) -> None:
+        """Write outside a transaction; the caller's deadline bounds it."""
         try:
-            with trio.fail_after(self._settings.command_timeout):
-                await self._stream.send_all(data)
+            await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             await self.abort()
             raise SMTPError(f"connection lost: {exc}", connection_lost=True) from None
-        except trio.TooSlowError:
-            await self.abort()
-            raise SMTPError("timeout writing to the server", connection_lost=True) from None
 
     async def _command(self, line: bytes, expected: int, what: str, *, secret: bool = False) -> Reply:
-        await self._write(line + b"\r\n")
-        reply = await self._read_reply(self._settings.command_timeout)
-        if reply.code != expected and not (expected == 250 and reply.code // 100 == 2):
-            raise _error_from(reply, what)  # `secret` commands are never echoed in errors
-        return reply
+        # `secret` commands are never echoed in errors: only `what` names them.
+        return await self._exchange(line, expected, what, self._settings.command_timeout)
 
-    async def _expect(self, code: int, what: str, timeout: float) -> Reply:
-        reply = await self._read_reply(timeout)
-        if reply.code != code:
+    async def _exchange(self, line: bytes | None, expected: int, what: str, timeout: float) -> Reply:
+        """Send `line` (if any) and read its reply, all within one deadline.
+
+        One deadline for the whole command, not one per read: a server that
+        trickles a byte at a time never keeps a command open past `timeout`.
+        """
+        with trio.move_on_after(timeout) as scope:
+            try:
+                if line is not None:
+                    await self._write(line + b"\r\n")
+                reply = await self._reply(what)
+            except SMTPError as exc:
+                if exc.connection_lost:
+                    await self.abort()
+                raise
+        if scope.cancelled_caught:
+            await self.abort()
+            raise SMTPError(f"timeout: no complete reply to {what} within {timeout:g} s", connection_lost=True)
+        if reply.code != expected and not (expected == 250 and reply.code // 100 == 2):
             raise _error_from(reply, what)
         return reply
 
-    async def _read_line(self) -> bytes:
+    async def _read_line(self, what: str) -> bytes:
         while True:
-            end = self._buffer.find(b"\n")
+            # Looked for only as far as a line may reach: an endless line is refused
+            # once it is longer than that, without buffering more of it.
+            end = self._buffer.find(b"\n", 0, MAX_REPLY_LINE + 2)
             if end >= 0:
                 line = bytes(self._buffer[:end]).rstrip(b"\r")
                 del self._buffer[: end + 1]
                 return line
-            if len(self._buffer) > 65536:
-                raise SMTPError("server reply line too long", connection_lost=True)
+            if len(self._buffer) > MAX_REPLY_LINE + 1:
+                raise ReplyTooLarge(
+                    f"a line of the server's reply to {what} is over {MAX_REPLY_LINE:,} bytes (RFC 5321 allows 512)"
+                )
             try:
                 chunk = self._receive_now()
                 if chunk is None:
@@ -373,26 +424,24 @@ class SMTPConnection:
         except BlockingIOError:
             return None
 
-    async def _reply(self) -> Reply:
-        """The next reply, without a timeout of its own (the caller's scope has one)."""
+    async def _reply(self, what: str) -> Reply:
+        """The next reply, without a timeout of its own (the caller's scope has one).
+
+        Bounded in lines and bytes: past the bounds the server is broken, whatever
+        it meant to say.
+        """
         lines: list[str] = []
+        size = 0
         while True:
-            raw = await self._read_line()
+            raw = await self._read_line(what)
+            size += len(raw) + 2
+            if len(lines) >= MAX_REPLY_LINES or size > MAX_REPLY_BYTES:
+                raise ReplyTooLarge(
+                    f"the server's reply to {what} is over {MAX_REPLY_LINES} lines or {MAX_REPLY_BYTES // 1024} KiB"
+                )
             text = raw.decode("utf-8", "replace")
             if len(text) < 3 or not text[:3].isdigit():
-                raise SMTPError(f"malformed server reply {text[:80]!r}", connection_lost=True)
+                raise SMTPError(f"malformed server reply to {what}: {text[:80]!r}", connection_lost=True)
             lines.append(text[4:])
             if len(text) == 3 or text[3] != "-":
                 return Reply(int(text[:3]), tuple(lines))
-
-    async def _read_reply(self, timeout: float) -> Reply:
-        try:
-            with trio.fail_after(timeout):
-                return await self._reply()
-        except trio.TooSlowError:
-            await self.abort()
-            raise SMTPError("timeout waiting for the server's reply", connection_lost=True) from None
-        except SMTPError as exc:
-            if exc.connection_lost:
-                await self.abort()
-            raise

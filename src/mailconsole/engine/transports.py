@@ -33,7 +33,8 @@ class Session(Protocol):
     """One sender task's connection (reused across messages)."""
 
     async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None) -> str: ...
-    async def close(self) -> None: ...
+    async def close(self) -> None: ...  # politely (QUIT), within about a second
+    async def abort(self) -> None: ...  # at once, without another byte
     async def drop_announced(self) -> None: ...  # the announced message will not follow
     @property
     def closed(self) -> bool: ...
@@ -61,6 +62,9 @@ class _LocalSession:
     announced = None
 
     async def close(self) -> None:
+        self.closed = True
+
+    async def abort(self) -> None:
         self.closed = True
 
     async def drop_announced(self) -> None:
@@ -146,6 +150,9 @@ class _SMTPSession:
 
     async def close(self) -> None:
         await self._conn.quit()
+
+    async def abort(self) -> None:
+        await self._conn.abort()
 
 
 @dataclass

@@ -46,6 +46,8 @@ class Outcome(NamedTuple):
     # The dot was written but no reply came (connection lost, timeout, shutdown):
     # the server may have taken the message, so a later send may be a duplicate.
     possibly_delivered: bool = False
+    # Why a "failed" message failed: "template", "address" or "smtp" (messages.fail_kind).
+    fail_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ def record(store: Store, owner: str, outcomes: Iterable[Outcome]) -> None:
                     conn.execute(update(revisions).where(revisions.c.id == rid).values(sent=revisions.c.sent + n))
             elif kind in ("failed", "retry"):
                 for o in items:
-                    values = {"state": "failed"} if kind == "failed" else {"state": "queued", "due_at": o.retry_at or now}
+                    values = {"state": "failed", "fail_kind": o.fail_kind} if kind == "failed" else {"state": "queued", "due_at": o.retry_at or now}
                     if o.possibly_delivered:
                         values["recovered"] = messages.c.recovered + 1
                     one = _apply(conn, owner, [o.message_id], {**values, "last_error": o.error})
