@@ -347,12 +347,12 @@ class Engine:
                 results.send_nowait(Outcome(c.id, c.mailing_id, "release"))  # never reached a server
                 continue
             if work.revision is None:
-                results.send_nowait(self._failure(c, None, "mailing has no template revision"))
+                results.send_nowait(self._failure(c, None, "mailing has no template revision", "template"))
                 continue
             try:
                 return work, work.revision.build(c.id, c.email, c.fields)
             except MergeError as exc:
-                results.send_nowait(self._failure(c, work.revision.revision_id, str(exc)))
+                results.send_nowait(self._failure(c, work.revision.revision_id, str(exc), exc.kind))
 
     def _turned_back(self, c: Claimed) -> bool:
         assert self.gate is not None and self._shutdown is not None
@@ -430,8 +430,8 @@ class Engine:
         self._past_dot.add(c.id)
         return partial(self.gate.passed, seq)
 
-    def _failure(self, c: Claimed, rid: int | None, error: str) -> Outcome:
-        return Outcome(c.id, c.mailing_id, "failed", rid, error=error[:1000])
+    def _failure(self, c: Claimed, rid: int | None, error: str, kind: str = "smtp") -> Outcome:
+        return Outcome(c.id, c.mailing_id, "failed", rid, error=error[:1000], fail_kind=kind)
 
     def _retry(self, c: Claimed, rid: int | None, error: str) -> Outcome:
         cfg = self.config

@@ -187,8 +187,11 @@ def resume(
         for mid in plan.by_mailing:
             suspend_stale(conn, mid, cutoff)
         if plan.by_mailing:
+            from .mailings import finished_status  # late: mailings imports this module
+
             # A sending mailing whose every unsent message was just suspended has
-            # nothing left to send: it is sent (requeue makes it sending again).
+            # nothing left to send: it is finished, sent or failed (requeue makes
+            # it sending again).
             conn.execute(
                 update(mailings)
                 .where(
@@ -197,7 +200,7 @@ def resume(
                     mailings.c.queued == 0,
                     mailings.c.claimed == 0,
                 )
-                .values(status="sent")
+                .values(status=finished_status())
             )
         conn.execute(
             update(accounts)

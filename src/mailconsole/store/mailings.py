@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, delete, select, update
+from sqlalchemy import Connection, and_, case, delete, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from . import audit
 from .accounts import account_id
@@ -17,6 +18,20 @@ from .schema import mailings, messages, revisions
 
 # Statuses, in the order a mailing usually passes them.
 PREPARING, PLANNED, SENDING, PAUSED, SENT, DELETED = "preparing", "planned", "sending", "paused", "sent", "deleted"
+# A finished mailing of which not one message went out and some failed (a template
+# that fails for everyone, a relay that refuses the sender): "sent" would hide it.
+# One that partly failed stays "sent", with its failed count.
+FAILED = "failed"
+FINISHED = (SENT, FAILED)
+
+
+def finished_status() -> ColumnElement:
+    """What a mailing with nothing left to send becomes, as SQL over its own counters."""
+    return case((and_(mailings.c.sent == 0, mailings.c.failed > 0), FAILED), else_=SENT)
+
+
+def _finished(m) -> str:  # type: ignore[no-untyped-def]
+    return FAILED if m.sent == 0 and m.failed > 0 else SENT
 
 
 @dataclass(frozen=True)
@@ -109,8 +124,8 @@ def pause(store: Store, actor: Actor, mailing_id: int, account: str = "default")
     """Stop one mailing; its claimed messages are turned back at the final-dot gate."""
     with store.write(durable=True) as conn:
         m = get_live(conn, mailing_id, account)
-        if m.status in (SENT,):
-            raise Refused(f"mailing {mailing_id} is already sent; nothing to pause")
+        if m.status in FINISHED:
+            raise Refused(f"mailing {mailing_id} is already {m.status}; nothing to pause")
         if m.status != PAUSED:
             conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(status=PAUSED))
             audit.record(conn, store.now(), actor, account, "pause", mailing_id, previous=m.status)
@@ -127,7 +142,7 @@ def _running_status(m, now: float) -> str:  # type: ignore[no-untyped-def]
     if m.scheduled_at > now:
         return PLANNED
     if m.queued == 0 and m.claimed == 0:
-        return SENT
+        return _finished(m)
     return SENDING
 
 
@@ -223,11 +238,55 @@ def requeue_suspended(store: Store, actor: Actor, mailing_id: int, account: str 
         if n == 0:
             raise Refused(f"mailing {mailing_id} has no suspended messages to requeue")
         values: dict = {"queued": mailings.c.queued + n, "suspended": mailings.c.suspended - n}
-        if m.status == SENT:
+        if m.status in FINISHED:
             values["status"] = SENDING
         conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(**values))
         audit.record(conn, now, actor, account, "requeue", mailing_id, requeued=n)
         return n
+
+
+REQUEUE_BATCH = 5000
+
+
+def requeue_failed(store: Store, actor: Actor, mailing_id: int, account: str = "default", *, batch: int = REQUEUE_BATCH) -> int:
+    """Put a mailing's failed messages back in the queue, due now, as if never tried.
+
+    For after a correction (a template that failed for some recipients, a relay
+    that refused for a while). In batches, each its own short transaction with
+    the counters, so a mailing of a million failures never holds up a stop; the
+    first batch makes a finished mailing sending again (a paused or planned one
+    stays so), the last writes the audit entry. Refused for a deleted mailing,
+    and when nothing failed.
+    """
+    total = 0
+    kinds: dict[str, int] = {}
+    while True:
+        with store.write() as conn:
+            m = get_live(conn, mailing_id, account)  # deleted meanwhile: NotFound, later batches stay failed
+            rows = conn.execute(
+                select(messages.c.id, messages.c.fail_kind)
+                .where(messages.c.mailing_id == mailing_id, messages.c.state == "failed")
+                .limit(batch)
+            ).all()
+            if not rows and total == 0:
+                raise Refused(f"mailing {mailing_id} has no failed messages to requeue")
+            now = store.now()
+            if rows:
+                n = conn.execute(
+                    update(messages)
+                    .where(messages.c.id.in_([r[0] for r in rows]), messages.c.state == "failed")
+                    .values(state="queued", due_at=now, attempts=0, last_error=None, fail_kind=None)
+                ).rowcount
+                values: dict = {"queued": mailings.c.queued + n, "failed": mailings.c.failed - n}
+                if m.status in FINISHED:
+                    values["status"] = SENDING
+                conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(**values))
+                total += n
+                for _, kind in rows:
+                    kinds[kind or "unknown"] = kinds.get(kind or "unknown", 0) + 1
+            if len(rows) < batch:
+                audit.record(conn, now, actor, account, "requeue", mailing_id, requeued=total, failed=True, kinds=kinds)
+                return total
 
 
 def reschedule(store: Store, actor: Actor, mailing_id: int, at: float, account: str = "default") -> Mailing:
@@ -247,7 +306,7 @@ def reschedule(store: Store, actor: Actor, mailing_id: int, at: float, account: 
         )
         values: dict = {"scheduled_at": at}
         if m.status == PLANNED and at <= now:
-            values["status"] = SENDING if m.queued else SENT  # everything suspended: nothing to send
+            values["status"] = SENDING if m.queued else _finished(m)  # everything suspended: nothing to send
         conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(**values))
         audit.record(conn, now, actor, account, "reschedule", mailing_id, previous=m.scheduled_at, scheduled_at=at)
         return _mailing(conn.execute(select(mailings).where(mailings.c.id == mailing_id)).one())

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, and_, bindparam, case, select, update
 
 from .connection import Store
-from .mailings import PLANNED, SENDING, SENT
+from .mailings import PLANNED, SENDING, finished_status
 from .schema import accounts, mailings, messages, revisions
 
 
@@ -45,6 +45,8 @@ class Outcome(NamedTuple):
     # The dot was written but no reply came (connection lost, timeout, shutdown):
     # the server may have taken the message, so a later send may be a duplicate.
     possibly_delivered: bool = False
+    # For "failed": why (messages.fail_kind: "template", "address" or "smtp").
+    fail_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,14 @@ def promote_due(store: Store) -> int:
     """Planned mailings whose time has come start sending.
 
     One whose every message was suspended meanwhile (a long stop) has nothing
-    to send: it becomes sent at once instead of sending forever.
+    to send: it is finished at once (sent, or failed) instead of sending forever.
     """
     nothing_left = and_(mailings.c.queued == 0, mailings.c.claimed == 0)
     with store.write() as conn:
         return conn.execute(
             update(mailings)
             .where(mailings.c.status == PLANNED, mailings.c.scheduled_at <= store.now())
-            .values(status=case((nothing_left, SENT), else_=SENDING))
+            .values(status=case((nothing_left, finished_status()), else_=SENDING))
         ).rowcount
 
 
@@ -168,13 +170,17 @@ def record(store: Store, owner: str, outcomes: Iterable[Outcome]) -> None:
             moved: dict[int, int] = {}
             if kind == "sent":
                 moved = _apply(conn, owner, [o.message_id for o in items],
-                               {"state": "sent", "sent_at": now, "revision_id": rid, "last_error": None})
+                               {"state": "sent", "sent_at": now, "revision_id": rid, "last_error": None, "fail_kind": None})
                 n = sum(moved.values())
                 if n and rid is not None:
                     conn.execute(update(revisions).where(revisions.c.id == rid).values(sent=revisions.c.sent + n))
             elif kind in ("failed", "retry"):
                 for o in items:
-                    values = {"state": "failed"} if kind == "failed" else {"state": "queued", "due_at": o.retry_at or now}
+                    values = (
+                        {"state": "failed", "fail_kind": o.fail_kind}
+                        if kind == "failed"
+                        else {"state": "queued", "due_at": o.retry_at or now}
+                    )
                     if o.possibly_delivered:
                         values["recovered"] = messages.c.recovered + 1
                     one = _apply(conn, owner, [o.message_id], {**values, "last_error": o.error})
@@ -199,7 +205,8 @@ def record(store: Store, owner: str, outcomes: Iterable[Outcome]) -> None:
 
 
 def _finish(conn: Connection, mailing_ids: set[int]) -> None:
-    """A sending mailing with nothing queued or in flight is sent."""
+    """A sending mailing with nothing queued or in flight is finished: sent, or failed
+    if not one of its messages went out (see mailings.finished_status)."""
     conn.execute(
         update(mailings)
         .where(
@@ -208,7 +215,7 @@ def _finish(conn: Connection, mailing_ids: set[int]) -> None:
             mailings.c.queued == 0,
             mailings.c.claimed == 0,
         )
-        .values(status=SENT)
+        .values(status=finished_status())
     )
 
 
