@@ -62,6 +62,10 @@ _DIGITS = re.compile(r"\d+")
 # 0.3–0.5 s on 100,000 characters).
 SLOW_FILTER_INPUT = 10_000
 _SLOW_FILTERS = frozenset({"wordwrap", "urlize", "groupby", "sort", "unique", "title", "pprint", "striptags", "dictsort"})
+# Filters that never turn their input's items into text: only its length is checked,
+# not every item (a walk of 100,000 items per call would be most of their cost).
+_OPAQUE_FILTERS = frozenset({"length", "count", "first", "last", "list", "reverse", "random", "batch", "slice",
+                             "select", "reject", "selectattr", "rejectattr", "sort", "unique", "min", "max"})
 # Filters that walk their input item by item: a string is as many items as characters.
 _ITEM_FILTERS = frozenset({"batch", "slice", "map", "select", "reject", "selectattr", "rejectattr", "sum", "min", "max",
                            "first", "last", "random"})
@@ -69,6 +73,10 @@ _ITEM_FILTERS = frozenset({"batch", "slice", "map", "select", "reject", "selecta
 
 class OverBudget(SecurityError):
     """A render went over its budget; the message says which bound, in an operator's words."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class Budget:
@@ -84,7 +92,7 @@ class Budget:
 
     def tick(self) -> None:
         if time.monotonic() > self.deadline:
-            raise OverBudget(f"template over its render budget: more than {self.seconds * 1000:.0f} ms")
+            raise OverBudget(f"template over its render budget: more than {self.seconds * 1000:.0f} ms", timed_out=True)
 
     def add_built(self, n: int) -> None:
         self.built += n
@@ -343,7 +351,12 @@ class MailSandbox(SandboxedEnvironment):
         def bounded(*args: Any, **kwargs: Any) -> Any:
             _budget().tick()
             values = [a for a in args if not _is_jinja_state(a)]
-            weight = _check_values(values, f"an argument of the filter '{name}'")
+            if name in _OPAQUE_FILTERS and values and isinstance(values[0], _CONTAINERS):
+                if len(values[0]) > MAX_NUMBER:
+                    raise _refuse(f"the input of the filter '{name}'")
+                weight = _check_values(values[1:], f"an argument of the filter '{name}'")
+            else:
+                weight = _check_values(values, f"an argument of the filter '{name}'")
             weight += _check_values(kwargs.values(), f"an argument of the filter '{name}'")
             first = values[0] if values else None
             size = len(first) if isinstance(first, (str, *_CONTAINERS)) else 0

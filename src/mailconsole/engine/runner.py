@@ -353,6 +353,9 @@ class Engine:
                 return work, work.revision.build(c.id, c.email, c.fields)
             except MergeError as exc:
                 results.send_nowait(self._failure(c, work.revision.revision_id, str(exc), exc.kind))
+                # A failed build may have used its whole render budget: let the heartbeat,
+                # the gate and the writer run before the next one (receive_nowait never yields).
+                await trio.lowlevel.checkpoint()
 
     def _turned_back(self, c: Claimed) -> bool:
         assert self.gate is not None and self._shutdown is not None
