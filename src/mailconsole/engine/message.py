@@ -157,7 +157,20 @@ class CompiledRevision:
         self.revision_id = rev.id
         name, address = parseaddr(rev.sender)
         self.envelope_from = address or rev.sender.strip()
-        self._parts = templating.compile_parts(rev.subject, rev.text, rev.html)
+        # A revision saved by an older release may be one that today's checks refuse:
+        # too big to compile quickly (on the engine's loop), or not compiling at all.
+        # Its messages then fail one by one, with the reason, instead of the engine.
+        self._broken: str | None = None
+        self._parts: list = []
+        too_big = next(filter(None, (templating.size_problem(src, part) for part, src in
+                                     (("subject", rev.subject), ("body", rev.text), ("html", rev.html or "")))), None)
+        if too_big is not None:
+            self._broken = f"template cannot be used: {too_big}; correct it, then requeue the failed messages"
+        else:
+            try:
+                self._parts = templating.compile_parts(rev.subject, rev.text, rev.html)
+            except Exception as exc:  # syntax error, unknown filter, nesting too deep
+                self._broken = f"template cannot be compiled: {templating.describe(exc)}"
         self.over_time = 0  # messages of this revision that went over the time budget
         self.streak = 0  # ... in a row (a render within the budget resets it)
         self._domain = domain or _domain(self.envelope_from)
@@ -175,6 +188,8 @@ class CompiledRevision:
             raise MergeError(f"recipient address {email!r} cannot be used in a header (non-ASCII or line break)", "address")
         values = json.loads(fields) if isinstance(fields, str) else dict(fields)
         values["email"] = email
+        if self._broken is not None:
+            raise MergeError(self._broken)
         if self.streak >= GIVE_UP:
             raise MergeError(
                 f"template over its render budget: not rendered, this revision went over it for {GIVE_UP} messages "
