@@ -158,21 +158,26 @@ def _sample_rows(path: Path, header: list[str], in_subject: set[str]) -> list[tu
     rows = _open_csv(path)
     next(rows)
     for line, cells in rows:
-        if not cells or _problem(header, line, cells, in_subject):
+        if not cells:
             continue
-        row = dict(zip(header, cells))
-        item = (row.pop("email").strip(), row)
         if len(first) < revisions.SAMPLE_FIRST:
-            first.append(item)
+            if _problem(header, line, cells, in_subject) is None:
+                first.append(_sample_item(header, cells))
             continue
         seen += 1  # reservoir sampling: each later row ends up in `more` with equal chance
-        if len(more) < revisions.SAMPLE_RANDOM:
-            more.append(item)
-        else:
-            k = rng.randrange(seen)
-            if k < revisions.SAMPLE_RANDOM:
-                more[k] = item
+        slot = len(more) if len(more) < revisions.SAMPLE_RANDOM else rng.randrange(seen)
+        # Only a row that is kept is checked: the pass stays at the speed of the csv module.
+        if slot < revisions.SAMPLE_RANDOM and _problem(header, line, cells, in_subject) is None:
+            if slot == len(more):
+                more.append(_sample_item(header, cells))
+            else:
+                more[slot] = _sample_item(header, cells)
     return first + more
+
+
+def _sample_item(header: list[str], cells: list[str]) -> tuple[str, dict]:
+    row = dict(zip(header, cells))
+    return row.pop("email").strip(), row
 
 
 def _check_header_value(what: str, value: str) -> None:
