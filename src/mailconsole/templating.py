@@ -110,7 +110,23 @@ class Budget:
 # await inside), so one slot per thread is exact; the sandbox's hooks find it here
 # because Jinja passes them no per-render state of ours.
 _active = threading.local()
-_NO_BUDGET = Budget(float("inf"))  # a render outside render_parts still gets the size bounds
+
+
+class _NoBudget(Budget):
+    """Outside render_parts (Jinja folding constants while it compiles): the size bounds
+    of each value still hold, but nothing accumulates from one template to the next."""
+
+    def tick(self) -> None:
+        pass
+
+    def add_built(self, n: int) -> None:
+        self.built = 0
+
+    def add_output(self, n: int) -> None:
+        pass
+
+
+_NO_BUDGET = _NoBudget(float("inf"))
 
 
 def _budget() -> Budget:
