@@ -83,7 +83,7 @@ def test_a_loop_bomb_fails_its_messages_and_the_engine_stays_in_charge(store, tm
         state = accounts.state(store)
         wait(lambda: list_engines(store)[0].acknowledged_generation(state.id) == state.generation, 10)
         acknowledged_after = time.time() - state.stopped_at
-        assert acknowledged_after < 1.0, acknowledged_after
+        assert acknowledged_after < 1.5, acknowledged_after  # measured here: 0.2–0.7 s
     finally:
         signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)
