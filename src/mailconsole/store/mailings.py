@@ -1,4 +1,4 @@
-"""Mailings: listing with their counters, pause, delete, requeue, reschedule."""
+"""Mailings: listing with their counters, pause, delete, requeue (suspended or failed), reschedule."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Template revisions: validated before saving, the newest one is used at send time."""
+"""Template revisions: checked before saving, the newest one is used at send time.
+
+Checked twice: the text alone (syntax, names, size), then rendered for a sample
+of the real recipients with the engine's render budget.
+"""
 
 from __future__ import annotations
 
