@@ -278,3 +278,61 @@ def test_a_read_only_console_refuses_every_mailing_action(make_app) -> None:  # 
         assert (after.status, after.queued) == (before.status, before.queued)
 
     drive(app, script)
+
+
+def test_requeue_failed_confirms_with_the_count(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        await press(pilot, "2")
+        await select(pilot, SALE)
+        before = mailings.get_mailing(app.store, SALE)
+        await press(pilot, "f")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "2 failed messages go back in the queue" in str(app.screen.query_one(".dialog-body").render())
+        await press(pilot, "n")
+        assert mailings.get_mailing(app.store, SALE).failed == 2
+        await press(pilot, "f", "y")
+        m = mailings.get_mailing(app.store, SALE)
+        assert (m.failed, m.queued) == (0, before.queued + 2)
+        assert audit.entries(app.store, limit=1)[0].details["requeued"] == 2
+
+    drive(app, script)
+
+
+def test_requeue_failed_is_in_help_and_refused_read_only(make_app) -> None:  # type: ignore[no-untyped-def]
+    assert any(a.action == "requeue_failed" and a.keys == "f" for a in ACTIONS)
+    app = make_app()
+    app.read_only = True
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        await press(pilot, "2")
+        await select(pilot, SALE)
+        await press(pilot, "f")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert mailings.get_mailing(app.store, SALE).failed == 2
+
+    drive(app, script)
+
+
+def test_a_mailing_of_which_nothing_went_out_shows_failed(make_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mailconsole.console.app import MailConsole
+    from mailconsole.store import importer, queue
+
+    from .builder import FIXED, OPERATOR
+
+    store = make_store()
+    csv = tmp_path / "failing.csv"
+    csv.write_text("email,first_name\n" + "".join(f"f{i}@example.net,F{i}\n" for i in range(3)), encoding="utf-8")
+    mid = importer.create_mailing(store, OPERATOR, name="All failed", sender="news@shop.example", subject="Hi",
+                                  text_body="Hello\n", html_body=None, recipients=csv).mailing_id
+    claimed = [c for c in queue.claim(store, "e", 100, 1e9) if c.mailing_id == mid]
+    queue.record(store, "e", [queue.Outcome(c.id, mid, "failed", error="x", fail_kind="template") for c in claimed])
+    app = MailConsole(store, clock=lambda: FIXED, actor=OPERATOR, poll_interval=None)
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        await press(pilot, "2")
+        cell = app.query_one(MailingsTable).get_cell(str(mid), "status")
+        assert str(cell) == "failed" and "red" in str(cell.style)
+
+    drive(app, script)

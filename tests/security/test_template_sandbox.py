@@ -55,6 +55,28 @@ AT_RENDER = [
     "{{ '%999999999s' % name }}",
     "{{ '{:>999999999}'.format(name) }}",
     "{{ ('x' * 200).replace('', 'y' * 100000) }}",
+    # The render budget (templating.Budget): time, and characters built, whatever builds them.
+    "{% for i in range(100000) %}{{ range(100000)|list|length }}{% endfor %}",  # the reported loop bomb
+    "{% set ns = namespace(s=name) %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+    "{% set ns = namespace(s=name) %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}",
+    "{% set ns = namespace(s=name) %}{% for i in range(64) %}{% set ns.s %}{{ ns.s }}{{ ns.s }}{% endset %}{% endfor %}",
+    "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{{ ns.l.extend([name * 1000] * 100) }}{% endfor %}{{ ns.l }}",
+    "{% set s = name * 9000000 %}{{ s ~ s }}",
+    "{% set s = name * 9000000 %}{{ s }}{{ s }}",
+    "{% set a = name * 9000000 %}{% set b = a[1:] %}{% set c = b[1:] %}{% set d = c[1:] %}{{ d|length }}",
+    "{% set l = [name * 100000] * 100000 %}{{ l|join }}",
+    "{% set l = [] %}{% for i in range(100000) %}{{ l.append(name * 100000) }}{% endfor %}{{ l }}",
+    "{% set l = [] %}{% for i in range(100000) %}{{ l.append(l) }}{% endfor %}{{ l }}",
+    "{{ ('{0}' * 5000).format(name * 100000) }}",
+    "{{ ('%(a)s' * 5000)|format(a=name * 100000) }}",
+    "{{ ('x\\t' * 100000).expandtabs(1000) }}",
+    "{{ (name * 1000000)|replace('N', name * 1000) }}",
+    "{{ ('x\\n' * 1000000)|indent(name * 100) }}",
+    "{{ range(100000)|batch(1)|sum(start=[]) }}",
+    "{{ ((name ~ ' ') * 1000000)|wordwrap(5) }}",
+    "{{ ((name ~ ' ') * 1000000)|urlize }}",
+    "{{ (name * 1000000)|list|groupby('x') }}",
+    "{{ (name * 1000000)|select|list }}",
 ]
 
 # Attempts refused at save: loading other templates, names that are no merge field, unbounded structures.
@@ -73,6 +95,9 @@ AT_SAVE = {
     "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}": "cannot be nested",
     "{% for c in name recursive %}{{ loop([c]) }}{% endfor %}": "cannot be nested or recursive",
     "{{ name|nosuchfilter }}": "No filter named 'nosuchfilter'",
+    # Jinja defers unknown filters and tests inside {% if %} to the render: every message would fail.
+    "{% if name is nosuchtest %}x{% endif %}": "No test named 'nosuchtest'",
+    "{% if name %}{{ name|nosuchfilter }}{% endif %}": "No filter named 'nosuchfilter'",
 }
 
 LEAKS = (b"<class", b"<function", b"<module", b"__", b"subclasses", b"/bin/", b"Traceback")
@@ -101,7 +126,53 @@ def test_fails_at_render_and_leaks_nothing(source: str, part: str) -> None:
     assert time.monotonic() - started < 2.0
     reason = str(exc.value)
     assert "\n" not in reason and len(reason) < 400
-    assert any(word in reason for word in ("SecurityError", "UndefinedError", "over 10,000,000", "OverflowError", "too large"))
+    assert any(word in reason for word in ("SecurityError", "UndefinedError", "over 10,000,000", "OverflowError",
+                                           "too large", "render budget"))
+
+
+def test_the_output_bound_covers_the_whole_message() -> None:
+    """10,000,000 characters for all parts together: two parts of 6,000,000 are over it."""
+    with pytest.raises(MergeError) as exc:
+        build("{{ name * 6000000 }}", html="{{ name * 6000000 }}", fields={"name": "N"})
+    assert "output over 10,000,000 characters (html, for a@example.net); not sent" in str(exc.value)
+    assert exc.value.kind == "template"
+
+
+def test_constant_text_in_a_loop_is_charged_too() -> None:
+    """A loop writing a large constant into a {% set %} block: joining it would be 10 GB in one call."""
+    source = "{% set x %}{% for i in range(100000) %}" + "y" * 100_000 + "{% endfor %}{% endset %}{{ x|length }}"
+    started = time.monotonic()
+    with pytest.raises(MergeError) as exc:
+        build(source)
+    assert time.monotonic() - started < 2.0
+    assert "render budget: more than 30,000,000 characters built" in str(exc.value)
+
+
+def test_the_render_budget_is_the_same_for_every_option() -> None:
+    """No operator option raises the bounds: they are constants of the template module."""
+    from mailconsole import templating
+    from mailconsole.engine import config
+
+    assert (templating.MAX_OUTPUT, templating.RENDER_SECONDS) == (10_000_000, 0.25)
+    names = {f.name for f in config.EngineConfig.__dataclass_fields__.values()}
+    assert not {n for n in names if "render" in n or "output" in n or "template" in n}
+
+
+def test_the_loop_bomb_is_refused_when_saved(store, create) -> None:  # type: ignore[no-untyped-def]
+    bomb = "{% for i in range(100000) %}{{ range(100000)|list|length }}{% endfor %}"
+    mid = create()
+    started = time.monotonic()
+    with pytest.raises(InvalidInput) as exc:
+        revisions.save_revision(store, _actor(), mid, text_body=bomb)
+    assert time.monotonic() - started < 5.0
+    assert str(exc.value) == (
+        "template not saved: body line 1: template over its render budget: more than 250 ms "
+        "(for recipient a@example.net); it would fail at send time"
+    )
+    assert revisions.newest_revision(store, mid).number == 1
+    with pytest.raises(InvalidInput, match="template over its render budget: more than 250 ms"):
+        create(text_body=bomb)
+    assert [m.id for m in __import__("mailconsole.store.mailings", fromlist=["x"]).list_mailings(store)] == [mid]
 
 
 def test_render_errors_name_no_python_internals() -> None:

@@ -55,8 +55,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         _mailing_id(p)
         p.set_defaults(handler=run_pause_action, action_fn=fn, action_name=name)
 
-    p = sub.add_parser("requeue", parents=[common], help="put a mailing's suspended messages back in the queue")
+    p = sub.add_parser("requeue", parents=[common],
+                       help="put a mailing's suspended (or, with --failed, failed) messages back in the queue")
     _mailing_id(p)
+    p.add_argument("--failed", action="store_true",
+                   help="requeue the failed messages instead (after correcting the template, or the relay)")
     p.set_defaults(handler=run_requeue)
 
     p = sub.add_parser("reschedule", parents=[common], help="move a planned mailing to another time")
@@ -200,7 +203,12 @@ def run_pause_action(ctx: Context) -> int:
 
 
 def run_requeue(ctx: Context) -> int:
-    n = mailings.requeue_suspended(ctx.store(create=False), ctx.actor, ctx.args.id, ctx.account)
+    store = ctx.store(create=False)
+    if ctx.args.failed:
+        n = mailings.requeue_failed(store, ctx.actor, ctx.args.id, ctx.account)
+        ctx.print(f"requeued {n:,} failed message(s) of mailing {ctx.args.id}; they are sent with its newest revision")
+        return 0
+    n = mailings.requeue_suspended(store, ctx.actor, ctx.args.id, ctx.account)
     ctx.print(f"requeued {n:,} suspended message(s) of mailing {ctx.args.id}")
     return 0
 

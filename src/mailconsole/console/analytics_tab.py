@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Checkbox, DataTable, Input, Static
 
-from ..store.mailings import PLANNED, PREPARING, Mailing
+from ..store.mailings import FAILED, PLANNED, PREPARING, Mailing
 from . import format as fmt
 from .tables import LiveTable
 from .view import LiveWidget, View
@@ -32,6 +32,8 @@ def status_text(m: Mailing) -> Text:
     if m.status == PREPARING:
         done = 100 * m.recipients // m.expected if m.expected else 0
         return Text(f"prep. {done}%")
+    if m.status == FAILED:  # finished with not one message sent: must not pass for "sent"
+        return Text(m.status, style="bold red")
     return Text(m.status)
 
 

@@ -40,6 +40,9 @@ ACTIONS: tuple[Action, ...] = (
            footer="Edit"),
     Action("requeue", "u", "u", "Requeue suspended",
            "Put the selected mailing's suspended messages back in the queue."),
+    Action("requeue_failed", "f", "f", "Requeue failed…",
+           "Put the selected mailing's failed messages back in the queue, after correcting the template "
+           "(asks first, with the count)."),
     Action("reschedule", "t", "t", "Change time…", "Move the selected planned mailing to another time."),
     Action("toggle_planned", "a", "a", "Show planned also", "Add future mailings to Sent Analytics."),
     Action("filter", "slash", "/", "Filter mailings", "Filter Sent Analytics by name, sender or status.",

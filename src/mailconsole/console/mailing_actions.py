@@ -1,4 +1,4 @@
-"""Actions on one mailing: delete, pause/unpause, requeue, change the time, edit the template.
+"""Actions on one mailing: delete, pause/unpause, requeue (suspended or failed), change the time, edit the template.
 
 A mixin of the app: each action checks read-only, picks the selected mailing,
 asks where a mistake would cost (delete), and runs the store call in a worker
@@ -125,6 +125,28 @@ class MailingActions:
             self.run_store(lambda: mailings.requeue_suspended(self.store, self.actor, mid, self.account),
                            lambda n: self.notify(f"{fmt.count(n)} suspended messages back in the queue.",
                                                  markup=False))
+
+    def action_requeue_failed(self) -> None:
+        mid = self._mailing_for("requeue the failed messages of", "requeue")
+        if mid is not None:
+            self.run_store(lambda: mailings.get_mailing(self.store, mid, self.account), self._confirm_requeue_failed)
+
+    def _confirm_requeue_failed(self, m: mailings.Mailing) -> None:
+        if not m.failed:
+            self.notify(f"Mailing {m.id} has no failed messages.", markup=False)
+            return
+        body = Text.assemble(f"Mailing {m.id} ", fmt.plain(m.name, "bold"), f" ({m.status}).\n\n")
+        body.append(f"{fmt.count(m.failed)} failed messages go back in the queue and are sent again, "
+                    "with the newest template revision.\n")
+        body.append("Correct the template first (e) if that is why they failed.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_store(lambda: mailings.requeue_failed(self.store, self.actor, m.id, self.account),
+                               lambda n: self.notify(f"{fmt.count(n)} failed messages of mailing {m.id} back in "
+                                                     "the queue.", markup=False))
+
+        self.push_screen(ConfirmScreen(f"Requeue {fmt.count(m.failed)} failed messages?", body, "Requeue"), answered)
 
     def action_reschedule(self) -> None:
         mid = self._mailing_for("move", "change the time")

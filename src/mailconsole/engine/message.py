@@ -9,8 +9,9 @@ subject and the body's transfer encoding are done, all with C-backed helpers
 same headers and bodies EmailMessage would produce (tests compare them).
 
 A merge value that cannot go into a header (a line break in the subject, a
-recipient address that is not plain ASCII) fails that one message with a
-`MergeError`; the rest of the batch is unaffected.
+recipient address that is not plain ASCII), or a render over its budget
+(templating.Budget: time, and characters across all parts), fails that one
+message with a `MergeError`; the rest of the batch is unaffected.
 """
 
 from __future__ import annotations
@@ -24,9 +25,6 @@ import time
 from dataclasses import dataclass
 from email.utils import formataddr, formatdate, parseaddr
 
-from jinja2 import Template
-from jinja2.runtime import new_context
-
 from .. import templating
 
 # Longest line RFC 5322 allows (without CRLF); longer body lines are QP-encoded.
@@ -37,7 +35,16 @@ WORD_BYTES = 45
 
 
 class MergeError(ValueError):
-    """This recipient's message cannot be built; the reason is safe to show."""
+    """This recipient's message cannot be built; the reason is safe to show.
+
+    kind is what the store records as the message's fail_kind: "template" (the
+    template failed or went over its render budget for this recipient: fixable by
+    a corrected revision, then `requeue --failed`) or "address".
+    """
+
+    def __init__(self, reason: str, kind: str = "template") -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -128,32 +135,18 @@ def _domain(address: str) -> str:
         return "mailconsole.invalid"
 
 
-class _Renderer:
-    """Renders one compiled template, per message, with less overhead than Template.render.
-
-    Template.render merges the template's globals (a ChainMap, iterated in
-    Python) into every new context; flattening them once saves about a third of
-    a small template's render time. The output is the same.
-    """
-
-    def __init__(self, template: Template) -> None:
-        self._template = template
-        self._globals = dict(template.globals)
-        self._concat = template.environment.concat
-
-    def render(self, values: dict) -> str:
-        t = self._template
-        ctx = new_context(t.environment, t.name, t.blocks, values, False, self._globals)
-        chunks = []
-        size = 0
-        # Counted as it is produced: a loop that writes without end is stopped at
-        # the bound instead of filling memory (the sandbox bounds each piece).
-        for chunk in t.root_render_func(ctx):  # type: ignore[attr-defined]
-            size += len(chunk)
-            if size > templating.MAX_OUTPUT:
-                raise MergeError(f"the rendered message is over {templating.MAX_OUTPUT:,} characters; not sent")
-            chunks.append(chunk)
-        return self._concat(chunks)
+# A revision that went over its time budget for this many messages renders the rest
+# with a 25th of it (10 ms). A template slow for every recipient would otherwise hold the
+# engine's loop for 250 ms per message, for each of its sender tasks in turn
+# (eight of them: two seconds between two heartbeats); a normal message takes
+# about 13 µs, so even that is still some 700 times as long.
+STRIKES = 3
+REDUCED_SECONDS = templating.RENDER_SECONDS / 25
+# ... and once this many of its messages in a row went over it, the rest fail at once,
+# unrendered: even the reduced budget, for every message, is most of the engine's
+# time (its heartbeat then lags by seconds). The fix is a corrected revision (a new
+# CompiledRevision starts afresh) and `requeue --failed`.
+GIVE_UP = 20
 
 
 class CompiledRevision:
@@ -164,9 +157,22 @@ class CompiledRevision:
         self.revision_id = rev.id
         name, address = parseaddr(rev.sender)
         self.envelope_from = address or rev.sender.strip()
-        self._subject = _Renderer(templating.compile_text(rev.subject))
-        self._text = _Renderer(templating.compile_text(rev.text))
-        self._html = _Renderer(templating.compile_html(rev.html)) if rev.html else None
+        # A revision saved by an older release may be one that today's checks refuse:
+        # too big to compile quickly (on the engine's loop), or not compiling at all.
+        # Its messages then fail one by one, with the reason, instead of the engine.
+        self._broken: str | None = None
+        self._parts: list = []
+        too_big = next(filter(None, (templating.size_problem(src, part) for part, src in
+                                     (("subject", rev.subject), ("body", rev.text), ("html", rev.html or "")))), None)
+        if too_big is not None:
+            self._broken = f"template cannot be used: {too_big}; correct it, then requeue the failed messages"
+        else:
+            try:
+                self._parts = templating.compile_parts(rev.subject, rev.text, rev.html)
+            except Exception as exc:  # syntax error, unknown filter, nesting too deep
+                self._broken = f"template cannot be compiled: {templating.describe(exc)}"
+        self.over_time = 0  # messages of this revision that went over the time budget
+        self.streak = 0  # ... in a row (a render within the budget resets it)
         self._domain = domain or _domain(self.envelope_from)
         fixed = ["From: " + (formataddr((name, address), charset="utf-8") if name else address)]
         self._fixed_head = "\r\n".join(fixed) + "\r\n"
@@ -179,17 +185,33 @@ class CompiledRevision:
     def build(self, message_id: int, email: str, fields: str | dict, now: float | None = None) -> Built:
         """The complete message for one recipient, or MergeError."""
         if _LINE_BREAK.search(email) or not email.isascii() or "<" in email or ">" in email:
-            raise MergeError(f"recipient address {email!r} cannot be used in a header (non-ASCII or line break)")
+            raise MergeError(f"recipient address {email!r} cannot be used in a header (non-ASCII or line break)", "address")
         values = json.loads(fields) if isinstance(fields, str) else dict(fields)
         values["email"] = email
+        if self._broken is not None:
+            raise MergeError(self._broken)
+        if self.streak >= GIVE_UP:
+            raise MergeError(
+                f"template over its render budget: not rendered, this revision went over it for {GIVE_UP} messages "
+                "in a row; correct the template, then requeue the failed messages"
+            )
+        reduced = self.over_time >= STRIKES
         try:
-            subject = self._subject.render(values)
-            text = self._text.render(values)
-            html = self._html.render(values) if self._html is not None else None
-        except MergeError:
-            raise
-        except Exception as exc:  # undefined field, sandbox refusal, or an error in an expression
-            raise MergeError(f"template cannot be rendered for {email}: {exc.__class__.__name__}: {exc}") from None
+            subject, text, html = templating.render_parts(
+                self._parts, values, REDUCED_SECONDS if reduced else templating.RENDER_SECONDS
+            )
+        except templating.PartFailed as exc:
+            if isinstance(exc.error, templating.OverBudget):
+                why = templating.describe(exc.error)
+                if exc.error.timed_out:
+                    self.over_time += 1
+                    self.streak += 1
+                    if reduced:
+                        why += f" (reduced: this revision went over {templating.RENDER_SECONDS * 1000:.0f} ms for {STRIKES} messages)"
+                raise MergeError(f"{why} ({exc.part}, for {email}); not sent") from None
+            raise MergeError(f"template cannot be rendered for {email}: {templating.describe(exc.error)}") from None
+        assert subject is not None and text is not None
+        self.streak = 0
         if _LINE_BREAK.search(subject):
             raise MergeError(f"subject for {email} would contain a line break (from a merge value); not sent")
         head = (

@@ -329,7 +329,12 @@ class Engine:
         for mid, row in newest.items():
             current = self._revisions.get(mid)
             if current is None or current.revision_id != row[0]:
-                self._revisions[mid] = self._compile(mid, RevisionData(*row))
+                # In a thread: a big template takes up to a second to compile, and on the
+                # loop that second would hold up heartbeats, the gate and acknowledgements.
+                # The GIL still passes between the two every few ms; abandoned on shutdown.
+                self._revisions[mid] = await trio.to_thread.run_sync(
+                    self._compile, mid, RevisionData(*row), abandon_on_cancel=True
+                )
 
     def _compile(self, mailing_id: int, rev: RevisionData) -> CompiledRevision | Unsendable:
         """The revision ready to build messages, or why none of its messages can be."""
@@ -433,11 +438,15 @@ class Engine:
             try:
                 return work, rev.build(c.id, c.email, c.fields)
             except MergeError as exc:
-                self._emit(results, self._failure(c, rev.revision_id, str(exc), TEMPLATE))
+                self._emit(results, self._failure(c, rev.revision_id, str(exc), exc.kind))
+                # A failed build may have used its whole render budget: let the heartbeat,
+                # the gate and the writer run before the next one (receive_nowait never yields).
+                await trio.lowlevel.checkpoint()
             except Exception as exc:  # anything else this one message's data provokes: it alone fails
                 log.debug("message %d cannot be built", c.id, exc_info=True)
                 reason = f"message cannot be built: {exc.__class__.__name__}: {exc}"
                 self._emit(results, self._failure(c, rev.revision_id, reason, TEMPLATE))
+                await trio.lowlevel.checkpoint()
 
     def _emit(self, results: trio.MemorySendChannel[Outcome], outcome: Outcome) -> None:
         """Hand an outcome to the writer (unbounded: never blocks, no scheduling round)."""

@@ -338,8 +338,11 @@ def _finish_resume(
     if left:
         return None
     if done:
+        from .mailings import finished_status  # late: mailings imports this module
+
         # A sending mailing whose every unsent message was just suspended has
-        # nothing left to send: it is sent (requeue makes it sending again).
+        # nothing left to send: it is finished, sent or failed (requeue makes
+        # it sending again).
         conn.execute(
             update(mailings)
             .where(
@@ -348,7 +351,7 @@ def _finish_resume(
                 mailings.c.queued == 0,
                 mailings.c.claimed == 0,
             )
-            .values(status="sent")
+            .values(status=finished_status())
         )
     queued = conn.execute(
         select(func.coalesce(func.sum(mailings.c.queued), 0)).where(

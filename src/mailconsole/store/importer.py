@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import re
 import stat
 import tempfile
@@ -218,6 +219,40 @@ def _check_rows(path: Path, header: list[str], header_fields: set[str], skip_inv
     return good, bad
 
 
+def _sample_rows(path: Path, header: list[str], in_subject: set[str]) -> list[tuple[str, dict]]:
+    """(email, fields) of the file's first good rows and a random sample of the rest (one streaming pass).
+
+    What the template is rendered for before anything is stored (revisions.check_sample).
+    """
+    first: list[tuple[str, dict]] = []
+    more: list[tuple[str, dict]] = []
+    seen = 0
+    rng = random.Random()
+    rows = _open_csv(path)
+    next(rows)
+    for line, cells in rows:
+        if not cells:
+            continue
+        if len(first) < revisions.SAMPLE_FIRST:
+            if _problem(header, line, cells, in_subject) is None:
+                first.append(_sample_item(header, cells))
+            continue
+        seen += 1  # reservoir sampling: each later row ends up in `more` with equal chance
+        slot = len(more) if len(more) < revisions.SAMPLE_RANDOM else rng.randrange(seen)
+        # Only a row that is kept is checked: the pass stays at the speed of the csv module.
+        if slot < revisions.SAMPLE_RANDOM and _problem(header, line, cells, in_subject) is None:
+            if slot == len(more):
+                more.append(_sample_item(header, cells))
+            else:
+                more[slot] = _sample_item(header, cells)
+    return first + more
+
+
+def _sample_item(header: list[str], cells: list[str]) -> tuple[str, dict]:
+    row = dict(zip(header, cells))
+    return row.pop("email").strip(), row
+
+
 def _check_header_value(what: str, value: str) -> None:
     if templating.has_line_break(value):
         raise InvalidInput(f"{what} contains a line break; it goes into a mail header and must be one line")
@@ -309,6 +344,7 @@ def _create_mailing(
     revisions.validate(subject, text_body, html_body, fields)
     in_subject = templating.names_used(subject) & set(fields)
     expected, bad = _check_rows(recipients, header, in_subject, skip_invalid)
+    revisions.check_sample(subject, text_body, html_body, _sample_rows(recipients, header, in_subject))
     if expected == 0:
         what = "no valid recipients" if bad else "no recipients (only a header row)"
         raise InvalidInput(f"{recipients.name} has {what}; nothing to send")

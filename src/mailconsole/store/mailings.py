@@ -1,4 +1,4 @@
-"""Mailings: listing with their counters, pause, delete, requeue, reschedule."""
+"""Mailings: listing with their counters, pause, delete, requeue (suspended or failed), reschedule."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 import weakref
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, bindparam, delete, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from . import audit
 from .accounts import account_id
@@ -20,6 +21,20 @@ from .schema import mailings, messages, revisions
 
 # Statuses, in the order a mailing usually passes them.
 PREPARING, PLANNED, SENDING, PAUSED, SENT, DELETED = "preparing", "planned", "sending", "paused", "sent", "deleted"
+# A finished mailing of which not one message went out and some failed (a template
+# that fails for everyone, a relay that refuses the sender): "sent" would hide it.
+# One that partly failed stays "sent", with its failed count.
+FAILED = "failed"
+FINISHED = (SENT, FAILED)
+
+
+def finished_status() -> ColumnElement:
+    """What a mailing with nothing left to send becomes, as SQL over its own counters."""
+    return case((and_(mailings.c.sent == 0, mailings.c.failed > 0), FAILED), else_=SENT)
+
+
+def _finished(m) -> str:  # type: ignore[no-untyped-def]
+    return FAILED if m.sent == 0 and m.failed > 0 else SENT
 
 
 @dataclass(frozen=True)
@@ -118,8 +133,8 @@ def pause(store: Store, actor: Actor, mailing_id: int, account: str = "default",
     def attempt(patience: float) -> Mailing:
         with store.write(durable=True, patience=patience) as conn:
             m = get_live(conn, mailing_id, account)
-            if m.status in (SENT,):
-                raise Refused(f"mailing {mailing_id} is already sent; nothing to pause")
+            if m.status in FINISHED:
+                raise Refused(f"mailing {mailing_id} is already {m.status}; nothing to pause")
             if m.status != PAUSED:
                 conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(status=PAUSED))
                 audit.record(conn, store.now(), actor, account, "pause", mailing_id, previous=m.status)
@@ -138,7 +153,7 @@ def _running_status(m, now: float) -> str:  # type: ignore[no-untyped-def]
     if m.scheduled_at > now:
         return PLANNED
     if m.queued == 0 and m.claimed == 0:
-        return SENT
+        return _finished(m)
     return SENDING
 
 
@@ -251,33 +266,68 @@ def purge_deleted(store: Store, batch: int | None = None, max_batches: int | Non
 
 def requeue_suspended(store: Store, actor: Actor, mailing_id: int, account: str = "default") -> int:
     """Put a mailing's suspended messages back in the queue, due now."""
-    # In short steps (TimedBatches), each one complete in itself (rows and counters
-    # move together): requeueing a million suspended messages in one transaction
-    # held the write lock for seconds. The first step records the audit entry and
-    # makes a sent mailing sending again; if the command is interrupted, the rest
-    # stays suspended and running it again requeues them.
+    return _requeue(store, actor, mailing_id, account, "suspended", {})
+
+
+def requeue_failed(
+    store: Store, actor: Actor, mailing_id: int, account: str = "default", *, batch: int | None = None
+) -> int:
+    """Put a mailing's failed messages back in the queue, due now, as if never tried.
+
+    For after a correction (a template that failed for some recipients, a relay
+    that refused for a while). Every failed message, whatever its kind: older
+    releases left fail_kind empty, and those are exactly the ones waiting.
+    """
+    with store.read() as conn:
+        kinds = {
+            (kind or "unknown"): n
+            for kind, n in conn.execute(
+                select(messages.c.fail_kind, func.count())
+                .where(messages.c.mailing_id == mailing_id, messages.c.state == "failed")
+                .group_by(messages.c.fail_kind)
+            )
+        }
+    reset = {"attempts": 0, "last_error": None, "fail_kind": None}
+    return _requeue(store, actor, mailing_id, account, "failed", reset, batch=batch, failed=True, kinds=kinds)
+
+
+def _requeue(
+    store: Store, actor: Actor, mailing_id: int, account: str, state: str, reset: dict,
+    *, batch: int | None = None, **details: object,
+) -> int:
+    """Move a mailing's messages in `state` (a counter of the same name) back to queued, due now.
+
+    In short steps (TimedBatches), each one complete in itself (rows and counters
+    move together): requeueing a million messages in one transaction held the
+    write lock for seconds. The first step records the one audit entry and makes
+    a finished mailing sending again (a paused or planned one stays so); if the
+    command is interrupted, the rest stays where it was and running it again
+    requeues them. Refused for a deleted mailing, and when there is nothing to requeue.
+    """
     now = store.now()
-    batches = TimedBatches()
+    batches = TimedBatches() if batch is None else TimedBatches(batch, low=batch, high=batch)
     total = 0
+    counter = getattr(mailings.c, state)
 
     def step(conn: Connection, size: int) -> int:
-        m = get_live(conn, mailing_id, account)
+        m = get_live(conn, mailing_id, account)  # deleted meanwhile: NotFound, the rest stays
         pick = select(messages.c.id).where(
-            and_(messages.c.mailing_id == mailing_id, messages.c.state == "suspended")
+            and_(messages.c.mailing_id == mailing_id, messages.c.state == state)
         ).limit(size)
         n = conn.execute(
-            update(messages).where(messages.c.id.in_(pick.scalar_subquery())).values(state="queued", due_at=now)
+            update(messages).where(messages.c.id.in_(pick.scalar_subquery()))
+            .values(state="queued", due_at=now, **reset)
         ).rowcount
         if n == 0:
             if total == 0:
-                raise Refused(f"mailing {mailing_id} has no suspended messages to requeue")
+                raise Refused(f"mailing {mailing_id} has no {state} messages to requeue")
             return 0
-        values: dict = {"queued": mailings.c.queued + n, "suspended": mailings.c.suspended - n}
-        if m.status == SENT:
+        values: dict = {"queued": mailings.c.queued + n, state: counter - n}
+        if m.status in FINISHED:
             values["status"] = SENDING
         conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(**values))
         if total == 0:
-            audit.record(conn, now, actor, account, "requeue", mailing_id, requeued=m.suspended)
+            audit.record(conn, now, actor, account, "requeue", mailing_id, requeued=getattr(m, state), **details)
         return n
 
     while True:
@@ -309,7 +359,7 @@ def reschedule(store: Store, actor: Actor, mailing_id: int, at: float, account: 
         now = store.now()
         values: dict = {"scheduled_at": at}
         if m.status == PLANNED and at <= now:
-            values["status"] = SENDING if m.queued else SENT  # everything suspended: nothing to send
+            values["status"] = SENDING if m.queued else _finished(m)  # everything suspended: nothing to send
         conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(**values))
         audit.record(conn, now, actor, account, "reschedule", mailing_id, previous=m.scheduled_at, scheduled_at=at)
     batches = TimedBatches()

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, and_, bindparam, case, or_, select, update
 
 from . import stop_intent
 from .connection import Store
-from .mailings import PLANNED, SENDING, SENT
+from .mailings import PLANNED, SENDING, finished_status
 from .schema import accounts, mailings, messages, revisions
 
 
@@ -46,7 +46,7 @@ class Outcome(NamedTuple):
     # The dot was written but no reply came (connection lost, timeout, shutdown):
     # the server may have taken the message, so a later send may be a duplicate.
     possibly_delivered: bool = False
-    # Why a "failed" message failed: "template", "address" or "smtp" (messages.fail_kind).
+    # For "failed": why (messages.fail_kind: "template", "address" or "smtp").
     fail_kind: str | None = None
 
 
@@ -67,14 +67,14 @@ def promote_due(store: Store) -> int:
     """Planned mailings whose time has come start sending.
 
     One whose every message was suspended meanwhile (a long stop) has nothing
-    to send: it becomes sent at once instead of sending forever.
+    to send: it is finished at once (sent, or failed) instead of sending forever.
     """
     nothing_left = and_(mailings.c.queued == 0, mailings.c.claimed == 0)
     with store.write() as conn:
         return conn.execute(
             update(mailings)
             .where(mailings.c.status == PLANNED, mailings.c.scheduled_at <= store.now())
-            .values(status=case((nothing_left, SENT), else_=SENDING))
+            .values(status=case((nothing_left, finished_status()), else_=SENDING))
         ).rowcount
 
 
@@ -177,13 +177,17 @@ def record(store: Store, owner: str, outcomes: Iterable[Outcome]) -> None:
             moved: dict[int, int] = {}
             if kind == "sent":
                 moved = _apply(conn, owner, [o.message_id for o in items],
-                               {"state": "sent", "sent_at": now, "revision_id": rid, "last_error": None})
+                               {"state": "sent", "sent_at": now, "revision_id": rid, "last_error": None, "fail_kind": None})
                 n = sum(moved.values())
                 if n and rid is not None:
                     conn.execute(update(revisions).where(revisions.c.id == rid).values(sent=revisions.c.sent + n))
             elif kind in ("failed", "retry"):
                 for o in items:
-                    values = {"state": "failed", "fail_kind": o.fail_kind} if kind == "failed" else {"state": "queued", "due_at": o.retry_at or now}
+                    values = (
+                        {"state": "failed", "fail_kind": o.fail_kind}
+                        if kind == "failed"
+                        else {"state": "queued", "due_at": o.retry_at or now}
+                    )
                     if o.possibly_delivered:
                         values["recovered"] = messages.c.recovered + 1
                     one = _apply(conn, owner, [o.message_id], {**values, "last_error": o.error})
@@ -208,7 +212,8 @@ def record(store: Store, owner: str, outcomes: Iterable[Outcome]) -> None:
 
 
 def _finish(conn: Connection, mailing_ids: set[int]) -> None:
-    """A sending mailing with nothing queued or in flight is sent."""
+    """A sending mailing with nothing queued or in flight is finished: sent, or failed
+    if not one of its messages went out (see mailings.finished_status)."""
     conn.execute(
         update(mailings)
         .where(
@@ -217,7 +222,7 @@ def _finish(conn: Connection, mailing_ids: set[int]) -> None:
             mailings.c.queued == 0,
             mailings.c.claimed == 0,
         )
-        .values(status=SENT)
+        .values(status=finished_status())
     )
 
 

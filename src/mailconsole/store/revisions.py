@@ -1,18 +1,24 @@
-"""Template revisions: validated before saving, the newest one is used at send time."""
+"""Template revisions: checked before saving, the newest one is used at send time.
+
+Checked twice: the text alone (syntax, names, size), then rendered for a sample
+of the real recipients with the engine's render budget.
+"""
 
 from __future__ import annotations
 
 import json
+import random
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, or_, select
+from sqlalchemy import Connection, func, insert, or_, select
 
 from .. import templating
 from . import audit
 from .actor import Actor
 from .connection import Store
-from .errors import InvalidInput
+from .errors import InvalidInput, Refused
 from .mailings import get_live
 from .schema import mailings, messages, revisions
 
@@ -139,6 +145,55 @@ def _check_subject_fields(conn: Connection, mailing_id: int, subject: str, old_s
             )
 
 
+# The save-time sample: the first recipients and a random few more of those not yet
+# sent. A template that fails for every message fails for the first one; one that
+# fails for a kind of recipient (an empty field, an odd value) is likely in the sample.
+SAMPLE_FIRST = 20
+SAMPLE_RANDOM = 100
+_UNSENT = ("queued", "claimed", "suspended", "failed")  # failed: a correction is meant for them too
+
+
+def sample_recipients(conn: Connection, mailing_id: int, *, first: int = SAMPLE_FIRST, more: int = SAMPLE_RANDOM,
+                      rng: random.Random | None = None) -> list[tuple[str, dict]]:
+    """(email, merge fields) of a sample of a mailing's unsent messages: a few indexed reads."""
+    unsent = (messages.c.mailing_id == mailing_id, messages.c.state.in_(_UNSENT))
+    low, high = conn.execute(select(func.min(messages.c.id), func.max(messages.c.id)).where(*unsent)).one()
+    if low is None:
+        return []
+    # Walks the table in id order from a point: "+ 0" and "|| ''" keep SQLite from
+    # choosing the claim index instead (it would sort every unsent row for each read).
+    pick = (
+        select(messages.c.id, messages.c.email, messages.c.fields)
+        .where((messages.c.mailing_id + 0) == mailing_id, (messages.c.state + "").in_(_UNSENT))
+        .order_by(messages.c.id)
+    )
+    rows = {r.id: r for r in conn.execute(pick.where(messages.c.id >= low).limit(first))}
+    if high - low + 1 > len(rows):
+        rng = rng or random.Random()
+        # Random points in the id range, each the next unsent message from there:
+        # one short read each, however big the mailing.
+        for _ in range(more):
+            r = conn.execute(pick.where(messages.c.id >= rng.randint(low, high)).limit(1)).first()
+            if r is not None:
+                rows[r.id] = r
+    return [(r.email, json.loads(r.fields)) for r in rows.values()]
+
+
+def check_sample(subject: str, text_body: str, html_body: str | None, sample: Iterable[tuple[str, dict]]) -> None:
+    """Render the template for each sampled recipient with the engine's budget; refuse at the first error.
+
+    An error here (a division by zero, an unknown test, an undefined value, a
+    render over its budget) would fail that recipient's message at send time,
+    and usually every message: it is refused before it is saved.
+    """
+    parts = templating.compile_parts(subject, text_body, html_body)
+    for email, fields in sample:
+        try:
+            templating.render_parts(parts, {**fields, "email": email})
+        except templating.PartFailed as exc:
+            raise InvalidInput(f"template not saved: {exc} (for recipient {email}); it would fail at send time") from None
+
+
 def save_revision(
     store: Store,
     actor: Actor,
@@ -152,25 +207,35 @@ def save_revision(
     """Validate, then store a new revision; parts not given are kept from the newest one.
 
     Every message not yet sent is rendered from this revision from now on.
+
+    The work (validating, rendering for a sample of the recipients) happens
+    between a read and a short write: a big template must never hold the write
+    lock, which the stop needs. The write re-checks that the revision validated
+    against is still the newest, and refuses if another save came in between.
     """
-    if subject is not None:
-        # A read, before taking the write lock: on a big mailing this scan must
-        # not hold up a stop.
-        with store.read() as conn:
-            m = get_live(conn, mailing_id, account)
-            current = newest(conn, mailing_id)
-            if current is not None and not templating.has_line_break(subject):
-                _check_subject_fields(conn, mailing_id, subject, current.subject, json.loads(m.fields))
-    with store.write() as conn:
+    with store.read() as conn:
         m = get_live(conn, mailing_id, account)
         current = newest(conn, mailing_id)
         assert current is not None, "every mailing is created with a first revision"
+        fields = json.loads(m.fields)
         subject = current.subject if subject is None else subject
         text_body = current.text_body if text_body is None else text_body
         html_body = current.html_body if html_body is None else (html_body or None)
-        validate(subject, text_body, html_body, json.loads(m.fields))
         if (subject, text_body, html_body) == (current.subject, current.text_body, current.html_body):
             return current
+        if not templating.has_line_break(subject):
+            _check_subject_fields(conn, mailing_id, subject, current.subject, fields)
+        sample = sample_recipients(conn, mailing_id)
+    validate(subject, text_body, html_body, fields)
+    check_sample(subject, text_body, html_body, sample)
+    with store.write() as conn:
+        m = get_live(conn, mailing_id, account)
+        latest = newest(conn, mailing_id)
+        assert latest is not None
+        if latest.id != current.id:
+            raise Refused(
+                f"template changed meanwhile (revision {latest.number} saved by {latest.created_by}); reload and retry"
+            )
         rev = add(conn, mailing_id, subject, text_body, html_body, store.now(), actor.user)
         audit.record(
             conn, rev.created_at, actor, account, "template", mailing_id,
@@ -180,4 +245,7 @@ def save_revision(
         return rev
 
 
-__all__ = ["Revision", "validate", "newest", "newest_revision", "all_revisions", "add", "save_revision"]
+__all__ = [
+    "Revision", "validate", "newest", "newest_revision", "all_revisions", "add", "save_revision",
+    "sample_recipients", "check_sample",
+]
