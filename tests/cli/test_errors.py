@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -115,9 +116,12 @@ def test_usage_error_exits_2(cli_process):
     assert r.code == 2 or r.code == 1
 
 
-def test_missing_store_for_commands_that_need_one(cli_process):
-    r = cli_process("status")
-    assert r.code == 1 and "mailconsole init" in one_line(r.err)
+def test_missing_store_for_commands_that_need_one(cli_process, db):
+    for command in (["status"], ["stop"], ["serve", "--transport", "null:"]):
+        r = cli_process(*command)
+        assert r.code == 1 and "mailconsole init" in one_line(r.err), command
+        # A mistyped --db must not become an empty store an engine or a stop acts on.
+        assert not Path(db).exists(), command
 
 
 def test_corrupt_file(cli_process, db):
