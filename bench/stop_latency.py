@@ -47,15 +47,19 @@ CHILD = textwrap.dedent("""
     store = Store(db)
     actor = Actor(job)
     print(json.dumps({"job": job, "start": time.time()}), flush=True)
+    saves = 0
     if job == "template":
-        body = Path(arg).read_text()
-        revisions.save_revision(store, actor, int(sys.argv[4]), text_body=body)
+        # Saved again and again (each a new revision) for as long as the import runs.
+        body, until = Path(arg).read_text(), time.time() + float(sys.argv[5])
+        while saves == 0 or time.time() < until:
+            revisions.save_revision(store, actor, int(sys.argv[4]), text_body=body + f"revision {saves}\\n")
+            saves += 1
     elif job == "import":
         create_mailing(store, actor, name="imported", sender="shop@example.com", subject="Hi {{ name }}",
                        text_body="Dear {{ name }}\\n", html_body=None, recipients=Path(arg))
     elif job == "purge":
         purge_deleted(store)
-    print(json.dumps({"job": job, "end": time.time()}), flush=True)
+    print(json.dumps({"job": job, "end": time.time(), "saves": saves}), flush=True)
 """)
 
 
@@ -93,6 +97,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--stops", type=int, default=50)
     ap.add_argument("--template-mb", type=float, default=7.0)
+    ap.add_argument("--template-seconds", type=float, default=30.0, help="how long the template is saved again and again")
     ap.add_argument("--interval", type=float, default=0.3, help="seconds between a resume and the next stop")
     ap.add_argument("--work", type=Path, default=None)
     a = ap.parse_args()
@@ -109,15 +114,20 @@ def main() -> None:
                                       subject="Hi {{ name }}", text_body="Hello {{ name }}\n", html_body=None,
                                       recipients=ten).mailing_id
     body = work / "big-body.txt"
-    line = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, {{ name }}.\n"
-    body.write_text("Dear {{ name }},\n" + line * int(a.template_mb * 1e6 / len(line)))
+    # A big newsletter: megabytes of text with a merge field every few hundred lines
+    # (a template may have at most templating.MAX_TAGS tags a part).
+    line = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\n"
+    lines = int(a.template_mb * 1e6 / len(line))
+    every = max(1, lines // 1500)
+    body.write_text("Dear {{ name }},\n" + "".join(
+        line if i % every else line.replace("tempor.", "tempor, {{ name }}.") for i in range(lines)))
     rows_csv = work / f"import-{a.rows}.csv"
     if not rows_csv.exists():
         write_csv(rows_csv, a.rows)
     deleted_mailing_of(store, db, work, a.rows)
 
     jobs = {
-        "template": [str(body), str(template_mailing)],
+        "template": [str(body), str(template_mailing), str(a.template_seconds)],
         "import": [str(rows_csv)],
         "purge": ["-"],
     }
@@ -180,10 +190,13 @@ def main() -> None:
         "bench": "stop_latency", "rows": a.rows, "template_mb": a.template_mb, "stops": len(stops),
         "applied": sum(s["applied"] for s in stops),
         "median_ms": ms(statistics.median(lat)), "p95_ms": ms(lat[int(0.95 * (len(lat) - 1))]), "max_ms": ms(lat[-1]),
-        "target_max_ms": TARGET_MAX * 1000, "met": lat[-1] < TARGET_MAX and all(s["applied"] for s in stops),
+        # Met only if every competing job really ran: a job that failed is no load.
+        "target_max_ms": TARGET_MAX * 1000,
+        "met": lat[-1] < TARGET_MAX and all(s["applied"] for s in stops) and all(p.returncode == 0 for p in procs.values()),
         "during_job": by_job,
         "slowest": {"ms": ms(slowest["latency"]), "running": slowest["running"], "waited_for": slowest["holders"]},
-        "job_seconds": {j: round(s.get("end", 0) - s["start"], 1) for j, s in spans.items()},
+        "job_seconds": {j: round(s["end"] - s["start"], 1) if "end" in s else None for j, s in spans.items()},
+        "template_saves": spans["template"].get("saves", 0),
         "jobs_ok": {j: p.returncode == 0 for j, p in procs.items()},
     }))
 

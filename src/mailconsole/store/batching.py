@@ -48,8 +48,15 @@ class TimedBatches:
         size = fits if fits < self.size else min(fits, self.size * 1.5)
         self.size = int(max(self.low, min(self.high, size)))
 
-    def step(self, store: "Store", work: Callable[[Connection, int], int], *, durable: bool = False) -> int:
-        """One write transaction of work(conn, size) -> rows done; then the lock is left free for `gap`."""
+    def step(self, store: "Store", work: Callable[[Connection, int], int], *, durable: bool = True) -> int:
+        """One write transaction of work(conn, size) -> rows done; then the lock is left free for `gap`.
+
+        Durable by default, for the stop's sake: the stop's commit syncs the WAL to
+        disk, and with it every frame appended before it. A bulk job committing
+        without syncing leaves megabytes of frames for that sync to write (seen: a
+        stop taking 270 ms during a million-row import, none of it waiting for the
+        lock); syncing each of its own small steps keeps what the stop must flush small.
+        """
         with store.write(durable=durable) as conn:
             t0 = time.perf_counter()
             rows = work(conn, self.size)
