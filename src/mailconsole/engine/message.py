@@ -22,12 +22,13 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import formatdate
 
 from jinja2 import Template
 from jinja2.runtime import new_context
 
 from .. import templating
+from . import headers
 
 # Longest line RFC 5322 allows (without CRLF); longer body lines are QP-encoded.
 MAX_LINE = 998
@@ -50,6 +51,8 @@ class RevisionData:
     html: str | None
     sender: str
     list_unsubscribe: str | None
+    sender_name: str = ""
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,14 +165,15 @@ class CompiledRevision:
     def __init__(self, mailing_id: int, rev: RevisionData, *, domain: str | None = None) -> None:
         self.mailing_id = mailing_id
         self.revision_id = rev.id
-        name, address = parseaddr(rev.sender)
-        self.envelope_from = address or rev.sender.strip()
+        name, address = headers.sender_mailbox(rev.sender, rev.sender_name)
+        self.envelope_from = address  # MAIL FROM: the bare address
         self._subject = _Renderer(templating.compile_text(rev.subject))
         self._text = _Renderer(templating.compile_text(rev.text))
         self._html = _Renderer(templating.compile_html(rev.html)) if rev.html else None
         self._domain = domain or _domain(self.envelope_from)
-        fixed = ["From: " + (formataddr((name, address), charset="utf-8") if name else address)]
-        self._fixed_head = "\r\n".join(fixed) + "\r\n"
+        self._fixed_head = headers.mailbox_header("From", name, address)
+        if rev.reply_to:
+            self._fixed_head += headers.reply_to_header(rev.reply_to)
         tail = ["MIME-Version: 1.0"]
         if rev.list_unsubscribe:
             tail.append("List-Unsubscribe: " + rev.list_unsubscribe.strip())

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from .. import templating
-from . import audit, revisions
+from . import audit, revisions, senders
 from .accounts import account_id
 from .actor import Actor
 from .connection import Store
@@ -222,12 +222,14 @@ def _check_header_value(what: str, value: str) -> None:
         raise InvalidInput(f"{what} contains a line break; it goes into a mail header and must be one line")
 
 
-def check_sender(sender: str) -> None:
-    """Refuse a sender the engine could not send from (InvalidInput naming it)."""
-    _check_header_value("sender", sender)
-    why = address_problem(sender.strip())
-    if why:
-        raise InvalidInput(f"sender {sender!r} {why}")
+def check_sender(sender: str) -> tuple[str, str]:
+    """(display name or "", address) of a sender the engine can send from, else InvalidInput naming it."""
+    return senders.parse_mailbox(sender, "sender")
+
+
+def check_reply_to(reply_to: str) -> str:
+    """A Reply-To mailbox as stored (`Name <address>` or the address), else InvalidInput."""
+    return senders.display(*senders.parse_mailbox(reply_to, "Reply-To"))
 
 
 def create_mailing(store: Store, actor: Actor, *, recipients: Path, **options: Any) -> CreateResult:
@@ -291,12 +293,14 @@ def _create_mailing(
     account: str = "default",
     skip_invalid: bool = False,
     list_unsubscribe: str | None = None,
+    reply_to: str | None = None,
     batch_size: int = BATCH,
     progress: Callable[[int, int], None] | None = None,
 ) -> CreateResult:
     """Create a mailing from a regular recipients file (see create_mailing)."""
     _check_header_value("mailing name", name)
-    check_sender(sender)
+    sender_name, sender_address = check_sender(sender)
+    reply_to = check_reply_to(reply_to) if reply_to is not None else None
     if list_unsubscribe is not None:
         why = list_unsubscribe_problem(list_unsubscribe)
         if why:
@@ -318,7 +322,8 @@ def _create_mailing(
         acc = account_id(conn, account)
         mid = conn.execute(
             insert(mailings).values(
-                account_id=acc, name=name, sender=sender.strip(), status=PREPARING,
+                account_id=acc, name=name, sender=sender_address, sender_name=sender_name or None,
+                reply_to=reply_to, status=PREPARING,
                 scheduled_at=scheduled, created_at=now, created_by=actor.user,
                 fields=json.dumps(fields), expected=expected, list_unsubscribe=list_unsubscribe,
             )

@@ -278,8 +278,9 @@ def control(store: Store, mailing_ids: Iterable[int] = ()) -> Control:
         return read_control(conn, mailing_ids)
 
 
-def newest_revisions(store: Store, mailing_ids: Iterable[int]) -> dict[int, tuple[int, str, str, str | None, str, str | None]]:
-    """mailing id -> (revision id, subject, text, html, sender, list-unsubscribe) of its newest revision."""
+def newest_revisions(store: Store, mailing_ids: Iterable[int]) -> dict[int, tuple]:
+    """mailing id -> (revision id, subject, text, html, sender, list-unsubscribe, sender's display
+    name, reply-to) of its newest revision: the fields of engine.message.RevisionData, in order."""
     ids = list(mailing_ids)
     if not ids:
         return {}
@@ -288,6 +289,7 @@ def newest_revisions(store: Store, mailing_ids: Iterable[int]) -> dict[int, tupl
             select(
                 revisions.c.mailing_id, revisions.c.id, revisions.c.number, revisions.c.subject,
                 revisions.c.text_body, revisions.c.html_body, mailings.c.sender, mailings.c.list_unsubscribe,
+                mailings.c.sender_name, mailings.c.reply_to,
             )
             .join(mailings, mailings.c.id == revisions.c.mailing_id)
             .where(revisions.c.mailing_id.in_(ids))
@@ -295,5 +297,6 @@ def newest_revisions(store: Store, mailing_ids: Iterable[int]) -> dict[int, tupl
         ).all()
     out: dict = {}
     for r in rows:  # later numbers overwrite earlier ones
-        out[r.mailing_id] = (r.id, r.subject, r.text_body, r.html_body, r.sender, r.list_unsubscribe)
+        out[r.mailing_id] = (r.id, r.subject, r.text_body, r.html_body, r.sender, r.list_unsubscribe,
+                             r.sender_name or "", r.reply_to)
     return out
