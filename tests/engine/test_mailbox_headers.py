@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from email.headerregistry import Address
 
-from .conftest import add_mailing, fast_config, parse, running, wait_done
+from sqlalchemy import select
+
+from mailconsole.store import Store
+from mailconsole.store.identity import read_store_id
+from mailconsole.store.schema import messages
+
+from .conftest import RecordingHandler, add_mailing, fast_config, parse, running, wait_done
 
 
 async def _send(store, tmp_path, smtpd_factory, n: int = 2, **options):  # type: ignore[no-untyped-def]
@@ -39,3 +45,54 @@ async def test_an_ascii_display_name_is_sent_as_it_reads(store, tmp_path, smtpd_
     assert b'\r\nFrom: "Shop, Inc." <news@shop.example.com>\r\n' in b"\r\n" + handler.messages[0].data
     assert "Reply-To" not in received["user0@example.net"]
     assert received["user0@example.net"]["From"].addresses == (Address("Shop, Inc.", addr_spec="news@shop.example.com"),)
+
+
+# -- Message-IDs -----------------------------------------------------------------------
+
+
+class RefusingFirst(RecordingHandler):
+    """Answers the first DATA with 451 (the engine retries), and keeps every attempt's bytes."""
+
+    def __init__(self) -> None:
+        super().__init__(data_replies=["451 4.3.0 try again later"])
+        self.attempts: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.attempts.append(envelope.original_content or envelope.content)
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_the_message_id_names_the_store_and_stays_the_same_across_retries(store, tmp_path, smtpd_factory):
+    ctl, handler = smtpd_factory(RefusingFirst())
+    mid = add_mailing(store, tmp_path, 1)
+    async with running(store, fast_config(transport=f"smtp://127.0.0.1:{ctl.port}", workers=1)):
+        m = await wait_done(store, mid)
+    assert m.sent == 1
+    first, second = (parse(data)["Message-ID"] for data in handler.attempts)
+    assert first == second
+    with store.read() as conn:
+        store_id = read_store_id(conn)
+    [message_id] = message_rows_ids(store, mid)
+    assert first == f"<m{message_id}.{mid}.{store_id}@shop.example>" and len(store_id) == 26
+
+
+async def test_two_stores_never_send_the_same_message_id(tmp_path, smtpd_factory):
+    """A re-created store numbers its messages from 1 again: the store id keeps the ids apart."""
+    ctl, handler = smtpd_factory()
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        other = Store(str(tmp_path / name / "store.db"))
+        try:
+            mid = add_mailing(other, tmp_path, 3)
+            async with running(other, fast_config(transport=f"smtp://127.0.0.1:{ctl.port}", workers=1)):
+                await wait_done(other, mid)
+        finally:
+            other.close()
+    ids = [parse(m.data)["Message-ID"] for m in handler.messages]
+    assert len(ids) == 6 and len(set(ids)) == 6
+    assert len({i.split(".", 1)[0] for i in ids}) == 3  # the same message numbers in both stores
+
+
+def message_rows_ids(store: Store, mailing_id: int) -> list[int]:
+    with store.read() as conn:
+        return list(conn.execute(select(messages.c.id).where(messages.c.mailing_id == mailing_id)).scalars())

@@ -53,6 +53,7 @@ class RevisionData:
     list_unsubscribe: str | None
     sender_name: str = ""
     reply_to: str | None = None
+    store_id: str = ""  # makes Message-IDs unique across stores (store/identity.py)
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,9 @@ class CompiledRevision:
         self._text = _Renderer(templating.compile_text(rev.text))
         self._html = _Renderer(templating.compile_html(rev.html)) if rev.html else None
         self._domain = domain or _domain(self.envelope_from)
+        # Stable for one message across its retries (a downstream duplicate of ours
+        # stays recognisable), unique across stores through the store's random id.
+        self._id_tail = f".{mailing_id}.{rev.store_id}@{self._domain}>" if rev.store_id else f".{mailing_id}@{self._domain}>"
         self._fixed_head = headers.mailbox_header("From", name, address)
         if rev.reply_to:
             self._fixed_head += headers.reply_to_header(rev.reply_to)
@@ -201,7 +205,7 @@ class CompiledRevision:
             + "To: " + email + "\r\n"
             + "Subject: " + encode_header(subject) + "\r\n"
             + "Date: " + _date(time.time() if now is None else now) + "\r\n"
-            + f"Message-ID: <m{message_id}.{self.mailing_id}@{self._domain}>\r\n"
+            + f"Message-ID: <m{message_id}{self._id_tail}\r\n"
             + self._fixed_tail
         )
         if html is None:

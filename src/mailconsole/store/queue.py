@@ -14,6 +14,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, and_, bindparam, case, select, update
 
 from .connection import Store
+from .identity import read_store_id
 from .mailings import PLANNED, SENDING, SENT
 from .schema import accounts, mailings, messages, revisions
 
@@ -280,7 +281,7 @@ def control(store: Store, mailing_ids: Iterable[int] = ()) -> Control:
 
 def newest_revisions(store: Store, mailing_ids: Iterable[int]) -> dict[int, tuple]:
     """mailing id -> (revision id, subject, text, html, sender, list-unsubscribe, sender's display
-    name, reply-to) of its newest revision: the fields of engine.message.RevisionData, in order."""
+    name, reply-to, store id) of its newest revision: the fields of engine.message.RevisionData, in order."""
     ids = list(mailing_ids)
     if not ids:
         return {}
@@ -295,8 +296,9 @@ def newest_revisions(store: Store, mailing_ids: Iterable[int]) -> dict[int, tupl
             .where(revisions.c.mailing_id.in_(ids))
             .order_by(revisions.c.mailing_id, revisions.c.number)
         ).all()
+        store_id = read_store_id(conn)
     out: dict = {}
     for r in rows:  # later numbers overwrite earlier ones
         out[r.mailing_id] = (r.id, r.subject, r.text_body, r.html_body, r.sender, r.list_unsubscribe,
-                             r.sender_name or "", r.reply_to)
+                             r.sender_name or "", r.reply_to, store_id)
     return out
