@@ -63,3 +63,42 @@ def test_a_bad_reply_to_is_refused(cli, parts):
     r = cli("create", *parts, "--from", "news@shop.example.com", "--reply-to", "Help <help@shöp.example.com>")
     assert r.code == 1 and "Reply-To" in r.err and "is not ASCII" in r.err
     assert json.loads(cli("mailings", "--json").out) == []
+
+
+def test_list_id_and_a_templated_list_unsubscribe_are_kept_and_shown(cli, parts):
+    unsub = "<https://shop.example.com/u?e={{ email|urlencode }}>"
+    r = cli("create", *parts, "--from", "news@shop.example.com", "--list-id", "Shop news <news.shop.example.com>",
+            "--list-unsubscribe", unsub)
+    assert r.code == 0, r.err
+    m = _json(cli, int(r.out))
+    assert (m["list_id"], m["list_unsubscribe"]) == ("Shop news <news.shop.example.com>", unsub)
+    shown = cli("template", "show", r.out.strip()).out
+    assert "list-id: Shop news <news.shop.example.com>" in shown and f"list-unsubscribe: {unsub}" in shown
+
+
+@pytest.mark.parametrize(("option", "value", "says"), [
+    ("--list-unsubscribe", "<https://shop.example.com/u?e={{ nosuchfield }}>", "unknown merge field 'nosuchfield'"),
+    ("--list-unsubscribe", "<ftp://shop.example.com/{{ email }}>", "neither mailto: nor http(s):"),
+    ("--list-unsubscribe", "<https://shop.example.com/{{ first_name ~ ' x' }}>", "rendered for a recipient"),
+    ("--list-id", "Shop news", "is not of the form"),
+    ("--list-id", "Shöp <news.shop.example.com>", "is not of the form"),
+    ("--list-id", "<nodot>", "is not of the form"),
+])
+def test_bad_list_headers_are_refused_before_anything_is_created(cli, parts, option, value, says):
+    r = cli("create", *parts, "--from", "news@shop.example.com", option, value)
+    assert r.code == 1 and says in r.err and r.err.count("\n") == 1, r.err
+    assert json.loads(cli("mailings", "--json").out) == []
+
+
+def test_the_account_default_list_id_is_set_shown_cleared_and_audited(cli):
+    assert cli("init").code == 0
+    assert "default List-Id (none)" in cli("list-id").out
+    r = cli("list-id", "Shop  news <news.shop.example.com>")
+    assert r.code == 0 and "default List-Id Shop  news <news.shop.example.com>" in r.out, r.err
+    assert "news.shop.example.com" in cli("list-id").out
+    bad = cli("list-id", "not a list id")
+    assert bad.code == 1 and "is not of the form" in bad.err
+    assert "news.shop.example.com" in cli("list-id").out  # unchanged by the refusal
+    assert cli("list-id", "--clear").code == 0 and "(none)" in cli("list-id").out
+    audit = json.loads(cli("audit", "--json").out)
+    assert [e["action"] for e in audit].count("list-id") == 2

@@ -9,9 +9,10 @@ from sqlalchemy import select
 
 from mailconsole.store import Store
 from mailconsole.store.identity import read_store_id
+from mailconsole.store.list_headers import set_account_list_id
 from mailconsole.store.schema import messages
 
-from .conftest import RecordingHandler, add_mailing, fast_config, parse, running, wait_done
+from .conftest import OPERATOR, RecordingHandler, add_mailing, fast_config, message_rows, parse, running, wait_done
 
 
 async def _send(store, tmp_path, smtpd_factory, n: int = 2, **options):  # type: ignore[no-untyped-def]
@@ -96,3 +97,40 @@ async def test_two_stores_never_send_the_same_message_id(tmp_path, smtpd_factory
 def message_rows_ids(store: Store, mailing_id: int) -> list[int]:
     with store.read() as conn:
         return list(conn.execute(select(messages.c.id).where(messages.c.mailing_id == mailing_id)).scalars())
+
+
+# -- list headers ----------------------------------------------------------------------
+
+
+async def test_a_per_recipient_https_unsubscribe_gets_the_one_click_post_header(store, tmp_path, smtpd_factory):
+    value = "<https://shop.example.com/u?e={{ email|urlencode }}&c={{ code }}>, <mailto:unsub@shop.example.com>"
+    _, received, _ = await _send(store, tmp_path, smtpd_factory, 3, list_unsubscribe=value,
+                                 list_id="Shop news <news.shop.example.com>")
+    for i in range(3):
+        msg = received[f"user{i}@example.net"]
+        assert msg["List-Unsubscribe"] == (f"<https://shop.example.com/u?e=user{i}%40example.net&c=C{i}>, "
+                                           "<mailto:unsub@shop.example.com>")
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert msg["List-Id"] == "Shop news <news.shop.example.com>"
+
+
+async def test_a_mailto_only_unsubscribe_has_no_post_header_and_the_account_list_id_applies(store, tmp_path, smtpd_factory):
+    set_account_list_id(store, OPERATOR, "<all.shop.example.com>")
+    _, received, _ = await _send(store, tmp_path, smtpd_factory, 1, list_unsubscribe="<mailto:unsub@shop.example.com>")
+    msg = received["user0@example.net"]
+    assert msg["List-Unsubscribe"] == "<mailto:unsub@shop.example.com>" and "List-Unsubscribe-Post" not in msg
+    assert msg["List-Id"] == "<all.shop.example.com>"
+
+
+async def test_an_unsubscribe_url_that_a_merge_value_breaks_fails_that_message_alone(store, tmp_path, smtpd_factory):
+    rows = [{"email": "ok@example.net", "token": "abc"}, {"email": "bad@example.net", "token": "a b\"c"},
+            {"email": "ok2@example.net", "token": "def"}]
+    ctl, handler = smtpd_factory()
+    mid = add_mailing(store, tmp_path, rows=rows, subject="Hi", text="Hello\n",
+                      list_unsubscribe="<https://shop.example.com/u/{{ token }}>")
+    async with running(store, fast_config(transport=f"smtp://127.0.0.1:{ctl.port}", workers=1)):
+        m = await wait_done(store, mid)
+    assert (m.sent, m.failed) == (2, 1)
+    assert sorted(handler.by_rcpt()) == ["ok2@example.net", "ok@example.net"]
+    state, _attempts, error, _ = message_rows(store, mid)["bad@example.net"]
+    assert state == "failed" and "List-Unsubscribe" in error and "bad@example.net" in error

@@ -35,7 +35,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="take name, sender, Reply-To, List-Unsubscribe and the newest template from mailing ID "
                         "(re-address a mailing)")
     p.add_argument("--list-unsubscribe", metavar="VALUE", type=text_value,
-                   help="List-Unsubscribe header value: <mailto:…> and/or <https://…>, comma-separated")
+                   help="List-Unsubscribe header value: <mailto:…> and/or <https://…>, comma-separated; may use "
+                        "merge fields ({{ email|urlencode }}); with https the one-click List-Unsubscribe-Post is added")
+    p.add_argument("--list-id", metavar="LIST-ID", type=text_value,
+                   help="List-Id header (RFC 2919), e.g. 'Shop news <news.shop.example.com>' (default: the account's, "
+                        "see `mailconsole list-id`)")
     p.add_argument("--skip-invalid", action="store_true", help="skip bad or duplicate rows instead of refusing the file")
     p.set_defaults(handler=run_create)
 
@@ -107,7 +111,7 @@ def run_create(ctx: Context) -> int:
     a = ctx.args
     store = ctx.store(create=False)
     name, sender, subject, body, html = a.name, a.sender, a.subject, None, None
-    reply_to, list_unsubscribe = a.reply_to, a.list_unsubscribe
+    reply_to, list_unsubscribe, list_id = a.reply_to, a.list_unsubscribe, a.list_id
     if a.subject is not None and a.subject_file is not None:
         raise UsageError("give --subject or --subject-file, not both")
     if a.subject_file is not None:
@@ -121,6 +125,7 @@ def run_create(ctx: Context) -> int:
         sender = sender or base.sender_display
         reply_to = reply_to or base.reply_to
         list_unsubscribe = list_unsubscribe or base.list_unsubscribe
+        list_id = list_id or base.list_id
         if rev is not None:
             subject = subject if subject is not None else rev.subject
             body = body if body is not None else rev.text_body
@@ -143,7 +148,7 @@ def run_create(ctx: Context) -> int:
     result = create_mailing(
         store, ctx.actor, name=name, sender=sender, subject=subject, text_body=body, html_body=html,
         recipients=a.recipients, at=at, account=ctx.account, skip_invalid=a.skip_invalid,
-        list_unsubscribe=list_unsubscribe, reply_to=reply_to, progress=progress,
+        list_unsubscribe=list_unsubscribe, reply_to=reply_to, list_id=list_id, progress=progress,
     )
     if interactive:
         print(file=sys.stderr)
@@ -204,8 +209,9 @@ def run_template_show(ctx: Context) -> int:
     newest = revs[-1]
     ctx.print(f"mailing {m.id} '{safe(m.name)}' from {safe(m.sender_display)} — revision {newest.number} "
               f"saved {when(newest.created_at)} by {safe(newest.created_by)}")
-    if m.reply_to:
-        ctx.print(f"reply-to: {safe(m.reply_to)}")
+    for label, value in (("reply-to", m.reply_to), ("list-id", m.list_id), ("list-unsubscribe", m.list_unsubscribe)):
+        if value:
+            ctx.print(f"{label}: {safe(value)}")
     ctx.print(f"merge fields: {', '.join(m.fields) or '(none)'}")
     ctx.print("sent per revision: " + " · ".join(f"revision {r.number}: {r.sent:,}" for r in revs))
     ctx.print(f"subject: {safe(newest.subject)}")

@@ -29,6 +29,7 @@ from jinja2.runtime import new_context
 
 from .. import templating
 from . import headers
+from .list_headers import BadListHeader, ListHeaders
 
 # Longest line RFC 5322 allows (without CRLF); longer body lines are QP-encoded.
 MAX_LINE = 998
@@ -54,6 +55,7 @@ class RevisionData:
     sender_name: str = ""
     reply_to: str | None = None
     store_id: str = ""  # makes Message-IDs unique across stores (store/identity.py)
+    list_id: str | None = None  # the mailing's, else its account's
 
 
 @dataclass(frozen=True)
@@ -178,10 +180,8 @@ class CompiledRevision:
         self._fixed_head = headers.mailbox_header("From", name, address)
         if rev.reply_to:
             self._fixed_head += headers.reply_to_header(rev.reply_to)
-        tail = ["MIME-Version: 1.0"]
-        if rev.list_unsubscribe:
-            tail.append("List-Unsubscribe: " + rev.list_unsubscribe.strip())
-        self._fixed_tail = "\r\n".join(tail) + "\r\n"
+        self._lists = ListHeaders(rev.list_unsubscribe, rev.list_id, lambda source: _Renderer(templating.compile_text(source)))
+        self._fixed_tail = "MIME-Version: 1.0\r\n"
         self._boundary = "===============" + binascii.hexlify(os.urandom(10)).decode("ascii") + "=="
 
     def build(self, message_id: int, email: str, fields: str | dict, now: float | None = None) -> Built:
@@ -194,8 +194,11 @@ class CompiledRevision:
             subject = self._subject.render(values)
             text = self._text.render(values)
             html = self._html.render(values) if self._html is not None else None
+            lists = self._lists.lines(values)
         except MergeError:
             raise
+        except BadListHeader as exc:
+            raise MergeError(f"{exc}; not sent to {email}") from None
         except Exception as exc:  # undefined field, sandbox refusal, or an error in an expression
             raise MergeError(f"template cannot be rendered for {email}: {exc.__class__.__name__}: {exc}") from None
         if _LINE_BREAK.search(subject):
@@ -207,6 +210,7 @@ class CompiledRevision:
             + "Date: " + _date(time.time() if now is None else now) + "\r\n"
             + f"Message-ID: <m{message_id}{self._id_tail}\r\n"
             + self._fixed_tail
+            + lists
         )
         if html is None:
             cte, body = encode_body(text)

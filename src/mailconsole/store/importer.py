@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from .. import templating
-from . import audit, revisions, senders
+from . import audit, list_headers, revisions, senders
 from .accounts import account_id
 from .actor import Actor
 from .connection import Store
@@ -294,6 +294,7 @@ def _create_mailing(
     skip_invalid: bool = False,
     list_unsubscribe: str | None = None,
     reply_to: str | None = None,
+    list_id: str | None = None,
     batch_size: int = BATCH,
     progress: Callable[[int, int], None] | None = None,
 ) -> CreateResult:
@@ -301,15 +302,14 @@ def _create_mailing(
     _check_header_value("mailing name", name)
     sender_name, sender_address = check_sender(sender)
     reply_to = check_reply_to(reply_to) if reply_to is not None else None
-    if list_unsubscribe is not None:
-        why = list_unsubscribe_problem(list_unsubscribe)
-        if why:
-            raise InvalidInput(f"List-Unsubscribe {list_unsubscribe!r} {why}")
+    list_id = list_headers.normal_list_id(list_id) if list_id is not None else None
     if not name.strip():
         raise InvalidInput("mailing name is empty; pass --name")
     header = read_header(recipients)
     fields = [h for h in header if h != "email"]
     revisions.validate(subject, text_body, html_body, fields)
+    if list_unsubscribe is not None:  # may use merge fields: checked against the file's columns
+        list_headers.check_list_unsubscribe(list_unsubscribe, fields)
     in_subject = templating.names_used(subject) & set(fields)
     expected, bad = _check_rows(recipients, header, in_subject, skip_invalid)
     if expected == 0:
@@ -323,7 +323,7 @@ def _create_mailing(
         mid = conn.execute(
             insert(mailings).values(
                 account_id=acc, name=name, sender=sender_address, sender_name=sender_name or None,
-                reply_to=reply_to, status=PREPARING,
+                reply_to=reply_to, list_id=list_id, status=PREPARING,
                 scheduled_at=scheduled, created_at=now, created_by=actor.user,
                 fields=json.dumps(fields), expected=expected, list_unsubscribe=list_unsubscribe,
             )

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, case, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, select, update
 
 from .connection import Store
 from .identity import read_store_id
@@ -281,7 +281,7 @@ def control(store: Store, mailing_ids: Iterable[int] = ()) -> Control:
 
 def newest_revisions(store: Store, mailing_ids: Iterable[int]) -> dict[int, tuple]:
     """mailing id -> (revision id, subject, text, html, sender, list-unsubscribe, sender's display
-    name, reply-to, store id) of its newest revision: the fields of engine.message.RevisionData, in order."""
+    name, reply-to, store id, list-id) of its newest revision: the fields of engine.message.RevisionData, in order."""
     ids = list(mailing_ids)
     if not ids:
         return {}
@@ -291,8 +291,10 @@ def newest_revisions(store: Store, mailing_ids: Iterable[int]) -> dict[int, tupl
                 revisions.c.mailing_id, revisions.c.id, revisions.c.number, revisions.c.subject,
                 revisions.c.text_body, revisions.c.html_body, mailings.c.sender, mailings.c.list_unsubscribe,
                 mailings.c.sender_name, mailings.c.reply_to,
+                func.coalesce(mailings.c.list_id, accounts.c.list_id).label("list_id"),
             )
             .join(mailings, mailings.c.id == revisions.c.mailing_id)
+            .join(accounts, accounts.c.id == mailings.c.account_id)
             .where(revisions.c.mailing_id.in_(ids))
             .order_by(revisions.c.mailing_id, revisions.c.number)
         ).all()
@@ -300,5 +302,5 @@ def newest_revisions(store: Store, mailing_ids: Iterable[int]) -> dict[int, tupl
     out: dict = {}
     for r in rows:  # later numbers overwrite earlier ones
         out[r.mailing_id] = (r.id, r.subject, r.text_body, r.html_body, r.sender, r.list_unsubscribe,
-                             r.sender_name or "", r.reply_to, store_id)
+                             r.sender_name or "", r.reply_to, store_id, r.list_id)
     return out
