@@ -154,6 +154,8 @@ def run_create(ctx: Context) -> int:
         print(file=sys.stderr)
     if result.skipped:
         print(f"skipped {result.skipped:,} invalid or duplicate row(s)", file=sys.stderr)
+    if result.suppressed:
+        print(f"skipped {result.suppressed:,} suppressed address(es) (see `mailconsole suppress list`)", file=sys.stderr)
     print(f"created mailing {result.mailing_id} ({result.status}, {result.recipients:,} recipients)", file=sys.stderr)
     print(result.mailing_id)  # stdout: just the id, for scripts
     return 0

@@ -29,8 +29,8 @@ from .accounts import account_id
 from .actor import Actor
 from .connection import Store
 from .errors import InvalidInput, Refused
-from .mailings import DELETED, PAUSED, PLANNED, PREPARING, SENDING, purge_deleted
-from .schema import mailings, messages
+from .mailings import DELETED, PAUSED, PLANNED, PREPARING, SENDING, SENT, purge_deleted
+from .schema import mailings, messages, suppressions
 from .schema import revisions as revisions_table
 
 # An address as SMTP carries it without extensions (RFC 5321 4.1.2): a dot-atom
@@ -117,6 +117,7 @@ class CreateResult:
     recipients: int
     skipped: int
     status: str
+    suppressed: int = 0  # addresses on the account's suppression list: not imported
 
 
 @dataclass
@@ -331,7 +332,7 @@ def _create_mailing(
         revisions.add(conn, mid, subject, text_body, html_body, now, actor.user)
 
     try:
-        imported, dupes = _expand(store, mid, recipients, header, in_subject, scheduled, skip_invalid, batch_size, progress, expected)
+        imported, dupes, suppressed = _expand(store, mid, recipients, header, in_subject, scheduled, skip_invalid, batch_size, progress, expected)
     except BaseException:
         _abandon(store, mid)
         raise
@@ -341,15 +342,18 @@ def _create_mailing(
         if status != DELETED:
             # An operator may have paused it while it was prepared: it stays paused.
             final = PAUSED if status == PAUSED else PLANNED if scheduled > store.now() else SENDING
+            if final == SENDING and imported == 0:
+                final = SENT  # every recipient was suppressed: nothing to send
             conn.execute(update(mailings).where(mailings.c.id == mid).values(status=final, expected=imported))
             audit.record(
                 conn, store.now(), actor, account, "create", mid,
                 name=name, recipients=imported, skipped=bad + dupes, scheduled_at=scheduled, status=final,
+                suppressed=suppressed,
             )
     if status == DELETED:  # deleted after its last batch: its rows go now, not at the next purge
         _abandon(store, mid)
         raise Refused(f"mailing {mid} was deleted while it was being prepared; nothing will be sent")
-    return CreateResult(mid, imported, bad + dupes, final)
+    return CreateResult(mid, imported, bad + dupes, final, suppressed)
 
 
 def _abandon(store: Store, mid: int) -> None:
@@ -377,17 +381,17 @@ def _abandon(store: Store, mid: int) -> None:
 def _expand(
     store: Store, mid: int, path: Path, header: list[str], in_subject: set[str], due: float,
     skip_invalid: bool, batch_size: int, progress: Callable[[int, int], None] | None, expected: int,
-) -> tuple[int, int]:
-    imported = dupes = 0
+) -> tuple[int, int, int]:
+    imported = dupes = suppressed = 0
     batch: list[dict] = []
     lines: dict[str, int] = {}
     rows = _open_csv(path)
     next(rows)
 
     def flush() -> None:
-        nonlocal imported, dupes, batch, lines
+        nonlocal imported, dupes, suppressed, batch, lines
         with store.write() as conn:
-            status = conn.execute(select(mailings.c.status).where(mailings.c.id == mid)).scalar_one()
+            status, acc = conn.execute(select(mailings.c.status, mailings.c.account_id).where(mailings.c.id == mid)).one()
             if status == DELETED:
                 raise Refused(f"mailing {mid} was deleted while it was being prepared; import stopped")
             existing = set(
@@ -404,6 +408,11 @@ def _expand(
                     )
                 batch = [b for b in batch if b["email"] not in existing]
                 dupes += len(existing)
+            blocked = set(conn.execute(select(suppressions.c.email).where(
+                suppressions.c.account_id == acc, suppressions.c.email.in_([b["email"] for b in batch]))).scalars())
+            if blocked:  # never sent to: not imported at all
+                batch = [b for b in batch if b["email"] not in blocked]
+                suppressed += len(blocked)
             if batch:
                 conn.execute(insert(messages), batch)
             n = len(batch)
@@ -443,4 +452,4 @@ def _expand(
             flush()
     if batch:
         flush()
-    return imported, dupes
+    return imported, dupes, suppressed

@@ -11,12 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, case, func, select, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, func, select, update
 
 from .connection import Store
 from .identity import read_store_id
 from .mailings import PLANNED, SENDING, SENT
+from . import suppressions
 from .schema import accounts, mailings, messages, revisions
+from .schema import suppressions as suppressions_table
 
 
 # NamedTuples, not frozen dataclasses: the engine makes two of these per message,
@@ -84,12 +86,30 @@ def _sendable_mailings():  # type: ignore[no-untyped-def]
     )
 
 
+# A picked message whose address the mailing's account has suppressed leaves the
+# queue in the claim itself: one primary-key lookup per picked row (mailings by
+# id, suppressions by (account, address)), no scan.
+_CLAIMED_OR_SUPPRESSED = case(
+    (
+        exists().where(
+            mailings.c.id == messages.c.mailing_id,
+            suppressions_table.c.account_id == mailings.c.account_id,
+            suppressions_table.c.email == messages.c.email,
+        ),
+        "suppressed",
+    ),
+    else_="claimed",
+)
+
+
 def claim(store: Store, owner: str, limit: int, lease_seconds: float) -> list[Claimed]:
     """Claim up to `limit` due messages in one statement.
 
     The statement itself requires the account not stopped and the mailing
     sending; under BEGIN IMMEDIATE it is ordered against every stop, so a claim
-    that commits after a stop finds nothing.
+    that commits after a stop finds nothing. It is ordered against every
+    suppression the same way: a message whose address is suppressed is not
+    claimed but moved to 'suppressed' (see store/suppressions.py).
     """
     now = store.now()
     pick = (
@@ -104,20 +124,25 @@ def claim(store: Store, owner: str, limit: int, lease_seconds: float) -> list[Cl
     stmt = (
         update(messages)
         .where(messages.c.id.in_(pick.scalar_subquery()))
-        .values(state="claimed", lease_owner=owner, lease_expires=now + lease_seconds, attempts=messages.c.attempts + 1)
-        .returning(messages.c.id, messages.c.mailing_id, messages.c.email, messages.c.fields, messages.c.attempts)
+        .values(state=_CLAIMED_OR_SUPPRESSED, lease_owner=owner, lease_expires=now + lease_seconds,
+                attempts=messages.c.attempts + 1)
+        .returning(messages.c.id, messages.c.mailing_id, messages.c.email, messages.c.fields, messages.c.attempts,
+                   messages.c.state)
     )
     with store.write() as conn:
         # By position: reading Row attributes by name costs ~3 µs a row, thousands a second.
         rows = conn.execute(stmt).all()  # every row fetched before COMMIT
         per_mailing: dict[int, int] = defaultdict(int)
-        for r in rows:
+        claimed = [r[:5] for r in rows if r[5] == "claimed"]
+        for r in claimed:
             per_mailing[r[1]] += 1
         for mid, n in per_mailing.items():
             conn.execute(
                 update(mailings).where(mailings.c.id == mid).values(queued=mailings.c.queued - n, claimed=mailings.c.claimed + n)
             )
-    return [Claimed(*r) for r in rows]
+        if len(claimed) < len(rows):
+            suppressions.leave_queue(conn, [(r[0], r[1]) for r in rows if r[5] != "claimed"])
+    return [Claimed(*r) for r in claimed]
 
 
 def _apply(conn: Connection, owner: str, ids: list[int], values: dict) -> dict[int, int]:
