@@ -43,6 +43,11 @@ class EngineConfig:
     result_flush: float = 0.02  # least time between two result-recording transactions (s)
     shutdown_grace: float = 5.0  # time given to transactions in progress on shutdown
     message_domain: str | None = None  # Message-ID domain (default: the sender's)
+    # DKIM signing (engine/dkim_signing.py): all three or none. The key file's path
+    # may be shown; the key itself never is.
+    dkim_key_file: str | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:

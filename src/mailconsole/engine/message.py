@@ -29,6 +29,7 @@ from jinja2.runtime import new_context
 
 from .. import templating
 from . import headers
+from .dkim_signing import DkimSigner
 from .list_headers import BadListHeader, ListHeaders
 
 # Longest line RFC 5322 allows (without CRLF); longer body lines are QP-encoded.
@@ -165,7 +166,8 @@ class _Renderer:
 class CompiledRevision:
     """A revision's templates and fixed headers, ready to personalise."""
 
-    def __init__(self, mailing_id: int, rev: RevisionData, *, domain: str | None = None) -> None:
+    def __init__(self, mailing_id: int, rev: RevisionData, *, domain: str | None = None,
+                 signer: DkimSigner | None = None) -> None:
         self.mailing_id = mailing_id
         self.revision_id = rev.id
         name, address = headers.sender_mailbox(rev.sender, rev.sender_name)
@@ -183,6 +185,7 @@ class CompiledRevision:
         self._lists = ListHeaders(rev.list_unsubscribe, rev.list_id, lambda source: _Renderer(templating.compile_text(source)))
         self._fixed_tail = "MIME-Version: 1.0\r\n"
         self._boundary = "===============" + binascii.hexlify(os.urandom(10)).decode("ascii") + "=="
+        self._signer = signer
 
     def build(self, message_id: int, email: str, fields: str | dict, now: float | None = None) -> Built:
         """The complete message for one recipient, or MergeError."""
@@ -215,7 +218,7 @@ class CompiledRevision:
         if html is None:
             cte, body = encode_body(text)
             head += f'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n\r\n'
-            return Built(self.envelope_from, email, head.encode("ascii") + body)
+            return self._built(email, head.encode("ascii") + body)
         b = self._boundary
         text_cte, text_body = encode_body(text, b)
         html_cte, html_body = encode_body(html, b)
@@ -230,4 +233,7 @@ class CompiledRevision:
             html_body,
             f"\r\n--{b}--\r\n".encode("ascii"),
         ))
-        return Built(self.envelope_from, email, data)
+        return self._built(email, data)
+
+    def _built(self, email: str, data: bytes) -> Built:
+        return Built(self.envelope_from, email, data if self._signer is None else self._signer.sign(data))

@@ -33,6 +33,7 @@ from ..store.gate_io import AckWriter, ControlReader
 from ..store.queue import Claimed, Control, Outcome
 from .config import EngineConfig
 from .gate import Gate
+from .dkim_signing import load_signer
 from .message import Built, CompiledRevision, MergeError, RevisionData
 from .outage import CHECK_EVERY, Outage
 from .smtp import GateClosed, SMTPError
@@ -98,6 +99,7 @@ class Engine:
         self._store_trouble: str | None = None  # why store writes fail, until one succeeds again
         self._past_dot: set[int] = set()  # dot written, outcome not yet recorded
         self._revisions: dict[int, CompiledRevision] = {}
+        self._signer = load_signer(config.dkim_key_file, config.dkim_selector, config.dkim_domain)  # ConfigError here
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=64)
         self._pacer = Pacer(config.rate) if config.rate else None
         self._outage = Outage()
@@ -267,7 +269,7 @@ class Engine:
             current = self._revisions.get(mid)
             if current is None or current.revision_id != row[0]:
                 self._revisions[mid] = CompiledRevision(
-                    mid, RevisionData(*row), domain=self.config.message_domain
+                    mid, RevisionData(*row), domain=self.config.message_domain, signer=self._signer
                 )
 
     # -- senders -------------------------------------------------------------
