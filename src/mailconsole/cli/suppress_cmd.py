@@ -8,7 +8,8 @@ from pathlib import Path
 from rich.table import Table
 
 from ..store import suppressions
-from .common import Context, safe, text_value, when
+from ..store.errors import Refused
+from .common import Context, one_line, safe, text_value, when
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -41,11 +42,10 @@ def run_add(ctx: Context) -> int:
 
 def run_remove(ctx: Context) -> int:
     a = ctx.args
-    if suppressions.remove(ctx.store(create=False), ctx.actor, a.address, ctx.account):
-        ctx.print(f"{safe(a.address.strip())} is no longer suppressed (messages already suppressed stay unsent)")
-        return 0
-    ctx.print(f"{safe(a.address.strip())} was not suppressed; nothing changed")
-    return 1
+    if not suppressions.remove(ctx.store(create=False), ctx.actor, a.address, ctx.account):
+        raise Refused(f"{one_line(a.address.strip())} is not suppressed; nothing changed (see `mailconsole suppress list`)")
+    ctx.print(f"{safe(a.address.strip())} is no longer suppressed (messages already suppressed stay unsent)")
+    return 0
 
 
 def run_list(ctx: Context) -> int:
