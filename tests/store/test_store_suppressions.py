@@ -53,6 +53,9 @@ def test_a_suppressed_address_is_skipped_at_import_and_counted(store, csv_file):
     with store.read() as conn:
         emails = set(conn.exec_driver_sql("SELECT email FROM messages").scalars())
     assert emails == {"user0@example.net", "user2@example.net", "user4@example.net"}
+    [created] = [e for e in entries(store) if e.action == "create"]
+    details = json.loads(created.details) if isinstance(created.details, str) else created.details
+    assert (details["recipients"], details["suppressed"]) == (3, 2)
     assert_counters_match(store)
 
 

@@ -348,7 +348,7 @@ def _create_mailing(
             audit.record(
                 conn, store.now(), actor, account, "create", mid,
                 name=name, recipients=imported, skipped=bad + dupes, scheduled_at=scheduled, status=final,
-                suppressed=suppressed,
+                **({"suppressed": suppressed} if suppressed else {}),  # named only when some were
             )
     if status == DELETED:  # deleted after its last batch: its rows go now, not at the next purge
         _abandon(store, mid)
