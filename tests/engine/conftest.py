@@ -60,6 +60,8 @@ def add_mailing(
     at: float | None = None,
     list_unsubscribe: str | None = None,
     name: str = "test mailing",
+    sender: str = SENDER,
+    **options: object,
 ) -> int:
     rows = rows or [{"email": f"user{i}@example.net", "name": f"User {i}", "code": f"C{i}"} for i in range(n)]
     path = tmp_path / f"recipients-{time.monotonic_ns()}.csv"
@@ -68,8 +70,8 @@ def add_mailing(
         w.writeheader()
         w.writerows(rows)
     result = create_mailing(
-        store, OPERATOR, name=name, sender=SENDER, subject=subject, text_body=text, html_body=html,
-        recipients=path, at=at, list_unsubscribe=list_unsubscribe,
+        store, OPERATOR, name=name, sender=sender, subject=subject, text_body=text, html_body=html,
+        recipients=path, at=at, list_unsubscribe=list_unsubscribe, **options,
     )
     return result.mailing_id
 

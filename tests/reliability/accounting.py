@@ -23,7 +23,7 @@ from mailconsole.store.mailings import DELETED
 from mailconsole.store.schema import mailings, messages
 from mailconsole.store.verify import mismatches
 
-_MESSAGE_ID = re.compile(rb"^Message-ID: <m(\d+)\.\d+@", re.MULTILINE | re.IGNORECASE)
+_MESSAGE_ID = re.compile(rb"^Message-ID: <m(\d+)\.\d+(?:\.[a-z2-7]+)?@", re.MULTILINE | re.IGNORECASE)
 
 
 def message_id_of(data: bytes) -> int:

@@ -219,7 +219,21 @@ _BAD_LIST_UNSUBSCRIBE = [
      for label, sep in _HEADER_BREAKS]
 
 ADDRESSES = [
+    # A sender may have a display name ("Ann <a@example.com>"); a recipient may not.
     Case(f"--from {label}", create(sender=value), 1, "sender") for label, value in _BAD_ADDRESSES
+    if label not in ("angle brackets", "display name")
+] + [
+    Case(f"--from display name with {label}", create(sender=value), 1, says) for label, value, says in [
+        ("an escape", "Ann\x1b[2J <a@example.com>", "control character"),
+        ("an encoded word", "=?utf-8?b?QmFuaw==?= <a@example.com>", "=?"),
+        ("a non-ASCII address", "Ann <a@bücher.de>", "not ASCII"),
+        ("two mailboxes", "Ann <a@example.com>, Bob <b@example.com>", "not one mailbox"),
+        ("an unclosed bracket", "Ann <a@example.com", "not one mailbox"),
+        ("a line break", "Ann\r\nBcc: v@example.com <a@example.com>", "line break"),
+    ]
+] + [
+    Case(f"--reply-to {label}", create("--reply-to", value), 1, "Reply-To")
+    for label, value in _BAD_ADDRESSES if label not in ("angle brackets", "display name")
 ] + [
     Case(f"--from with {label}", create(sender=f"news@example.com{sep}Bcc: victim@example.com"), 1, "line break")
     for label, sep in _HEADER_BREAKS

@@ -49,7 +49,8 @@ def assert_counters_match(store) -> None:
         recovered[mid] = recovered.get(mid, 0) + (rec or 0)
     for m in rows:
         have = real.get(m.id, {})
-        kept = {"queued": m.queued, "claimed": m.claimed, "sent": m.sent, "failed": m.failed, "suspended": m.suspended}
+        kept = {"queued": m.queued, "claimed": m.claimed, "sent": m.sent, "failed": m.failed, "suspended": m.suspended,
+                "suppressed": m.suppressed}
         assert kept == {k: have.get(k, 0) for k in kept}, f"mailing {m.id} ({m.status}): counters {kept} vs rows {have}"
         assert set(have) <= set(kept), f"mailing {m.id}: unexpected states {have}"
         if m.status != "deleted":  # a deleted mailing's unsent rows are purged; recipients stays as history

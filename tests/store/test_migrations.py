@@ -26,6 +26,7 @@ from storehelp import ALICE, assert_counters_match, sent
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-v1.db"
 TABLES = ("meta", "accounts", "mailings", "revisions", "messages", "engines", "audit")
+NEW_TABLES = ("suppressions",)
 
 
 @pytest.fixture
@@ -37,7 +38,11 @@ def v1(tmp_path: Path) -> Path:
     return path
 
 
-def dump(path: Path, *, without: tuple[str, ...] = ("fail_kind",)) -> dict[str, list[dict]]:
+# Columns the first release did not have (schemas 2 and 3).
+ADDED = ("fail_kind", "sender_name", "reply_to", "list_id", "suppressed")
+
+
+def dump(path: Path, *, without: tuple[str, ...] = ADDED) -> dict[str, list[dict]]:
     """Every row of every mailconsole table, in rowid order, leaving out the given columns."""
     conn = sqlite3.connect(path)
     conn.row_factory = sqlite3.Row
@@ -121,20 +126,26 @@ def test_an_old_store_is_refused_with_one_line_naming_the_store_and_the_command(
         Store(str(v1))
     text = str(err.value)
     assert "\n" not in text
-    assert f"`mailconsole migrate --db {v1}`" in text and "schema version 1" in text and "(2)" in text
+    assert f"`mailconsole migrate --db {v1}`" in text and "schema version 1" in text and "(3)" in text
     assert dump(v1) == before and "alembic_version" not in fingerprint(v1)
 
 
-def test_upgrade_keeps_every_row_and_counter_and_adds_fail_kind_null(v1):
+def test_upgrade_keeps_every_row_and_counter_and_adds_the_new_columns_empty(v1):
     before = dump(v1)
     result = upgraded(v1)
-    assert (result.plan.current, result.plan.target, result.plan.revision) == (1, 2, None)
+    assert (result.plan.current, result.plan.target, result.plan.revision) == (1, 3, None)
     after = dump(v1)
     assert {t: rows for t, rows in after.items() if t != "meta"} == {t: rows for t, rows in before.items() if t != "meta"}
-    assert after["meta"] == [{"key": "schema_version", "value": "2"}]
+    meta = {r["key"]: r["value"] for r in after["meta"]}
+    assert meta.keys() == {"schema_version", "store_id"} and meta["schema_version"] == "3"
+    assert len(meta["store_id"]) == 26 and meta["store_id"].isalnum() and meta["store_id"].islower()
     assert scalar(v1, "SELECT count(*) FROM messages") == len(before["messages"]) > 0
     assert scalar(v1, "SELECT count(*) FROM messages WHERE fail_kind IS NOT NULL") == 0
-    assert scalar(v1, "SELECT version_num FROM alembic_version") == migrate.head_revision() == "0002"
+    assert scalar(v1, "SELECT count(*) FROM mailings WHERE sender_name IS NOT NULL OR reply_to IS NOT NULL "
+                      "OR list_id IS NOT NULL OR suppressed != 0") == 0
+    assert scalar(v1, "SELECT count(*) FROM accounts WHERE list_id IS NOT NULL") == 0
+    assert scalar(v1, "SELECT count(*) FROM suppressions") == 0
+    assert scalar(v1, "SELECT version_num FROM alembic_version") == migrate.head_revision() == "0003"
     store = Store(str(v1))
     try:
         assert_counters_match(store)
@@ -225,11 +236,11 @@ def test_a_newer_store_is_refused_by_the_upgrade_naming_both_versions(v1):
     upgraded(v1)
     conn = sqlite3.connect(v1)
     with conn:
-        conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+        conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
     conn.close()
     store = migrate.open_store(str(v1))
     try:
-        with pytest.raises(StoreError, match=r"schema version 3, newer than this mailconsole understands \(2\)"):
+        with pytest.raises(StoreError, match=r"schema version 4, newer than this mailconsole understands \(3\)"):
             migrate.upgrade(store)
     finally:
         store.close()
@@ -260,8 +271,8 @@ def test_a_current_store_without_alembic_bookkeeping_is_only_stamped(tmp_path):
         conn.execute("DROP TABLE alembic_version")
     conn.close()
     result = upgraded(path)
-    assert (result.plan.current, result.plan.revision, result.backup) == (2, None, None)
-    assert scalar(path, "SELECT version_num FROM alembic_version") == "0002"
+    assert (result.plan.current, result.plan.revision, result.backup) == (3, None, None)
+    assert scalar(path, "SELECT version_num FROM alembic_version") == "0003"
     assert not upgraded(path).plan.needed
 
 
@@ -274,7 +285,11 @@ def test_a_new_store_and_an_upgraded_one_have_the_same_schema(v1, tmp_path):
     Store(str(new)).close()
     assert metadata_diff(v1) == [] and metadata_diff(new) == []
     assert fingerprint(v1) == fingerprint(new)
-    assert dump(new, without=())["meta"] == dump(v1, without=())["meta"]
+    # The same rows of meta; the store ids differ, as two stores' ids must.
+    new_meta, old_meta = (dict((r["key"], r["value"]) for r in dump(p, without=())["meta"]) for p in (new, v1))
+    assert new_meta.keys() == old_meta.keys() == {"schema_version", "store_id"}
+    assert new_meta["schema_version"] == old_meta["schema_version"] == "3"
+    assert new_meta["store_id"] != old_meta["store_id"] and len(new_meta["store_id"]) == len(old_meta["store_id"]) == 26
     assert scalar(new, "SELECT version_num FROM alembic_version") == migrate.head_revision()
 
 
@@ -289,7 +304,7 @@ def test_the_revisions_from_empty_build_the_first_release_schema_then_todays(tmp
         assert scalar(path, "SELECT value FROM meta") == "1"
         with engine.begin() as conn:
             command.upgrade(migrate.alembic_config(conn), "head")
-        assert scalar(path, "SELECT value FROM meta") == "2"
+        assert scalar(path, "SELECT value FROM meta WHERE key='schema_version'") == "3"
         new = tmp_path / "new.db"
         Store(str(new)).close()
         assert fingerprint(path) == fingerprint(new)

@@ -2,7 +2,8 @@
 
 A hypothesis state machine drives claims, outcomes, lease expiry, stop/resume
 of two accounts (with time jumps on both sides of the 7-day rule), pause, requeue,
-reschedule, template saves, delete and purge on a real SQLite store, and after
+reschedule, template saves, delete, purge and suppressions (added and removed
+mid-send) on a real SQLite store, and after
 every step compares each mailing's counters with `SELECT state, count(*) ...
 GROUP BY state` (and `verify.mismatches`, the recount the reliability suite
 uses), each revision's sent count with the messages sent with it, checks that
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 from storehelp import ALICE, SENDER, assert_counters_match, recipients, write_recipients
 
-from mailconsole.store import InvalidInput, NotFound, Refused, Store, accounts, mailings, queue, revisions, verify
+from mailconsole.store import InvalidInput, NotFound, Refused, Store, accounts, mailings, queue, revisions, suppressions, verify
 from mailconsole.store.importer import create_mailing
 from mailconsole.store.queue import Outcome
 
@@ -83,12 +84,15 @@ class QueueMachine(RuleBasedStateMachine):
     def claim_and_record(self, owner: str, limit: int, kind: str) -> None:
         """The engine's usual path: claim a batch and report it right away."""
         claimed = queue.claim(self.store, owner, limit, lease_seconds=7200)
+        self.assert_none_suppressed(claimed)
         queue.record(self.store, owner, self.outcomes(claimed, kind))
 
     @rule(target=claims, owner=st.sampled_from(OWNERS), limit=st.integers(1, 5), lease=st.sampled_from([30, 7200]))
     def claim(self, owner: str, limit: int, lease: float):
         """Claims held across other steps, reported later (or never: lease expiry)."""
-        return (owner, queue.claim(self.store, owner, limit, lease_seconds=lease))
+        got = queue.claim(self.store, owner, limit, lease_seconds=lease)
+        self.assert_none_suppressed(got)
+        return (owner, got)
 
     @rule(held=consumes(claims), kind=KINDS, lost=st.sampled_from([False, False, False, True]))
     def record(self, held, kind: str, lost: bool) -> None:
@@ -154,6 +158,22 @@ class QueueMachine(RuleBasedStateMachine):
             revisions.save_revision(self.store, ALICE, mid, subject=subject, account=account)
         except (InvalidInput, Refused, NotFound):
             pass
+
+    @rule(i=st.integers(0, 6), account=ACCOUNTS, remove=st.booleans())
+    def suppress(self, i: int, account: str, remove: bool) -> None:
+        """Suppressed mid-send: the next claim moves its queued messages to 'suppressed'."""
+        address = f"user{i}@Example.NET"  # the domain's case does not matter
+        if remove:
+            suppressions.remove(self.store, ALICE, address, account)
+        else:
+            suppressions.add(self.store, ALICE, address, "test", account)
+
+    def assert_none_suppressed(self, claimed) -> None:
+        """No claim returns a message whose address its account has suppressed."""
+        with self.store.read() as conn:
+            blocked = set(conn.exec_driver_sql(
+                "SELECT g.id, s.email FROM suppressions s JOIN mailings g ON g.account_id = s.account_id").all())
+        assert not [c for c in claimed if (c.mailing_id, c.email) in blocked]
 
     @rule(max_batches=st.sampled_from([1, None]))
     def purge(self, max_batches) -> None:

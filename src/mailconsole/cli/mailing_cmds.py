@@ -22,7 +22,9 @@ def _mailing_id(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("create", parents=[common], help="create a mailing from a recipients CSV")
     p.add_argument("--name", type=text_value)
-    p.add_argument("--from", dest="sender", metavar="ADDR", type=text_value)
+    p.add_argument("--from", dest="sender", metavar="MAILBOX", type=text_value,
+                   help="sender: name@domain or 'Display Name <name@domain>' (the name may be any language)")
+    p.add_argument("--reply-to", metavar="MAILBOX", type=text_value, help="Reply-To: an address, with a display name or not")
     p.add_argument("--subject", type=text_value)
     p.add_argument("--subject-file", type=Path)
     p.add_argument("--body-file", type=Path)
@@ -31,9 +33,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="CSV with a header row; 'email' required, other columns are merge fields")
     p.add_argument("--at", metavar="ISO8601", type=time_value, help="send time (in the future: the mailing is planned)")
     p.add_argument("--like", type=record_id, metavar="ID",
-                   help="take name, sender and the newest template from mailing ID (re-address a mailing)")
+                   help="take name, sender, Reply-To, List-Unsubscribe and the newest template from mailing ID "
+                        "(re-address a mailing)")
     p.add_argument("--list-unsubscribe", metavar="VALUE", type=text_value,
-                   help="List-Unsubscribe header value: <mailto:…> and/or <https://…>, comma-separated")
+                   help="List-Unsubscribe header value: <mailto:…> and/or <https://…>, comma-separated; may use "
+                        "merge fields ({{ email|urlencode }}); with https the one-click List-Unsubscribe-Post is added")
+    p.add_argument("--list-id", metavar="LIST-ID", type=text_value,
+                   help="List-Id header (RFC 2919), e.g. 'Shop news <news.shop.example.com>' (default: the account's, "
+                        "see `mailconsole list-id`)")
     p.add_argument("--skip-invalid", action="store_true", help="skip bad or duplicate rows instead of refusing the file")
     p.set_defaults(handler=run_create)
 
@@ -108,6 +115,7 @@ def run_create(ctx: Context) -> int:
     a = ctx.args
     store = ctx.store(create=False)
     name, sender, subject, body, html = a.name, a.sender, a.subject, None, None
+    reply_to, list_unsubscribe, list_id = a.reply_to, a.list_unsubscribe, a.list_id
     if a.subject is not None and a.subject_file is not None:
         raise UsageError("give --subject or --subject-file, not both")
     if a.subject_file is not None:
@@ -118,7 +126,10 @@ def run_create(ctx: Context) -> int:
         base = mailings.get_mailing(store, a.like, ctx.account)
         rev = revisions.newest_revision(store, a.like)
         name = name or base.name
-        sender = sender or base.sender
+        sender = sender or base.sender_display
+        reply_to = reply_to or base.reply_to
+        list_unsubscribe = list_unsubscribe or base.list_unsubscribe
+        list_id = list_id or base.list_id
         if rev is not None:
             subject = subject if subject is not None else rev.subject
             body = body if body is not None else rev.text_body
@@ -141,12 +152,14 @@ def run_create(ctx: Context) -> int:
     result = create_mailing(
         store, ctx.actor, name=name, sender=sender, subject=subject, text_body=body, html_body=html,
         recipients=a.recipients, at=at, account=ctx.account, skip_invalid=a.skip_invalid,
-        list_unsubscribe=a.list_unsubscribe, progress=progress,
+        list_unsubscribe=list_unsubscribe, reply_to=reply_to, list_id=list_id, progress=progress,
     )
     if interactive:
         print(file=sys.stderr)
     if result.skipped:
         print(f"skipped {result.skipped:,} invalid or duplicate row(s)", file=sys.stderr)
+    if result.suppressed:
+        print(f"skipped {result.suppressed:,} suppressed address(es) (see `mailconsole suppress list`)", file=sys.stderr)
     print(f"created mailing {result.mailing_id} ({result.status}, {result.recipients:,} recipients)", file=sys.stderr)
     print(result.mailing_id)  # stdout: just the id, for scripts
     return 0
@@ -224,8 +237,11 @@ def run_template_show(ctx: Context) -> int:
     m = mailings.get_mailing(store, ctx.args.id, ctx.account)
     revs = revisions.all_revisions(store, m.id)
     newest = revs[-1]
-    ctx.print(f"mailing {m.id} '{safe(m.name)}' from {safe(m.sender)} — revision {newest.number} "
+    ctx.print(f"mailing {m.id} '{safe(m.name)}' from {safe(m.sender_display)} — revision {newest.number} "
               f"saved {when(newest.created_at)} by {safe(newest.created_by)}")
+    for label, value in (("reply-to", m.reply_to), ("list-id", m.list_id), ("list-unsubscribe", m.list_unsubscribe)):
+        if value:
+            ctx.print(f"{label}: {safe(value)}")
     ctx.print(f"merge fields: {', '.join(m.fields) or '(none)'}")
     ctx.print("sent per revision: " + " · ".join(f"revision {r.number}: {r.sent:,}" for r in revs))
     ctx.print(f"subject: {safe(newest.subject)}")

@@ -59,6 +59,9 @@ def run(ctx: Context) -> int:
         from ..engine.transports import make_transport
 
         make_transport(config)  # reject a bad URL before touching the store
+        from ..engine.dkim_signing import load_signer
+
+        load_signer(config.dkim_key_file, config.dkim_selector, config.dkim_domain)  # and a bad DKIM key
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     # Replies, names and reasons in the log come from outside: escaped (engine/logsafe.py).

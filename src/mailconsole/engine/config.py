@@ -46,6 +46,11 @@ class EngineConfig:
     # reply; transactions before their dot are cut at once. At most 4 s (see _BOUNDS).
     shutdown_grace: float = 2.5
     message_domain: str | None = None  # Message-ID domain (default: the sender's)
+    # DKIM signing (engine/dkim_signing.py): all three or none. The key file's path
+    # may be shown; the key itself never is.
+    dkim_key_file: str | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):

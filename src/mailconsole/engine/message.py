@@ -23,9 +23,12 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import formatdate
 
 from .. import templating
+from . import headers
+from .dkim_signing import DkimSigner
+from .list_headers import BadListHeader, ListHeaders
 
 # Longest line RFC 5322 allows (without CRLF); longer body lines are QP-encoded.
 MAX_LINE = 998
@@ -57,6 +60,10 @@ class RevisionData:
     html: str | None
     sender: str
     list_unsubscribe: str | None
+    sender_name: str = ""
+    reply_to: str | None = None
+    store_id: str = ""  # makes Message-IDs unique across stores (store/identity.py)
+    list_id: str | None = None  # the mailing's, else its account's
 
 
 @dataclass(frozen=True)
@@ -152,11 +159,13 @@ GIVE_UP = 20
 class CompiledRevision:
     """A revision's templates and fixed headers, ready to personalise."""
 
-    def __init__(self, mailing_id: int, rev: RevisionData, *, domain: str | None = None) -> None:
+    def __init__(self, mailing_id: int, rev: RevisionData, *, domain: str | None = None,
+                 signer: DkimSigner | None = None) -> None:
         self.mailing_id = mailing_id
         self.revision_id = rev.id
-        name, address = parseaddr(rev.sender)
-        self.envelope_from = address or rev.sender.strip()
+        name, address = headers.sender_mailbox(rev.sender, rev.sender_name)
+        self.envelope_from = address  # MAIL FROM: the bare address
+        self._lists = ListHeaders(rev.list_unsubscribe, rev.list_id)
         # A revision saved by an older release may be one that today's checks refuse:
         # too big to compile quickly (on the engine's loop), or not compiling at all.
         # Its messages then fail one by one, with the reason, instead of the engine.
@@ -169,18 +178,24 @@ class CompiledRevision:
         else:
             try:
                 self._parts = templating.compile_parts(rev.subject, rev.text, rev.html)
+                unsubscribe = self._lists.template_source
+                # A personal List-Unsubscribe is one more part, under the same budget.
+                self._parts.append(("list-unsubscribe",
+                                    templating.Renderer(templating.compile_text(unsubscribe)) if unsubscribe else None))
             except Exception as exc:  # syntax error, unknown filter, nesting too deep
                 self._broken = f"template cannot be compiled: {templating.describe(exc)}"
         self.over_time = 0  # messages of this revision that went over the time budget
         self.streak = 0  # ... in a row (a render within the budget resets it)
         self._domain = domain or _domain(self.envelope_from)
-        fixed = ["From: " + (formataddr((name, address), charset="utf-8") if name else address)]
-        self._fixed_head = "\r\n".join(fixed) + "\r\n"
-        tail = ["MIME-Version: 1.0"]
-        if rev.list_unsubscribe:
-            tail.append("List-Unsubscribe: " + rev.list_unsubscribe.strip())
-        self._fixed_tail = "\r\n".join(tail) + "\r\n"
+        # Stable for one message across its retries (a downstream duplicate of ours
+        # stays recognisable), unique across stores through the store's random id.
+        self._id_tail = f".{mailing_id}.{rev.store_id}@{self._domain}>" if rev.store_id else f".{mailing_id}@{self._domain}>"
+        self._fixed_head = headers.mailbox_header("From", name, address)
+        if rev.reply_to:
+            self._fixed_head += headers.reply_to_header(rev.reply_to)
+        self._fixed_tail = "MIME-Version: 1.0\r\n"
         self._boundary = "===============" + binascii.hexlify(os.urandom(10)).decode("ascii") + "=="
+        self._signer = signer
 
     def build(self, message_id: int, email: str, fields: str | dict, now: float | None = None) -> Built:
         """The complete message for one recipient, or MergeError."""
@@ -197,9 +212,12 @@ class CompiledRevision:
             )
         reduced = self.over_time >= STRIKES
         try:
-            subject, text, html = templating.render_parts(
+            subject, text, html, unsubscribe = templating.render_parts(
                 self._parts, values, REDUCED_SECONDS if reduced else templating.RENDER_SECONDS
             )
+            lists = self._lists.lines(unsubscribe)
+        except BadListHeader as exc:
+            raise MergeError(f"{exc}; not sent to {email}") from None
         except templating.PartFailed as exc:
             if isinstance(exc.error, templating.OverBudget):
                 why = templating.describe(exc.error)
@@ -219,13 +237,14 @@ class CompiledRevision:
             + "To: " + email + "\r\n"
             + "Subject: " + encode_header(subject) + "\r\n"
             + "Date: " + _date(time.time() if now is None else now) + "\r\n"
-            + f"Message-ID: <m{message_id}.{self.mailing_id}@{self._domain}>\r\n"
+            + f"Message-ID: <m{message_id}{self._id_tail}\r\n"
             + self._fixed_tail
+            + lists
         )
         if html is None:
             cte, body = encode_body(text)
             head += f'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n\r\n'
-            return Built(self.envelope_from, email, head.encode("ascii") + body)
+            return self._built(email, head.encode("ascii") + body)
         b = self._boundary
         text_cte, text_body = encode_body(text, b)
         html_cte, html_body = encode_body(html, b)
@@ -240,4 +259,7 @@ class CompiledRevision:
             html_body,
             f"\r\n--{b}--\r\n".encode("ascii"),
         ))
-        return Built(self.envelope_from, email, data)
+        return self._built(email, data)
+
+    def _built(self, email: str, data: bytes) -> Built:
+        return Built(self.envelope_from, email, data if self._signer is None else self._signer.sign(data))

@@ -41,6 +41,7 @@ from ..store.queue import Claimed, Control, Outcome
 from .addresses import address_problem, list_unsubscribe_problem, sender_problem
 from .config import EngineConfig
 from .gate import Gate
+from .dkim_signing import load_signer
 from .message import Built, CompiledRevision, MergeError, RevisionData
 from .outage import CHECK_EVERY, Outage
 from .smtp import GateClosed, SMTPError
@@ -126,6 +127,7 @@ class Engine:
         # dot: a stop or a shutdown cuts it at once (nothing was accepted yet).
         self._cuttable: dict[int, tuple[int, trio.CancelScope]] = {}
         self._revisions: dict[int, CompiledRevision | Unsendable] = {}
+        self._signer = load_signer(config.dkim_key_file, config.dkim_selector, config.dkim_domain)  # ConfigError here
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=64)
         self._pacer = Pacer(config.rate) if config.rate else None
         self._outage = Outage()
@@ -343,7 +345,7 @@ class Engine:
             log.warning("mailing %d cannot be sent as stored: %s", mailing_id, problem)
             return Unsendable(rev.id, ADDRESS, problem + "; not sent")
         try:
-            return CompiledRevision(mailing_id, rev, domain=self.config.message_domain)
+            return CompiledRevision(mailing_id, rev, domain=self.config.message_domain, signer=self._signer)
         except Exception as exc:  # a template the store holds but that does not compile
             log.warning("mailing %d: its template does not compile: %s", mailing_id, exc)
             return Unsendable(rev.id, TEMPLATE, f"template cannot be compiled: {exc.__class__.__name__}: {exc}")

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, create_engine, event, insert, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from . import lock_holder, schema
+from . import identity, lock_holder, schema
 from .errors import StoreBusy, StoreError
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -269,6 +269,7 @@ class Store:
             schema.metadata.create_all(conn)
             schema.alembic_version.create(conn)
             conn.execute(insert(schema.meta).values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
+            conn.execute(insert(schema.meta).values(key=identity.KEY, value=identity.new_store_id()))
             conn.execute(
                 insert(schema.alembic_version).values(version_num=schema.revision_of(schema.SCHEMA_VERSION))
             )

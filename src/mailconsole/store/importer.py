@@ -25,14 +25,14 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from .. import templating
-from . import audit, revisions
+from . import audit, list_headers, revisions, senders
 from .accounts import account_id
 from .actor import Actor
 from .batching import TimedBatches
 from .connection import Store
 from .errors import InvalidInput, Refused
-from .mailings import DELETED, PAUSED, PLANNED, PREPARING, SENDING, purge_deleted
-from .schema import mailings, messages
+from .mailings import DELETED, PAUSED, PLANNED, PREPARING, SENDING, SENT, purge_deleted
+from .schema import mailings, messages, suppressions
 from .schema import revisions as revisions_table
 
 # An address as SMTP carries it without extensions (RFC 5321 4.1.2): a dot-atom
@@ -119,6 +119,7 @@ class CreateResult:
     recipients: int
     skipped: int
     status: str
+    suppressed: int = 0  # addresses on the account's suppression list: not imported
 
 
 @dataclass
@@ -258,12 +259,14 @@ def _check_header_value(what: str, value: str) -> None:
         raise InvalidInput(f"{what} contains a line break; it goes into a mail header and must be one line")
 
 
-def check_sender(sender: str) -> None:
-    """Refuse a sender the engine could not send from (InvalidInput naming it)."""
-    _check_header_value("sender", sender)
-    why = address_problem(sender.strip())
-    if why:
-        raise InvalidInput(f"sender {sender!r} {why}")
+def check_sender(sender: str) -> tuple[str, str]:
+    """(display name or "", address) of a sender the engine can send from, else InvalidInput naming it."""
+    return senders.parse_mailbox(sender, "sender")
+
+
+def check_reply_to(reply_to: str) -> str:
+    """A Reply-To mailbox as stored (`Name <address>` or the address), else InvalidInput."""
+    return senders.display(*senders.parse_mailbox(reply_to, "Reply-To"))
 
 
 def create_mailing(store: Store, actor: Actor, *, recipients: Path, **options: Any) -> CreateResult:
@@ -327,21 +330,23 @@ def _create_mailing(
     account: str = "default",
     skip_invalid: bool = False,
     list_unsubscribe: str | None = None,
+    reply_to: str | None = None,
+    list_id: str | None = None,
     batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> CreateResult:
     """Create a mailing from a regular recipients file (see create_mailing)."""
     _check_header_value("mailing name", name)
-    check_sender(sender)
-    if list_unsubscribe is not None:
-        why = list_unsubscribe_problem(list_unsubscribe)
-        if why:
-            raise InvalidInput(f"List-Unsubscribe {list_unsubscribe!r} {why}")
+    sender_name, sender_address = check_sender(sender)
+    reply_to = check_reply_to(reply_to) if reply_to is not None else None
+    list_id = list_headers.normal_list_id(list_id) if list_id is not None else None
     if not name.strip():
         raise InvalidInput("mailing name is empty; pass --name")
     header = read_header(recipients)
     fields = [h for h in header if h != "email"]
     revisions.validate(subject, text_body, html_body, fields)
+    if list_unsubscribe is not None:  # may use merge fields: checked against the file's columns
+        list_headers.check_list_unsubscribe(list_unsubscribe, fields)
     in_subject = templating.names_used(subject) & set(fields)
     expected, bad = _check_rows(recipients, header, in_subject, skip_invalid)
     revisions.check_sample(subject, text_body, html_body, _sample_rows(recipients, header, in_subject))
@@ -355,7 +360,8 @@ def _create_mailing(
         acc = account_id(conn, account)
         mid = conn.execute(
             insert(mailings).values(
-                account_id=acc, name=name, sender=sender.strip(), status=PREPARING,
+                account_id=acc, name=name, sender=sender_address, sender_name=sender_name or None,
+                reply_to=reply_to, list_id=list_id, status=PREPARING,
                 scheduled_at=scheduled, created_at=now, created_by=actor.user,
                 fields=json.dumps(fields), expected=expected, list_unsubscribe=list_unsubscribe,
             )
@@ -363,7 +369,7 @@ def _create_mailing(
         revisions.add(conn, mid, subject, text_body, html_body, now, actor.user)
 
     try:
-        imported, dupes = _expand(store, mid, recipients, header, in_subject, scheduled, skip_invalid, batch_size, progress, expected)
+        imported, dupes, suppressed = _expand(store, mid, recipients, header, in_subject, scheduled, skip_invalid, batch_size, progress, expected)
     except BaseException:
         _abandon(store, mid)
         raise
@@ -373,15 +379,18 @@ def _create_mailing(
         if status != DELETED:
             # An operator may have paused it while it was prepared: it stays paused.
             final = PAUSED if status == PAUSED else PLANNED if scheduled > store.now() else SENDING
+            if final == SENDING and imported == 0:
+                final = SENT  # every recipient was suppressed: nothing to send
             conn.execute(update(mailings).where(mailings.c.id == mid).values(status=final, expected=imported))
             audit.record(
                 conn, store.now(), actor, account, "create", mid,
                 name=name, recipients=imported, skipped=bad + dupes, scheduled_at=scheduled, status=final,
+                **({"suppressed": suppressed} if suppressed else {}),  # named only when some were
             )
     if status == DELETED:  # deleted after its last batch: its rows go now, not at the next purge
         _abandon(store, mid)
         raise Refused(f"mailing {mid} was deleted while it was being prepared; nothing will be sent")
-    return CreateResult(mid, imported, bad + dupes, final)
+    return CreateResult(mid, imported, bad + dupes, final, suppressed)
 
 
 def _abandon(store: Store, mid: int) -> None:
@@ -409,8 +418,8 @@ def _abandon(store: Store, mid: int) -> None:
 def _expand(
     store: Store, mid: int, path: Path, header: list[str], in_subject: set[str], due: float,
     skip_invalid: bool, batch_size: int | None, progress: Callable[[int, int], None] | None, expected: int,
-) -> tuple[int, int]:
-    imported = dupes = 0
+) -> tuple[int, int, int]:
+    imported = dupes = suppressed = 0
     batch: list[dict] = []
     lines: dict[str, int] = {}
     rows = _open_csv(path)
@@ -429,8 +438,8 @@ def _expand(
             progress(imported, expected)
 
     def write_batch(conn: Connection, _size: int) -> int:
-        nonlocal batch, dupes
-        status = conn.execute(select(mailings.c.status).where(mailings.c.id == mid)).scalar_one()
+        nonlocal batch, dupes, suppressed
+        status, acc = conn.execute(select(mailings.c.status, mailings.c.account_id).where(mailings.c.id == mid)).one()
         if status == DELETED:
             raise Refused(f"mailing {mid} was deleted while it was being prepared; import stopped")
         existing = set(
@@ -447,6 +456,11 @@ def _expand(
                 )
             batch = [b for b in batch if b["email"] not in existing]
             dupes += len(existing)
+        blocked = set(conn.execute(select(suppressions.c.email).where(
+            suppressions.c.account_id == acc, suppressions.c.email.in_([b["email"] for b in batch]))).scalars())
+        if blocked:  # never sent to: not imported at all
+            batch = [b for b in batch if b["email"] not in blocked]
+            suppressed += len(blocked)
         if batch:
             conn.execute(insert(messages), batch)
         n = len(batch)
@@ -483,4 +497,4 @@ def _expand(
             flush()
     if batch:
         flush()
-    return imported, dupes
+    return imported, dupes, suppressed

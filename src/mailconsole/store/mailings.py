@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import audit
+from . import audit, senders
 from .accounts import account_id
 from .actor import Actor
 from .batching import TimedBatches
@@ -55,10 +55,21 @@ class Mailing:
     failed: int
     suspended: int
     recovered: int
+    # Schema 3. `sender` is the bare address (the envelope sender).
+    sender_name: str | None = None
+    reply_to: str | None = None
+    list_id: str | None = None  # the mailing's own; the account's default applies when None
+    list_unsubscribe: str | None = None
+    suppressed: int = 0  # left the queue at claim time: the address was suppressed meanwhile
 
     @property
     def unsent(self) -> int:
         return self.queued + self.in_flight + self.suspended
+
+    @property
+    def sender_display(self) -> str:
+        """The From mailbox as an operator writes it: `Name <address>` or the address."""
+        return senders.display(self.sender_name, self.sender)
 
     def as_dict(self) -> dict:
         return {
@@ -67,6 +78,8 @@ class Mailing:
             "recipients": self.recipients, "expected": self.expected, "queued": self.queued,
             "in_flight": self.in_flight, "sent": self.sent, "failed": self.failed,
             "suspended": self.suspended, "recovered": self.recovered,
+            "from": self.sender_display, "sender_name": self.sender_name, "reply_to": self.reply_to,
+            "list_id": self.list_id, "list_unsubscribe": self.list_unsubscribe, "suppressed": self.suppressed,
         }
 
 
@@ -74,7 +87,7 @@ def _mailing(r) -> Mailing:  # type: ignore[no-untyped-def]
     return Mailing(
         r.id, r.name, r.sender, r.status, r.scheduled_at, r.created_at, r.created_by,
         json.loads(r.fields), r.expected, r.recipients, r.queued, r.claimed, r.sent, r.failed,
-        r.suspended, r.recovered,
+        r.suspended, r.recovered, r.sender_name, r.reply_to, r.list_id, r.list_unsubscribe, r.suppressed,
     )
 
 

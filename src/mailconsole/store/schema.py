@@ -26,8 +26,9 @@ from sqlalchemy import (
 # Bump when the tables change, together with a new Alembic revision in
 # store/migrations/versions/ whose id is revision_of(SCHEMA_VERSION): a store
 # written by a newer program is refused, an older one is upgraded by
-# `mailconsole migrate`. Version 2 added messages.fail_kind.
-SCHEMA_VERSION = 2
+# `mailconsole migrate`. Version 2 added messages.fail_kind; version 3 the sender's
+# display name, Reply-To, List-Id, the suppression list and the store id.
+SCHEMA_VERSION = 3
 
 
 def revision_of(version: int) -> str:
@@ -58,6 +59,9 @@ accounts = Table(
     Column("generation", Integer, nullable=False, default=0),
     Column("resumed_at", Float),
     Column("resumed_by", String(200)),
+    # The List-Id (RFC 2919) of mailings that name none themselves. Columns added by
+    # a migration come last, where ALTER TABLE ADD COLUMN puts them.
+    Column("list_id", String(300)),
 )
 
 mailings = Table(
@@ -86,6 +90,14 @@ mailings = Table(
     # Leases taken back from engines that died: each may have been delivered twice.
     Column("recovered", Integer, nullable=False, default=0),
     Column("list_unsubscribe", Text),
+    # From here: schema 3. `sender` stays the bare address (the envelope sender);
+    # the display name is apart, so nothing that reads `sender` has to parse it.
+    Column("sender_name", String(300)),
+    Column("reply_to", String(500)),
+    Column("list_id", String(300)),
+    # Messages taken out of the queue at claim time because their address was
+    # suppressed meanwhile (state 'suppressed'): maintained like the others.
+    Column("suppressed", Integer, nullable=False, server_default="0", default=0),
 )
 Index("ix_mailings_status", mailings.c.status, mailings.c.scheduled_at)
 
@@ -133,6 +145,20 @@ messages = Table(
 Index("ix_messages_claim", messages.c.mailing_id, messages.c.state, messages.c.due_at)
 # Lease renewal/expiry and engine release look at the (few) claimed rows only.
 Index("ix_messages_state", messages.c.state, messages.c.lease_expires)
+
+# Addresses an account never sends to again (unsubscribed, bounced, complained).
+# The primary key is the lookup the claim and the import make: one row per
+# (account, address), the address in its normal form (importer.normal_address).
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("reason", Text),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    PrimaryKeyConstraint("account_id", "email", name="pk_suppressions"),
+)
 
 engines = Table(
     "engines",

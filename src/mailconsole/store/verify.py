@@ -17,7 +17,8 @@ from .mailings import DELETED
 from .schema import mailings, messages
 
 # Message state -> the mailing counter that counts it.
-COUNTER_OF = {"queued": "queued", "claimed": "claimed", "sent": "sent", "failed": "failed", "suspended": "suspended"}
+COUNTER_OF = {"queued": "queued", "claimed": "claimed", "sent": "sent", "failed": "failed", "suspended": "suspended",
+              "suppressed": "suppressed"}
 
 
 @dataclass(frozen=True)
