@@ -7,38 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-
-# Holds BEGIN IMMEDIATE for argv[2] seconds (until killed if 0), as a long write would.
-HOLDER = textwrap.dedent("""
-    import sqlite3, sys, time
-    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    print("holding", flush=True)
-    time.sleep(float(sys.argv[2]) or 3600)
-    conn.execute("ROLLBACK")
-""")
-
-
-@contextmanager
-def lock_held(db: str, seconds: float) -> Iterator[subprocess.Popen]:
-    script = Path(db).parent / "long_writer.py"
-    script.write_text(HOLDER)
-    proc = subprocess.Popen([sys.executable, str(script), db, str(seconds)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "holding"
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-
+from lockholder import lock_held
 
 def status(cli) -> dict:
     return json.loads(cli("status", "--json").out)
@@ -54,7 +26,7 @@ def test_the_command_waits_for_a_busy_store_and_applies(cli, db, mailing, comman
     cli("init")
     mid = mailing(3)
     args = {"stop": ["stop"], "pause": ["pause", str(mid)], "delete": ["delete", str(mid), "--yes"]}[command]
-    with lock_held(db, 0) as holder:
+    with lock_held(db) as holder:
         proc = subprocess.Popen([sys.executable, "-m", "mailconsole", "--db", db, *args], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "MAILCONSOLE_BUSY_TIMEOUT_MS": "300"})
@@ -87,7 +59,7 @@ def test_the_command_waits_for_a_busy_store_and_applies(cli, db, mailing, comman
 def test_a_stop_interrupted_while_waiting_says_it_was_not_applied(cli, db, mailing):
     cli("init")
     mailing(3)
-    with lock_held(db, 0):
+    with lock_held(db):
         proc = subprocess.Popen([sys.executable, "-m", "mailconsole", "--db", db, "stop"], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:

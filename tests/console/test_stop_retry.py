@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from lockholder import lock_held, release
 
 from mailconsole.console.app import MailConsole
 from mailconsole.console.header import ConsoleHeader
@@ -24,19 +23,6 @@ from mailconsole.store import Store, StoreBusy, StoreError, accounts, stop_inten
 from mailconsole.store.audit import entries
 
 from .builder import FIXED, OPERATOR
-
-HOLDER = textwrap.dedent(
-    """
-    import sqlite3, sys
-    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    print("locked", flush=True)
-    sys.stdin.readline()  # hold the write lock until the test says so
-    conn.execute("ROLLBACK")
-    print("released", flush=True)
-    """
-)
-
 
 @pytest.fixture
 def db(make_store: Callable[..., Store], tmp_path: Path) -> Path:
@@ -47,22 +33,8 @@ def db(make_store: Callable[..., Store], tmp_path: Path) -> Path:
 @pytest.fixture
 def holder(db: Path) -> Iterator[subprocess.Popen]:
     """Another process holding the store's write lock until `release(holder)`."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(db)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    with lock_held(db) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-
-
-def release(proc: subprocess.Popen) -> None:
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write("\n")
-    proc.stdin.flush()
-    assert proc.stdout.readline().strip() == "released"
 
 
 def _app(db: Path) -> MailConsole:

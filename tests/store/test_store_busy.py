@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
+from lockholder import lock_held
 from sqlalchemy import select
 from storehelp import ALICE
 
@@ -19,36 +15,13 @@ from mailconsole.store import accounts, lock_holder, mailings
 from mailconsole.store.errors import StoreBusy
 from mailconsole.store.schema import mailings as mailings_table
 
-# Holds BEGIN IMMEDIATE for argv[2] seconds (forever if 0), then rolls back. The
-# marker argument shows up in its command line, which the lock holder names.
-HOLDER = textwrap.dedent("""
-    import sqlite3, sys, time
-    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    print("holding", flush=True)
-    time.sleep(float(sys.argv[2]) or 3600)
-    conn.execute("ROLLBACK")
-    print("released", flush=True)
-""")
-
-
-@contextmanager
-def hold_lock(db_path, seconds: float) -> Iterator[subprocess.Popen]:
-    """A process holding the lock, run as a script so that its command line is short and recognisable."""
-    script = db_path.parent / "template_set_holder.py"
-    script.write_text(HOLDER)
-    proc = subprocess.Popen([sys.executable, str(script), str(db_path), str(seconds)], stdout=subprocess.PIPE, text=True)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+def hold_lock(db_path, seconds: float | None = None):  # type: ignore[no-untyped-def]
+    """A process holding the lock, with a recognisable command line (its script's name)."""
+    return lock_held(db_path, seconds, name="template_set_holder.py")
 
 
 def test_the_lock_holder_is_named_by_pid_and_command(store, db_path):
-    with hold_lock(db_path, 0) as proc:
-        assert proc.stdout.readline().strip() == "holding"
+    with hold_lock(db_path) as proc:
         assert lock_holder.holder_pid(db_path) == proc.pid
         described = lock_holder.describe(db_path)
         assert described is not None and described.startswith(f"pid {proc.pid} (")
@@ -71,8 +44,7 @@ def test_a_command_line_is_escaped_and_bounded(tmp_path):
 
 
 def test_a_single_try_fails_with_the_holder_named(store, db_path):
-    with hold_lock(db_path, 0) as proc:
-        assert proc.stdout.readline().strip() == "holding"
+    with hold_lock(db_path) as proc:
         with pytest.raises(StoreBusy) as busy:
             accounts.commit_stop(store, ALICE, patience=0.05)
     assert busy.value.holder is not None and busy.value.holder.startswith(f"pid {proc.pid} (")
@@ -90,7 +62,6 @@ def test_stop_pause_and_delete_wait_until_applied(store, db_path, make_mailing, 
         "delete": lambda: mailings.delete_mailing(store, ALICE, mid, on_wait=lambda b, s: waits.append((b, s))),
     }[action]
     with hold_lock(db_path, 2) as proc:
-        assert proc.stdout.readline().strip() == "holding"
         t0 = time.monotonic()
         run()
         waited = time.monotonic() - t0
@@ -110,8 +81,7 @@ def test_giving_up_from_on_wait_leaves_nothing_applied(store, db_path):
     def give_up(busy: StoreBusy, waited: float) -> None:
         raise KeyboardInterrupt
 
-    with hold_lock(db_path, 0) as proc:
-        assert proc.stdout.readline().strip() == "holding"
+    with hold_lock(db_path):
         with pytest.raises(KeyboardInterrupt):
             accounts.stop(store, ALICE, on_wait=give_up)
     assert not accounts.state(store).stopped

@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
+from lockholder import lock_held, release
 from sqlalchemy import event
 from storehelp import ALICE
 
@@ -148,23 +146,8 @@ def test_read_only_file_is_refused_clearly(store, db_path):
         accounts.stop(s, ALICE)
 
 
-HOLDER = textwrap.dedent(
-    """
-    import sqlite3, sys, time
-    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    print("locked", flush=True)
-    sys.stdin.readline()  # hold the write lock until the test says so
-    conn.execute("ROLLBACK")
-    """
-)
-
-
 def test_locked_store_waits_then_fails_clearly(store, db_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db_path)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held(db_path) as holder:
         impatient = Store(str(db_path), busy_timeout_ms=200)
         # Reads still work under WAL while another process writes.
         assert not accounts.state(impatient).stopped
@@ -176,10 +159,7 @@ def test_locked_store_waits_then_fails_clearly(store, db_path):
         one_line(info)
         assert 0.15 <= waited < 3.0  # it waited for the busy timeout, then gave up
         impatient.close()
-    finally:
-        holder.stdin.write("\n")
-        holder.stdin.close()
-        holder.wait(5)
+        release(holder)
     # Once the other writer is gone, the stop goes through.
     assert accounts.stop(store, ALICE).stopped
 
