@@ -144,26 +144,25 @@ def text_value(value: str) -> str:
     return value
 
 
-def record_id(value: str) -> int:
-    """A mailing id: a whole number from 1 to 2**63-1."""
+def _whole_number(value: str, out_of_range: str) -> int:
+    """A whole number from 1 to MAX_ID; `out_of_range` says why another number is refused."""
     try:
         n = int(value.strip(), 10)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{one_line(value)!r} is not a whole number") from None
     if not 1 <= n <= MAX_ID:
-        raise argparse.ArgumentTypeError(f"{n} is not an id (ids are 1 to {MAX_ID})")
+        raise argparse.ArgumentTypeError(f"{n} is not {out_of_range}")
     return n
+
+
+def record_id(value: str) -> int:
+    """A mailing id: a whole number from 1 to 2**63-1."""
+    return _whole_number(value, f"an id (ids are 1 to {MAX_ID})")
 
 
 def positive_int(value: str) -> int:
     """A count of at least 1 (a limit)."""
-    try:
-        n = int(value.strip(), 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{one_line(value)!r} is not a whole number") from None
-    if not 1 <= n <= MAX_ID:
-        raise argparse.ArgumentTypeError(f"{n} is not a positive count")
-    return n
+    return _whole_number(value, "a positive count")
 
 
 def days_value(value: str) -> float:
