@@ -138,6 +138,7 @@ class Engine:
         if config.rate:
             self._max_held = min(self._max_held, max(1, math.ceil(config.rate)))
         self.gate: Gate | None = None
+        self._reader: ControlReader | None = None
         self._shutdown: trio.Event | None = None
         self._claim_wake: trio.Event | None = None
         self._beat_wake: trio.Event | None = None
@@ -166,7 +167,7 @@ class Engine:
         self._claim_wake = trio.Event()
         self._beat_wake = trio.Event()
         self._write_lock = trio.Lock()
-        reader = await self._db(ControlReader, self.store)
+        reader = self._reader = await self._db(ControlReader, self.store)
         acker = await self._db(AckWriter, self.store)
         self._ack_wake = trio.Event()
         initial = await self._db(reader.read)
@@ -406,7 +407,7 @@ class Engine:
                 try:
                     for (w, _), ok in zip(batch, allowed):
                         c = w.claimed
-                        if ok:
+                        if ok and not self._suppressed_since_claim(c):
                             self._emit(results, Outcome(c.id, c.mailing_id, "sent", w.revision.revision_id))  # type: ignore[union-attr]
                         else:
                             self._emit(results, Outcome(c.id, c.mailing_id, "release"))
@@ -543,6 +544,9 @@ class Engine:
         seq = await self.gate.passage(c.mailing_id)
         if seq is None:
             return None
+        if self._suppressed_since_claim(c):
+            self.gate.passed(seq)
+            return None
         # From here on the transaction is no longer cut by a stop or shutdown: the dot follows.
         entry = self._cuttable.pop(c.id, None)
         if entry is not None and entry[1].cancel_called:  # cut while at the gate
@@ -550,6 +554,25 @@ class Engine:
             return None
         self._past_dot.add(c.id)
         return partial(self.gate.passed, seq)
+
+    def _suppressed_since_claim(self, c: Claimed) -> bool:
+        """Whether c's address was suppressed after its claim; checked with the gate's fresh read.
+
+        Only when the gate's read shows a newer suppression mark than the claim
+        checked (store/suppressions.py): one integer comparison otherwise. The
+        message then goes back to the queue, where the next claim moves it to
+        'suppressed'. A failed lookup also turns it back: fail closed.
+        """
+        assert self.gate is not None and self._reader is not None
+        snap = self.gate.snapshot
+        if snap.suppressions <= c.suppressions_seen:
+            return False
+        account = snap.account_of(c.mailing_id)
+        try:
+            return account is None or self._reader.suppressed(account, c.email)
+        except Exception as exc:
+            log.warning("cannot check message %d against the suppressions, turning it back: %s", c.id, exc)
+            return True
 
     def _failure(self, c: Claimed, rid: int | None, error: str, kind: str) -> Outcome:
         return Outcome(c.id, c.mailing_id, "failed", rid, error=error[:1000], fail_kind=kind)

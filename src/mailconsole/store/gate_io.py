@@ -13,11 +13,12 @@ import sqlite3
 
 from sqlalchemy import bindparam, select, update
 
-from . import lock_holder, stop_intent
+from . import lock_holder, stop_intent, suppressions
 from .connection import Store, begin_immediate_polling, is_lock_error
 from .errors import StoreBusy, StoreError
 from .queue import Control
-from .schema import accounts, engines, mailings
+from .schema import accounts, engines, mailings, meta
+from .schema import suppressions as suppressions_table
 
 # Mailings that can have claimed messages or be claimed from; a mailing becomes
 # "sent" only with nothing claimed, and a deleted one is simply absent (may not send).
@@ -44,6 +45,13 @@ class ControlReader:
             .where(mailings.c.status.in_(_ACTIVE))
             .compile(dialect=dialect, compile_kwargs=literal)
         )
+        self._mark_sql = str(
+            select(meta.c.value).where(meta.c.key == suppressions.MARK_KEY)
+            .compile(dialect=dialect, compile_kwargs=literal)
+        )
+        suppressed = select(suppressions_table.c.email).where(
+            suppressions_table.c.account_id == bindparam("account_id"), suppressions_table.c.email == bindparam("email"))
+        self._suppressed = suppressed.compile(dialect=dialect)
         self._begin = store.is_sqlite  # pysqlite's own transactions are off: BEGIN ourselves
         self._intents = stop_intent.intent_dir(store)
         self._raw = store.engine.raw_connection()
@@ -73,6 +81,8 @@ class ControlReader:
             accs = cur.fetchall()
             cur.execute(self._mailings_sql)
             status = {mid: (st, acc) for mid, st, acc in cur.fetchall()}
+            cur.execute(self._mark_sql)
+            mark = cur.fetchone()
         finally:
             cur.close()
             self._raw.rollback()
@@ -82,7 +92,23 @@ class ControlReader:
             # Stopped for sending, not for acknowledging: the generations stay the
             # store's, so no engine acknowledges a stop the store has not recorded.
             stopped |= stop_intent.held_accounts(intents, generations)
-        return Control(generations, stopped, status)
+        return Control(generations, stopped, status, int(mark[0]) if mark else 0)
+
+    def suppressed(self, account_id: int, email: str) -> bool:
+        """Whether the address is suppressed now (a read begun after this call; a primary-key lookup).
+
+        Asked at the final-dot gate only for a message claimed before a newer
+        suppression mark, which is rare; raises like `read` when the store can't be read.
+        """
+        params = self._suppressed.construct_params({"account_id": account_id, "email": email})
+        args = tuple(params[k] for k in self._suppressed.positiontup) if self._suppressed.positional else params
+        cur = self._raw.cursor()
+        try:
+            cur.execute(str(self._suppressed), args)
+            return cur.fetchone() is not None
+        finally:
+            cur.close()
+            self._raw.rollback()
 
     def close(self) -> None:
         self._raw.close()

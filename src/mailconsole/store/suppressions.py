@@ -5,6 +5,8 @@ skipped when a mailing is created (importer) and checked again in the claim
 statement itself (queue.claim), so an address suppressed while a mailing sends
 gets nothing claimed for it from that commit on: its queued message leaves the
 queue as state 'suppressed', counted in the mailing's `suppressed` counter.
+A message claimed just before the suppression is checked once more at the
+final-dot gate and turned back (see MARK_KEY below).
 
 Addresses are kept in their normal form (importer.normal_address: the domain
 in lower case, the local part as written), as recipients are: the lookup is
@@ -13,22 +15,22 @@ the table's primary key (account, address).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from collections import Counter
-
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Integer, String, bindparam, cast, delete, insert, select, update
 
 from . import audit
 from .accounts import account_id
 from .actor import Actor
 from .connection import Store
+from .dot_fence import wait_for_allowed_dots
 from .errors import InvalidInput
 from .importer import CONTROL, MAX_REPORTED, _open_csv, _spooled, address_problem, normal_address, read_header
 from .mailings import SENDING, SENT
-from .schema import mailings, messages, suppressions
+from .schema import mailings, messages, meta, suppressions
 
 MAX_REASON = 500
 BATCH = 5000
@@ -79,7 +81,9 @@ def add(store: Store, actor: Actor, address: str, reason: str | None = None, acc
             return False
         conn.execute(insert(suppressions).values(account_id=acc, email=email, reason=reason,
                                                  created_at=store.now(), created_by=actor.user))
+        bump_mark(conn)
         audit.record(conn, store.now(), actor, account, "suppress", None, email=email, reason=reason)
+    wait_for_allowed_dots(store)  # as for a stop: no dot to it allowed before is still on its way
     return True
 
 
@@ -104,6 +108,30 @@ def list_suppressions(store: Store, account: str = "default") -> list[Suppressio
             .where(suppressions.c.account_id == acc).order_by(suppressions.c.email)
         ).all()
     return [Suppression(*r) for r in rows]
+
+
+# How many times suppressions were added, in the store's key/value table. The claim
+# reads it with the suppressions it checks, and the final-dot gate with the stop
+# state: a message claimed before a newer suppression is checked again before its
+# dot (engine/runner.py), so an address suppressed mid-send gets nothing from then
+# on, even a message already claimed. Removals need no mark: they only allow more.
+MARK_KEY = "suppressions_added"
+
+
+def read_mark(conn: Connection) -> int:
+    return int(conn.execute(select(meta.c.value).where(meta.c.key == MARK_KEY)).scalar() or 0)
+
+
+def bump_mark(conn: Connection) -> None:
+    """In the transaction that adds suppressions: one primary-key row, so the write stays short."""
+    if conn.execute(update(meta).where(meta.c.key == MARK_KEY)
+                    .values(value=cast(cast(meta.c.value, Integer) + 1, String))).rowcount == 0:
+        conn.execute(insert(meta).values(key=MARK_KEY, value="1"))
+
+
+def is_suppressed(conn: Connection, account_id: int, email: str) -> bool:
+    return conn.execute(select(suppressions.c.email).where(
+        suppressions.c.account_id == account_id, suppressions.c.email == email)).first() is not None
 
 
 def leave_queue(conn: Connection, picked: list[tuple[int, int]]) -> None:
@@ -176,6 +204,7 @@ def import_csv(store: Store, actor: Actor, path: Path, reason: str | None = None
                        for e, r in batch.items() if e not in have]
                 if new:
                     conn.execute(insert(suppressions), new)
+                    bump_mark(conn)
                 audit.record(conn, store.now(), actor, account, "suppress-import", None,
                              file=source.name, added=len(new), already=len(have), reason=reason)
             added += len(new)
@@ -191,4 +220,6 @@ def import_csv(store: Store, actor: Actor, path: Path, reason: str | None = None
                 flush()
         if batch:
             flush()
+    if added:
+        wait_for_allowed_dots(store)
     return ImportResult(added, already)
