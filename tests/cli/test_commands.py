@@ -18,7 +18,7 @@ def test_init_then_status(cli):
     assert cli("init").code == 0
     s = status(cli)
     assert s["account"] == "default" and s["stopped"] is False and s["generation"] == 0
-    assert s["queue"] == {"queued": 0, "in_flight": 0, "sent": 0, "failed": 0, "suspended": 0}
+    assert s["queue"] == {"queued": 0, "in_flight": 0, "sent": 0, "failed": 0, "suspended": 0, "suppressed": 0}
     assert s["engines"] == [] and s["rate"] == 0
 
 

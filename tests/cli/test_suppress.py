@@ -50,3 +50,28 @@ def test_import_then_create_skips_the_suppressed_with_a_count(cli, files):
     assert m["recipients"] == 3
     reasons = {s["email"]: s["reason"] for s in json.loads(cli("suppress", "list", "--json").out)}
     assert reasons == {"u1@example.com": "bounced", "u3@example.com": "old list"}
+
+
+def test_status_and_mailings_count_the_messages_suppressed_mid_send(cli, files, db, monkeypatch):
+    from mailconsole.store import Store
+    from mailconsole.store.queue import claim
+
+    assert cli("init").code == 0
+    rows = files("r.csv", "email\n" + "".join(f"u{i}@example.com\n" for i in range(4)))
+    body = files("body.txt", "Hello\n")
+    assert cli("create", "--name", "T", "--from", "news@example.com", "--subject", "Hi", "--body-file", str(body),
+               "--recipients", str(rows)).code == 0
+    assert cli("suppress", "add", "u2@example.com").code == 0
+    store = Store(db)
+    try:
+        assert len(claim(store, "an-engine", 10, lease_seconds=30)) == 3  # u2 leaves the queue in the claim
+    finally:
+        store.close()
+    assert json.loads(cli("status", "--json").out)["queue"]["suppressed"] == 1
+    text = cli("status").out
+    assert "1 suppressed" in text
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough for every column's header unwrapped
+    table = cli("mailings").out
+    assert "suppressed" in table
+    [m] = json.loads(cli("mailings", "--json").out)
+    assert m["suppressed"] == 1

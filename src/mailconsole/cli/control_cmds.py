@@ -75,7 +75,8 @@ def run_status(ctx: Context) -> int:
     q = ov.queue
     ctx.print(
         f"queue: {q['queued']:,} queued · {q['in_flight']:,} in flight · {q['sent']:,} sent · "
-        f"{q['failed']:,} failed · {q['suspended']:,} suspended — {ov.rate:,.0f} msgs/s"
+        f"{q['failed']:,} failed · {q['suspended']:,} suspended · {q['suppressed']:,} suppressed "
+        f"— {ov.rate:,.0f} msgs/s"
     )
     live = ov.live_engines
     if ov.account.stopped:
@@ -97,13 +98,13 @@ def run_status(ctx: Context) -> int:
 
 def mailings_table(rows) -> Table:  # type: ignore[no-untyped-def]
     t = Table("id", "name", "status", "scheduled", "recipients", "queued", "in flight", "sent", "failed", "suspended",
-              title="mailings")
+              "suppressed", title="mailings")
     for m in rows:
         st = m.status
         if st == "preparing" and m.expected:
             st = f"preparing {100 * m.recipients // max(m.expected, 1)}%"
         t.add_row(str(m.id), safe(m.name), st, when(m.scheduled_at), f"{m.recipients:,}", f"{m.queued:,}",
-                  f"{m.in_flight:,}", f"{m.sent:,}", f"{m.failed:,}", f"{m.suspended:,}")
+                  f"{m.in_flight:,}", f"{m.sent:,}", f"{m.failed:,}", f"{m.suspended:,}", f"{m.suppressed:,}")
     return t
 
 

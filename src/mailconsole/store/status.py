@@ -22,13 +22,14 @@ class Overview:
 
     @property
     def queue(self) -> dict[str, int]:
-        totals = {"queued": 0, "in_flight": 0, "sent": 0, "failed": 0, "suspended": 0}
+        totals = {"queued": 0, "in_flight": 0, "sent": 0, "failed": 0, "suspended": 0, "suppressed": 0}
         for m in self.mailings:
             totals["queued"] += m.queued
             totals["in_flight"] += m.in_flight
             totals["sent"] += m.sent
             totals["failed"] += m.failed
             totals["suspended"] += m.suspended
+            totals["suppressed"] += m.suppressed
         return totals
 
     @property
