@@ -134,14 +134,33 @@ def run_stop(ctx: Context) -> int:
     return 0
 
 
+def resume_table(plan: accounts.ResumePlan) -> Table:
+    """Per mailing, what the resume sends now, suspends by the 7-day rule and leaves held."""
+    t = Table("id", "name", "status", "revision", "will be sent now", "suspended (7-day rule)", "held",
+              title="on resume", show_footer=True)
+    for col, foot in zip(t.columns, ("", "total", "", "", f"{plan.to_send:,}", f"{plan.to_suspend:,}",
+                                     f"{plan.held:,}")):
+        col.footer = foot
+    for m in plan.mailings:
+        t.add_row(str(m.id), safe(m.name), m.status, "-" if m.revision is None else str(m.revision),
+                  f"{m.to_send:,}", f"{m.to_suspend:,}", f"{m.held:,}")
+    return t
+
+
+def _resume_summary(plan: accounts.ResumePlan, max_age_days: float) -> str:
+    return (f"{plan.to_send:,} will be sent now, {plan.to_suspend:,} suspended by the {max_age_days:g}-day rule, "
+            f"{plan.held:,} held (queued in paused, planned or preparing mailings: not sent now)")
+
+
 def run_resume(ctx: Context) -> int:
     store = ctx.store(create=False)
     plan = accounts.resume_preview(store, ctx.account, ctx.args.max_age_days)
-    summary = (f"{plan.to_send:,} will be sent, {plan.to_suspend:,} suspended by the "
-               f"{ctx.args.max_age_days:g}-day rule")
+    summary = _resume_summary(plan, ctx.args.max_age_days)
     if ctx.args.preview:
         state = "stopped" if plan.stopped else "not stopped (resume would change nothing)"
         ctx.print(f"account {safe(ctx.account)} is {state}; on resume now: {summary}")
+        if plan.stopped and plan.mailings:
+            ctx.out.print(resume_table(plan))
         return 0
     if not plan.stopped and plan.intent is not None:
         # Not stopped in the store, but held on this host by a stop intent whose writer died.
@@ -153,12 +172,13 @@ def run_resume(ctx: Context) -> int:
     if not plan.stopped:
         ctx.print(f"account {safe(ctx.account)} is not stopped; nothing to resume")
         return 0
+    if plan.mailings:
+        ctx.out.print(resume_table(plan))
     confirm(ctx, f"Resume account {safe(ctx.account)}: {summary}?", ctx.args.yes)
     done = accounts.resume(store, ctx.actor, ctx.account, ctx.args.max_age_days)
     if not done.stopped:
         raise Refused("the account was resumed by someone else meanwhile; nothing changed")
-    ctx.print(f"[bold green]RESUMED[/] account {safe(ctx.account)}: {done.to_send:,} will be sent, "
-              f"{done.to_suspend:,} suspended")
+    ctx.print(f"[bold green]RESUMED[/] account {safe(ctx.account)}: {_resume_summary(done, ctx.args.max_age_days)}")
     return 0
 
 

@@ -46,6 +46,8 @@ from .meters import Meters
 from .modals import ConfirmScreen
 from .planned_tab import PlannedTab
 from .rates import RateHistory
+from .resume_dialog import resume_body
+from .resume_dialog import summary as resume_summary
 from .settings_tab import SettingsTab
 from .shutdown import ShutdownWatchdog, exit_on_output_failure, exit_on_signals
 from .stopping import StopProgress, StopRequest, hand_over
@@ -498,9 +500,7 @@ class MailConsole(MailingActions, App[None]):
         if not plan.stopped:
             self.notify("The account is not stopped: nothing to resume.")
             return
-        body = Text(f"{fmt.count(plan.to_send)} will be sent, {fmt.count(plan.to_suspend)} suspended by the 7-day rule.")
-        body.append("\n\nSuspended messages became due more than 7 days ago; they stay visible and "
-                    "can be requeued (u) or deleted later.")
+        body = resume_body(plan)
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -510,8 +510,7 @@ class MailConsole(MailingActions, App[None]):
 
     def _resumed(self, plan: accounts.ResumePlan) -> None:
         self.drain_from = None
-        self.notify(f"Resumed: {fmt.count(plan.to_send)} will be sent, {fmt.count(plan.to_suspend)} suspended.",
-                    markup=False)
+        self.notify(f"Resumed: {resume_summary(plan)}", markup=False)
 
     # -- the selected mailing ------------------------------------------------------
 

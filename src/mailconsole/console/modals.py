@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -30,7 +31,7 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No", show=False),
     ]
 
-    def __init__(self, title: str, body: Text, confirm: str, *, danger: bool = True) -> None:
+    def __init__(self, title: str, body: RenderableType, confirm: str, *, danger: bool = True) -> None:
         super().__init__()
         self._title = title
         self._body = body
