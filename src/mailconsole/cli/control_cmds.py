@@ -136,11 +136,14 @@ def run_stop(ctx: Context) -> int:
 
 def resume_table(plan: accounts.ResumePlan) -> Table:
     """Per mailing, what the resume sends now, suspends by the 7-day rule and leaves held."""
-    t = Table("id", "name", "status", "revision", "will be sent now", "suspended (7-day rule)", "held",
-              title="on resume", show_footer=True)
-    for col, foot in zip(t.columns, ("", "total", "", "", f"{plan.to_send:,}", f"{plan.to_suspend:,}",
-                                     f"{plan.held:,}")):
-        col.footer = foot
+    t = Table(title="on resume (7-day: suspended by the 7-day rule; held: queued, not sent now)", show_footer=True)
+    t.add_column("id", justify="right")
+    t.add_column("name", footer="total")
+    t.add_column("status")
+    t.add_column("rev", justify="right")
+    t.add_column("send now", justify="right", footer=f"{plan.to_send:,}")
+    t.add_column("7-day", justify="right", footer=f"{plan.to_suspend:,}")
+    t.add_column("held", justify="right", footer=f"{plan.held:,}")
     for m in plan.mailings:
         t.add_row(str(m.id), safe(m.name), m.status, "-" if m.revision is None else str(m.revision),
                   f"{m.to_send:,}", f"{m.to_suspend:,}", f"{m.held:,}")
