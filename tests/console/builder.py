@@ -106,3 +106,15 @@ def build_resume(path: Path, *, now: float = FIXED) -> Store:
     accounts.stop(store, OPERATOR, reason="wrong discount")
     clock[0] = now
     return store
+
+
+def add_gone_engines(path: Path, *, now: float = FIXED) -> None:
+    """Two engines that quit without a word: one 2 minutes ago (listed, gone), one 20 minutes ago (hidden)."""
+    for engine_id, host, silent in (("mail-2:77", "mail-2", 120.0), ("mail-3:88", "mail-3", 1200.0)):
+        then = Store(str(path), clock=lambda silent=silent: now - silent)
+        engines.beat(
+            then, engine_id, host=host, pid=int(engine_id.split(":")[1]), workers=4,
+            transport="smtp://relay.internal:25", started_at=now - 7200, state="running", in_flight=3,
+            sent_rate=50.0, failed_rate=0.0, sent_total=900, failed_total=0, acknowledged={},
+        )
+        then.close()

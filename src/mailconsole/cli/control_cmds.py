@@ -44,8 +44,12 @@ def run_init(ctx: Context) -> int:
     return 0
 
 
-def _state_line(a: accounts.AccountState) -> str:
+def _state_line(a: accounts.AccountState, live_engines: int | None = None) -> str:
+    """The headline; `live_engines` 0 says that a running account sends nothing (None: not known here)."""
     if not a.stopped:
+        if live_engines == 0:
+            return (f"[bold yellow]RUNNING — no engine: nothing is being sent[/] (account {safe(a.name)}, stop "
+                    f"generation {a.generation}); start one with `mailconsole serve` or a console")
         return f"[bold green]RUNNING[/] — account {safe(a.name)} is sending (stop generation {a.generation})"
     who = safe(a.stopped_by) + (f" from {safe(a.stopped_from)}" if a.stopped_from else "")
     reason = f" — reason: {safe(a.reason)}" if a.reason else ""
@@ -69,7 +73,7 @@ def run_status(ctx: Context) -> int:
     if ctx.args.json:
         ctx.print_json({**ov.as_dict(), "stop_intent": intent.as_dict() if intent else None})
         return 0
-    ctx.print(_state_line(ov.account))
+    ctx.print(_state_line(ov.account, len(ov.live_engines)))
     if intent is not None:
         ctx.print(_intent_line(intent))
     q = ov.queue
@@ -84,14 +88,18 @@ def run_status(ctx: Context) -> int:
     if ov.engines:
         t = Table("engine", "host", "pid", "workers", "in flight", "msgs/s", "acked gen", "state", title="engines")
         for e in ov.engines:
-            t.add_row(e.id[:8], safe(e.host), str(e.pid), str(e.workers), str(e.in_flight), f"{e.sent_rate:,.0f}",
-                      str(e.acknowledged_generation(ov.account.id)), e.state if e.alive else "gone")
+            t.add_row(e.id[:8], safe(e.host), str(e.pid), str(e.workers), str(e.in_flight) if e.alive else "-",
+                      f"{e.sent_rate:,.0f}" if e.alive else "-",
+                      str(e.acknowledged_generation(ov.account.id)) if e.alive else "-",
+                      e.state if e.alive else "gone")
         ctx.out.print(t)
         for e in ov.engines:
             if e.alive and e.note:
                 ctx.print(f"engine {e.id[:8]} ({safe(e.host)} pid {e.pid}): {safe(e.note)}")
-    else:
+    if not live:
         ctx.print("engines: none running (start one with `mailconsole serve`)")
+    if status.hidden_engines_note(ov):
+        ctx.print(f"engines: {status.hidden_engines_note(ov)}")
     return 0
 
 

@@ -45,6 +45,7 @@ from .mailing_actions import MailingActions
 from .meters import Meters
 from .modals import ConfirmScreen
 from .planned_tab import PlannedTab
+from .quitting import QUIT_TITLE, quit_question
 from .rates import RateHistory
 from .resume_dialog import resume_body
 from .resume_dialog import summary as resume_summary
@@ -76,6 +77,9 @@ class Engine(Protocol):
     """
 
     error: BaseException | None
+
+    @property
+    def engine_id(self) -> str: ...
 
     @property
     def on_host_loop(self) -> bool: ...
@@ -234,6 +238,23 @@ class MailConsole(MailingActions, App[None]):
         if self.watchdog is not None:
             self.watchdog.begin(return_code, "quit")
         super().exit(result, return_code, message)
+
+    async def action_quit(self) -> None:
+        """q, ctrl+q and the palette: ask first if quitting stops the sending (quitting.py)."""
+        if isinstance(self.screen, ConfirmScreen) and self.screen.id == "quit-confirm":
+            return  # already asking
+        engine = self.engine
+        running = engine is not None and engine.running and engine.error is None
+        question = quit_question(self.view(), engine.engine_id if running and engine else None)
+        if question is None:
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(ConfirmScreen(QUIT_TITLE, question, "Quit", id="quit-confirm"), answered)
 
     def _start_engine_on_loop(self) -> None:
         """A guest engine starts here, after the first frame's data: it needs this loop running."""

@@ -31,8 +31,9 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No", show=False),
     ]
 
-    def __init__(self, title: str, body: RenderableType, confirm: str, *, danger: bool = True) -> None:
-        super().__init__()
+    def __init__(self, title: str, body: RenderableType, confirm: str, *, danger: bool = True,
+                 id: str | None = None) -> None:
+        super().__init__(id=id)
         self._title = title
         self._body = body
         self._confirm = confirm
