@@ -13,7 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mailconsole.store import Store, mailings
+
+pytestmark = pytest.mark.slow  # each demo seeds 60,000 contacts in a process of its own
 
 HOLD = """
 import sys
@@ -33,7 +37,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def _demo(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mailconsole", "demo", "--seed-only"], env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
 
 
 def _demo_store(tmp_path: Path) -> Path:
