@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
+import fcntl
+import os
 import random
+import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import platformdirs
 
 from .store import Actor, Store
 from .store import queue, revisions
+from .store.engines import live_engines
+from .store.errors import Refused, StoreError
 from .store.importer import create_mailing
 from .store.mailings import list_mailings
 
@@ -26,19 +33,68 @@ def default_demo_path() -> Path:
     return Path(platformdirs.user_data_dir("mailconsole")) / "demo.db"
 
 
+@contextmanager
+def demo_lock(store_path: Path) -> Iterator[None]:
+    """Held for as long as a demo runs on `store_path`; a second demo is refused meanwhile.
+
+    Each demo recreates the default store, so a second one deleted the store
+    under the first. An flock on a file beside the store is released by the
+    kernel however the holder ends (even kill -9), so a crashed demo never
+    blocks the next. The lock file itself stays: removing it would let a third
+    demo lock a new file while the second still holds the old one.
+    """
+    lock = Path(str(store_path) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            raise Refused(f"the demo store {store_path} is in use by another `mailconsole demo` (pid {holder}); "
+                          "quit that one first, or give this one its own store with --db NEW.db") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def fresh_demo_store(path: Path | None = None, *, clock: Callable[[], float] | None = None) -> Store:
-    """A new, empty demo store: the default demo file is recreated on every run."""
+    """A new, empty demo store: the default demo file is recreated on every run.
+
+    The caller holds `demo_lock` around the whole demo. An engine still beating in
+    the old default store (a console opened on it) makes this refuse instead.
+    """
     target = path or default_demo_path()
     if path is None:
+        if target.exists():
+            try:
+                old = Store(str(target), create=False)
+            except StoreError:
+                busy = []  # not a store this version can read: nothing of ours sends from it
+            else:
+                try:
+                    busy = live_engines(old)
+                finally:
+                    old.close()
+            if busy:
+                raise Refused(f"the demo store {target} is in use: an engine (pid {busy[0].pid} on "
+                              f"{busy[0].host}) sends from it; quit that console first")
         for suffix in ("", "-wal", "-shm"):
             Path(str(target) + suffix).unlink(missing_ok=True)
     store = Store(str(target), **({"clock": clock} if clock else {}))
     if list_mailings(store, planned=True):
         store.close()
-        from .store.errors import Refused
-
         raise Refused(f"{target} already holds mailings; the demo needs a new or empty store")
     return store
+
+
+def _scratch() -> Path:
+    """A directory for the demo's contact files, removed when the process ends at the latest."""
+    work = Path(tempfile.mkdtemp(prefix="mailconsole-demo-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    return work
 
 
 def write_contacts(path: Path, count: int, seed: int, domain: str = "example.net") -> Path:
@@ -70,7 +126,13 @@ def seed(store: Store, *, large: int = 50_000, workdir: Path | None = None) -> d
     The preparing mailing is started separately (start_preparing) because
     preparing is something that happens over time.
     """
-    work = workdir or Path(tempfile.mkdtemp(prefix="mailconsole-demo-"))
+    if workdir is None:
+        work = _scratch()
+        try:
+            return seed(store, large=large, workdir=work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    work = workdir
     now = store.now()
     ids: dict[str, int] = {}
 
@@ -111,7 +173,7 @@ def seed(store: Store, *, large: int = 50_000, workdir: Path | None = None) -> d
 def start_preparing(store: Store, *, rows: int = 20_000, batch: int = 500, pause: float = 0.5,
                     workdir: Path | None = None) -> threading.Thread:
     """Import a mailing slowly in a thread, so it is visible (and deletable) while preparing."""
-    work = workdir or Path(tempfile.mkdtemp(prefix="mailconsole-demo-"))
+    work = workdir or _scratch()
     csv_path = write_contacts(work / "winter-sale.csv", rows, 4)
     stop = threading.Event()
 
@@ -127,6 +189,9 @@ def start_preparing(store: Store, *, rows: int = 20_000, batch: int = 500, pause
             )
         except Exception:
             pass  # deleted by the operator while preparing: that is the point of the demo
+        finally:
+            if workdir is None:
+                shutil.rmtree(work, ignore_errors=True)
 
     thread = threading.Thread(target=run, name="demo-import", daemon=True)
     thread.stop_event = stop  # type: ignore[attr-defined]
@@ -134,4 +199,4 @@ def start_preparing(store: Store, *, rows: int = 20_000, batch: int = 500, pause
     return thread
 
 
-__all__ = ["fresh_demo_store", "seed", "start_preparing", "write_contacts"]
+__all__ = ["demo_lock", "fresh_demo_store", "seed", "start_preparing", "write_contacts"]

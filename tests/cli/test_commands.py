@@ -49,7 +49,7 @@ def test_stop_resume_cycle(cli, mailing, db):
     assert queue.claim(Store(db), "probe", 10, 30) == []  # nothing can be claimed
     assert cli("stop").code == 0 and status(cli)["generation"] == 1  # idempotent
     r = cli("resume", "--preview")
-    assert r.code == 0 and "3 will be sent, 0 suspended" in r.out and status(cli)["stopped"]
+    assert r.code == 0 and "3 will be sent now, 0 suspended" in r.out and status(cli)["stopped"]
     r = cli("resume", "--yes")
     assert r.code == 0 and "RESUMED" in r.out and not status(cli)["stopped"]
     assert cli("resume", "--yes").code == 0  # resuming twice is harmless

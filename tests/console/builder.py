@@ -85,3 +85,36 @@ def build(path: Path, *, stopped: bool = False, clock: float = FIXED) -> Store:
         queue.release_all(store, ENGINE)
         engines.beat(store, ENGINE, state="running", in_flight=0, sent_rate=0.0, acknowledged={1: 2})
     return store
+
+
+def build_resume(path: Path, *, now: float = FIXED) -> Store:
+    """A stopped account with one mailing of each kind a resume treats differently.
+
+    "Spring sale" sends (20 queued, revision 2); "Old list" was due 9 days before
+    `now` (6 queued: the 7-day rule suspends them); "Autumn digest" is paused
+    (8 queued: held). Exact totals: 20 sent now, 6 suspended, 8 held.
+    """
+    tmp = path.parent
+    clock = [now - 9 * DAY]
+    store = Store(str(path), clock=lambda: clock[0])
+    _create(store, tmp, "Old list", 6)
+    clock[0] = now - 3600
+    sale = _create(store, tmp, "Spring sale", 20, subject="Spring sale: 50% off evrything")
+    revisions.save_revision(store, OPERATOR, sale, subject="Spring sale: 50% off everything")
+    paused = _create(store, tmp, "Autumn digest", 8)
+    mailings.pause(store, OPERATOR, paused)
+    accounts.stop(store, OPERATOR, reason="wrong discount")
+    clock[0] = now
+    return store
+
+
+def add_gone_engines(path: Path, *, now: float = FIXED) -> None:
+    """Two engines that quit without a word: one 2 minutes ago (listed, gone), one 20 minutes ago (hidden)."""
+    for engine_id, host, silent in (("mail-2:77", "mail-2", 120.0), ("mail-3:88", "mail-3", 1200.0)):
+        then = Store(str(path), clock=lambda silent=silent: now - silent)
+        engines.beat(
+            then, engine_id, host=host, pid=int(engine_id.split(":")[1]), workers=4,
+            transport="smtp://relay.internal:25", started_at=now - 7200, state="running", in_flight=3,
+            sent_rate=50.0, failed_rate=0.0, sent_total=900, failed_total=0, acknowledged={},
+        )
+        then.close()

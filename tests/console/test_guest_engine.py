@@ -70,7 +70,7 @@ def test_started_on_mount_sends_and_returns_claims_on_quit(tmp_path: Path, smtp_
             await _until(lambda: server.count >= 30, 20, "the first messages")
             assert engine.running
             await _until(lambda: mailings.get_mailing(store, mid).in_flight > 0, 5, "claims in hand")
-            await pilot.press("q")
+            await pilot.press("q", "y")  # it asks first: sending stops with the console
         # The app stopped the engine before its loop (this one) went on.
         _assert_claims_returned(store, mid, 3000, engine, server)
 

@@ -44,8 +44,12 @@ def run_init(ctx: Context) -> int:
     return 0
 
 
-def _state_line(a: accounts.AccountState) -> str:
+def _state_line(a: accounts.AccountState, live_engines: int | None = None) -> str:
+    """The headline; `live_engines` 0 says that a running account sends nothing (None: not known here)."""
     if not a.stopped:
+        if live_engines == 0:
+            return (f"[bold yellow]RUNNING — no engine: nothing is being sent[/] (account {safe(a.name)}, stop "
+                    f"generation {a.generation}); start one with `mailconsole serve` or a console")
         return f"[bold green]RUNNING[/] — account {safe(a.name)} is sending (stop generation {a.generation})"
     who = safe(a.stopped_by) + (f" from {safe(a.stopped_from)}" if a.stopped_from else "")
     reason = f" — reason: {safe(a.reason)}" if a.reason else ""
@@ -69,7 +73,7 @@ def run_status(ctx: Context) -> int:
     if ctx.args.json:
         ctx.print_json({**ov.as_dict(), "stop_intent": intent.as_dict() if intent else None})
         return 0
-    ctx.print(_state_line(ov.account))
+    ctx.print(_state_line(ov.account, len(ov.live_engines)))
     if intent is not None:
         ctx.print(_intent_line(intent))
     q = ov.queue
@@ -85,14 +89,18 @@ def run_status(ctx: Context) -> int:
     if ov.engines:
         t = Table("engine", "host", "pid", "workers", "in flight", "msgs/s", "acked gen", "state", title="engines")
         for e in ov.engines:
-            t.add_row(e.id[:8], safe(e.host), str(e.pid), str(e.workers), str(e.in_flight), f"{e.sent_rate:,.0f}",
-                      str(e.acknowledged_generation(ov.account.id)), e.state if e.alive else "gone")
+            t.add_row(e.id[:8], safe(e.host), str(e.pid), str(e.workers), str(e.in_flight) if e.alive else "-",
+                      f"{e.sent_rate:,.0f}" if e.alive else "-",
+                      str(e.acknowledged_generation(ov.account.id)) if e.alive else "-",
+                      e.state if e.alive else "gone")
         ctx.out.print(t)
         for e in ov.engines:
             if e.alive and e.note:
                 ctx.print(f"engine {e.id[:8]} ({safe(e.host)} pid {e.pid}): {safe(e.note)}")
-    else:
+    if not live:
         ctx.print("engines: none running (start one with `mailconsole serve`)")
+    if status.hidden_engines_note(ov):
+        ctx.print(f"engines: {status.hidden_engines_note(ov)}")
     return 0
 
 
@@ -135,14 +143,36 @@ def run_stop(ctx: Context) -> int:
     return 0
 
 
+def resume_table(plan: accounts.ResumePlan) -> Table:
+    """Per mailing, what the resume sends now, suspends by the 7-day rule and leaves held."""
+    t = Table(title="on resume (7-day: suspended by the 7-day rule; held: queued, not sent now)", show_footer=True)
+    t.add_column("id", justify="right")
+    t.add_column("name", footer="total")
+    t.add_column("status")
+    t.add_column("rev", justify="right")
+    t.add_column("send now", justify="right", footer=f"{plan.to_send:,}")
+    t.add_column("7-day", justify="right", footer=f"{plan.to_suspend:,}")
+    t.add_column("held", justify="right", footer=f"{plan.held:,}")
+    for m in plan.mailings:
+        t.add_row(str(m.id), safe(m.name), m.status, "-" if m.revision is None else str(m.revision),
+                  f"{m.to_send:,}", f"{m.to_suspend:,}", f"{m.held:,}")
+    return t
+
+
+def _resume_summary(plan: accounts.ResumePlan, max_age_days: float) -> str:
+    return (f"{plan.to_send:,} will be sent now, {plan.to_suspend:,} suspended by the {max_age_days:g}-day rule, "
+            f"{plan.held:,} held (queued in paused, planned or preparing mailings: not sent now)")
+
+
 def run_resume(ctx: Context) -> int:
     store = ctx.store(create=False)
     plan = accounts.resume_preview(store, ctx.account, ctx.args.max_age_days)
-    summary = (f"{plan.to_send:,} will be sent, {plan.to_suspend:,} suspended by the "
-               f"{ctx.args.max_age_days:g}-day rule")
+    summary = _resume_summary(plan, ctx.args.max_age_days)
     if ctx.args.preview:
         state = "stopped" if plan.stopped else "not stopped (resume would change nothing)"
         ctx.print(f"account {safe(ctx.account)} is {state}; on resume now: {summary}")
+        if plan.stopped and plan.mailings:
+            ctx.out.print(resume_table(plan))
         return 0
     if not plan.stopped and plan.intent is not None:
         # Not stopped in the store, but held on this host by a stop intent whose writer died.
@@ -154,12 +184,13 @@ def run_resume(ctx: Context) -> int:
     if not plan.stopped:
         ctx.print(f"account {safe(ctx.account)} is not stopped; nothing to resume")
         return 0
+    if plan.mailings:
+        ctx.out.print(resume_table(plan))
     confirm(ctx, f"Resume account {safe(ctx.account)}: {summary}?", ctx.args.yes)
     done = accounts.resume(store, ctx.actor, ctx.account, ctx.args.max_age_days)
     if not done.stopped:
         raise Refused("the account was resumed by someone else meanwhile; nothing changed")
-    ctx.print(f"[bold green]RESUMED[/] account {safe(ctx.account)}: {done.to_send:,} will be sent, "
-              f"{done.to_suspend:,} suspended")
+    ctx.print(f"[bold green]RESUMED[/] account {safe(ctx.account)}: {_resume_summary(done, ctx.args.max_age_days)}")
     return 0
 
 

@@ -18,7 +18,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(ctx: Context) -> int:
-    store = demo.fresh_demo_store(Path(ctx.db) if ctx.db else None)
+    target = Path(ctx.db) if ctx.db else demo.default_demo_path()
+    with demo.demo_lock(target):  # a second demo would delete this store under the first
+        return _run(ctx, Path(ctx.db) if ctx.db else None)
+
+
+def _run(ctx: Context, path: Path | None) -> int:
+    store = demo.fresh_demo_store(path)
     ctx._store = store
     ctx.print(f"demo store: {store.where}")
     demo.seed(store)

@@ -45,7 +45,10 @@ from .mailing_actions import MailingActions
 from .meters import Meters
 from .modals import ConfirmScreen
 from .planned_tab import PlannedTab
+from .quitting import QUIT_TITLE, quit_question
 from .rates import RateHistory
+from .resume_dialog import resume_body
+from .resume_dialog import summary as resume_summary
 from .settings_tab import SettingsTab
 from .shutdown import ShutdownWatchdog, exit_on_output_failure, exit_on_signals
 from .stopping import StopProgress, StopRequest, hand_over
@@ -74,6 +77,9 @@ class Engine(Protocol):
     """
 
     error: BaseException | None
+
+    @property
+    def engine_id(self) -> str: ...
 
     @property
     def on_host_loop(self) -> bool: ...
@@ -232,6 +238,23 @@ class MailConsole(MailingActions, App[None]):
         if self.watchdog is not None:
             self.watchdog.begin(return_code, "quit")
         super().exit(result, return_code, message)
+
+    async def action_quit(self) -> None:
+        """q, ctrl+q and the palette: ask first if quitting stops the sending (quitting.py)."""
+        if isinstance(self.screen, ConfirmScreen) and self.screen.id == "quit-confirm":
+            return  # already asking
+        engine = self.engine
+        running = engine is not None and engine.running and engine.error is None
+        question = quit_question(self.view(), engine.engine_id if running and engine else None)
+        if question is None:
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(ConfirmScreen(QUIT_TITLE, question, "Quit", id="quit-confirm"), answered)
 
     def _start_engine_on_loop(self) -> None:
         """A guest engine starts here, after the first frame's data: it needs this loop running."""
@@ -498,9 +521,7 @@ class MailConsole(MailingActions, App[None]):
         if not plan.stopped:
             self.notify("The account is not stopped: nothing to resume.")
             return
-        body = Text(f"{fmt.count(plan.to_send)} will be sent, {fmt.count(plan.to_suspend)} suspended by the 7-day rule.")
-        body.append("\n\nSuspended messages became due more than 7 days ago; they stay visible and "
-                    "can be requeued (u) or deleted later.")
+        body = resume_body(plan)
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -510,8 +531,7 @@ class MailConsole(MailingActions, App[None]):
 
     def _resumed(self, plan: accounts.ResumePlan) -> None:
         self.drain_from = None
-        self.notify(f"Resumed: {fmt.count(plan.to_send)} will be sent, {fmt.count(plan.to_suspend)} suspended.",
-                    markup=False)
+        self.notify(f"Resumed: {resume_summary(plan)}", markup=False)
 
     # -- the selected mailing ------------------------------------------------------
 

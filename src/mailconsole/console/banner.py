@@ -46,8 +46,12 @@ def state_line(view: View) -> Text:
         return text
     live = snap.overview.live_engines
     engines = len(live)
+    if view.no_engine:
+        text.append(" — no engine: nothing is being sent", style="bold")
+        text.append(" (start `mailconsole serve`)")
+        return text
     text.append(f" — mailings go out · {fmt.rate(view.rates.now)} msg/s · ")
-    text.append("no engine is sending" if engines == 0 else f"{engines} engine{'s' if engines != 1 else ''}")
+    text.append(f"{engines} engine{'s' if engines != 1 else ''}")
     troubled = sum(1 for e in live if e.note)
     if troubled:
         # Visible from every tab: a mail server that cannot be reached stops the
@@ -62,6 +66,7 @@ class StateBanner(Static, LiveWidget):
     def show(self, view: View) -> None:
         requested = view.stop_requested
         self.set_class(view.stopped, "-stopped")
+        self.set_class(view.no_engine and requested is None, "-no-engine")
         self.set_class(requested is not None and requested.phase != "failed", "-requested")
         self.set_class(requested is not None and requested.phase == "failed", "-failing")
         suffix = Text("  [read-only]" if view.read_only else "")

@@ -55,7 +55,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("command_palette", "ctrl+p", "ctrl+p", "Commands", "Search and run any action.", palette=False),
     Action("back", "escape", "esc", "Back", "Close a dialog or the editor, clear the filter.", palette=False),
     Action("quit", "q", "q", "Quit",
-           "Leave the console; an engine running inside it stops gracefully first.", footer="Quit"),
+           "Leave the console (also ctrl+q); an engine running inside it stops gracefully first. Asks first "
+           "if that stops the sending: keep it going with `mailconsole serve`.", footer="Quit"),
 )
 
 

@@ -60,17 +60,23 @@ class MailingActions:
             self.run_store(lambda: mailings.delete_preview(self.store, mid, self.account), self._confirm_delete)
 
     def _confirm_delete(self, s: mailings.DeleteSummary) -> None:
-        body = Text.assemble(f"Mailing {s.mailing_id} ", fmt.plain(s.name, "bold"), f" ({s.status}).\n\n")
-        body.append(f"{fmt.count(s.dropped)} unsent messages (queued, in flight, suspended) will be dropped "
-                    "and never sent.\n")
-        body.append(f"{fmt.count(s.sent)} already sent stay sent.\n")
-        body.append("The mailing leaves Sent Analytics and every total; the audit log keeps the record.")
+        # The name big and whole: a reflex on the wrong row must be seen before it costs.
+        headline = fmt.plain(s.name, "bold")
+        counts = [("recipients", s.recipients, ""), ("already sent", s.sent, "stay sent"),
+                  ("unsent, to drop", s.dropped, "never sent (queued, in flight, suspended)")]
+        body = Text()
+        for label, n, note in counts:
+            body.append("\n" if body else "")
+            body.append(f"{label:<16}{fmt.count(n):>9}  ", style="bold" if label.startswith("unsent") else "")
+            body.append(note, style="dim")
+        body.append("\n\nIt leaves Sent Analytics and every total; the audit log keeps the record.")
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self.run_store(lambda: self._delete(s.mailing_id), self._deleted)
 
-        self.push_screen(ConfirmScreen(f"Delete mailing {s.mailing_id}?", body, "Delete"), answered)
+        title = f"Delete mailing {s.mailing_id} ({s.status})?"
+        self.push_screen(ConfirmScreen(title, body, "Delete", headline=headline), answered)
 
     def _waiting(self, what: str) -> Callable[[StoreBusy, float], None]:
         """An `on_wait` for a pause or delete on a busy store: say once that it waits, and for whom.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -30,9 +31,12 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No", show=False),
     ]
 
-    def __init__(self, title: str, body: Text, confirm: str, *, danger: bool = True) -> None:
-        super().__init__()
+    def __init__(self, title: str, body: RenderableType, confirm: str, *, danger: bool = True,
+                 id: str | None = None, headline: Text | None = None) -> None:
+        """`headline`: what the action acts on (a mailing's name), shown big on its own lines, never cut."""
+        super().__init__(id=id)
         self._title = title
+        self._headline = headline
         self._body = body
         self._confirm = confirm
         self._danger = danger
@@ -41,6 +45,8 @@ class ConfirmScreen(ModalScreen[bool]):
         yield ConsoleHeader()
         with Vertical(classes="dialog"):
             yield Static(Text(self._title, style="bold"), classes="dialog-title")
+            if self._headline is not None:
+                yield Static(self._headline, classes="dialog-headline")
             yield Static(self._body, classes="dialog-body")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self._confirm} (y)", id="yes", variant="error" if self._danger else "success",

@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
+from ..store.status import hidden_engines_note
 from . import format as fmt
 from .tables import LiveTable
 from .view import LiveWidget, View
@@ -67,6 +68,11 @@ def stop_facts(view: View) -> Text:
         text.append(fmt.plain(acc.reason or "none given"))
         text.append("\nNothing is sent until you resume (R); the queue is kept.")
         return text
+    if view.no_engine:
+        text = Text("No engine is running: nothing is being sent. ", style="bold")
+        text.append("Queued mail waits until a console with its engine or `mailconsole serve` runs. "
+                    "F2 or ! still stops the account.")
+        return text
     text = Text("Mailings of this account go out. Press F2 or ! to stop them all, at once.")
     if acc.resumed_at:
         text.append(f"\nlast resumed {fmt.clock_time(acc.resumed_at)} by ")
@@ -89,10 +95,12 @@ class EmergencyPanel(Vertical, LiveWidget):
         requested = view.stop_requested is not None
         self.set_class(view.stopped, "-stopped")
         self.set_class(requested, "-requested")
+        self.set_class(view.no_engine and not requested, "-no-engine")
         if view.stopped:
             word = "■  STOPPED  ■"
         else:
-            word = "▲  STOP REQUESTED — NOT YET APPLIED  ▲" if requested else "●  RUNNING  ●"
+            word = ("▲  STOP REQUESTED — NOT YET APPLIED  ▲" if requested
+                    else "●  RUNNING — NO ENGINE: NOTHING IS SENT  ●" if view.no_engine else "●  RUNNING  ●")
         self.query_one("#state-word", Static).update(Text(word, style="bold", justify="center"))
         self.query_one("#state-detail", Static).update(stop_facts(view))
         self.query_one("#resume-button", Button).display = view.stopped
@@ -105,7 +113,30 @@ class EmergencyPanel(Vertical, LiveWidget):
         self.run_action(f"app.{action}")
 
 
+def engines_title(view: View) -> Text:
+    """"Engines", how many are live and gone, and the rule that hides old gone ones."""
+    text = Text("Engines", style="bold")
+    if view.snapshot is None:
+        return text
+    ov = view.snapshot.overview
+    gone = len(ov.engines) - len(ov.live_engines)
+    text.append(f" · {len(ov.live_engines)} live")
+    if gone:
+        text.append(f" · {gone} gone")
+    note = hidden_engines_note(ov)
+    if note:
+        text.append(f" · {note}", style="dim")
+    return text
+
+
+class EnginesTitle(Static, LiveWidget):
+    def show(self, view: View) -> None:
+        self.update(engines_title(view))
+
+
 class EnginesTable(LiveTable, LiveWidget):
+    """Every engine listed, live or gone; a gone one never shows as "not yet" honouring a stop."""
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(ENGINE_COLUMNS, **kwargs)
 
@@ -115,14 +146,22 @@ class EnginesTable(LiveTable, LiveWidget):
         ov = view.snapshot.overview
         rows = {}
         for e in ov.engines:
-            acked = e.acknowledged_generation(ov.account.id) >= ov.account.generation
-            ack = ("yes" if acked else "not yet") if ov.account.stopped else "-"
+            if not e.alive:
+                # Nothing of it runs: it can neither honour a stop nor send.
+                ack, beat = "gone", f"gone, {fmt.ago(e.heartbeat_at, view.now)}"
+            elif ov.account.stopped:
+                acked = e.acknowledged_generation(ov.account.id) >= ov.account.generation
+                ack, beat = ("yes" if acked else "not yet"), fmt.ago(e.heartbeat_at, view.now)
+            else:
+                ack, beat = "-", fmt.ago(e.heartbeat_at, view.now)
             rows[e.id] = (
-                fmt.plain(e.host), Text(str(e.pid), justify="right"), fmt.number(e.workers), fmt.number(e.in_flight),
-                Text(fmt.rate(e.sent_rate), justify="right"), Text(ack),
-                fmt.plain(e.transport), Text(fmt.ago(e.heartbeat_at, view.now) if e.alive else "gone"),
+                fmt.plain(e.host), Text(str(e.pid), justify="right"), fmt.number(e.workers),
+                fmt.number(e.in_flight) if e.alive else Text("-", justify="right"),
+                Text(fmt.rate(e.sent_rate) if e.alive else "-", justify="right"), Text(ack),
+                fmt.plain(e.transport), Text(beat),
             )
-        self.sync(rows, [e.id for e in ov.engines])
+        # Live ones first: they are the ones that can still send.
+        self.sync(rows, [e.id for e in sorted(ov.engines, key=lambda e: not e.alive)])
 
 
 class EngineProblems(Static, LiveWidget):
@@ -145,6 +184,6 @@ class EngineProblems(Static, LiveWidget):
 class SettingsTab(Vertical):
     def compose(self) -> ComposeResult:
         yield EmergencyPanel(id="emergency")
-        yield Static("Engines", classes="section-title")
+        yield EnginesTitle(classes="section-title")
         yield EngineProblems(id="engine-problems")
         yield EnginesTable(id="engines")

@@ -37,6 +37,12 @@ class View:
         return self.stop_pending or (self.snapshot is not None and self.snapshot.stopped)
 
     @property
+    def no_engine(self) -> bool:
+        """Running, but no live engine: nothing is being sent, and the headline must say so."""
+        return (not self.stopped and self.snapshot is not None
+                and not self.snapshot.overview.live_engines)
+
+    @property
     def stop_requested(self) -> StopProgress | None:
         """The stop asked for and not saved yet, if any: shown instead of RUNNING."""
         return None if self.stopped else self.stop_progress

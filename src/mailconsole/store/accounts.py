@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 
@@ -15,7 +15,7 @@ from .connection import Store
 from .dot_fence import wait_for_allowed_dots
 from .errors import NotFound, Refused, StoreBusy
 from .retry import FIRST_TRY, RETRY_SLICE, OnWait, until_applied
-from .schema import accounts, mailings, messages
+from .schema import accounts, mailings, messages, revisions
 
 DAY = 86400.0
 DEFAULT_MAX_AGE_DAYS = 7.0
@@ -36,16 +36,35 @@ class AccountState:
 
 
 @dataclass(frozen=True)
+class MailingPlan:
+    """One mailing's part of a resume: what it sends now, what the 7-day rule suspends, what stays held.
+
+    Only a sending mailing sends on resume; the queued messages of a paused one
+    (or of one planned for later, or still preparing) stay queued, held.
+    """
+
+    id: int
+    name: str
+    status: str
+    revision: int | None  # the newest revision's number: what every unsent message is rendered with
+    to_send: int
+    to_suspend: int
+    held: int
+
+
+@dataclass(frozen=True)
 class ResumePlan:
-    """What a resume does (or did): per-mailing counts and totals."""
+    """What a resume does (or did): per-mailing rows and their totals."""
 
     stopped: bool
     cutoff: float
-    to_send: int
+    to_send: int  # queued in sending mailings, not stale: goes out on resume
     to_suspend: int
     by_mailing: dict[int, int] = field(default_factory=dict)  # mailing id -> to suspend
     # A stop intent that holds the account on this host (preview), or that resume cleared.
     intent: stop_intent.Intent | None = None
+    held: int = 0  # queued in paused, planned or preparing mailings: not sent on resume
+    mailings: tuple[MailingPlan, ...] = ()  # those with anything queued or suspended now, by id
 
 
 def ensure_account(store: Store, name: str) -> int:
@@ -195,6 +214,37 @@ def _live_mailing_ids(conn: Connection, acc_id: int) -> list[int]:
     )
 
 
+def _mailing_plans(conn: Connection, acc_id: int, suspended: dict[int, int], *, before: bool) -> list[MailingPlan]:
+    """Per-mailing rows from the counters; `before`: the stale messages are still counted as queued."""
+    newest = (
+        select(revisions.c.mailing_id, func.max(revisions.c.number).label("number"))
+        .group_by(revisions.c.mailing_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(mailings.c.id, mailings.c.name, mailings.c.status, mailings.c.queued, newest.c.number)
+        .outerjoin(newest, newest.c.mailing_id == mailings.c.id)
+        .where(mailings.c.account_id == acc_id, mailings.c.status != "deleted")
+        .order_by(mailings.c.id)
+    ).all()
+    out = []
+    for r in rows:
+        stale = suspended.get(r.id, 0)
+        left = r.queued - stale if before else r.queued
+        if not (left or stale):
+            continue
+        sends = r.status == "sending"
+        out.append(MailingPlan(r.id, r.name, r.status, r.number, left if sends else 0, stale, 0 if sends else left))
+    return out
+
+
+def _totals(stopped: bool, cutoff: float, rows: list[MailingPlan], by_mailing: dict[int, int]) -> ResumePlan:
+    return ResumePlan(
+        stopped, cutoff, sum(m.to_send for m in rows), sum(by_mailing.values()), dict(by_mailing),
+        held=sum(m.held for m in rows), mailings=tuple(rows),
+    )
+
+
 def _plan(conn: Connection, acc: AccountState, cutoff: float) -> ResumePlan:
     by_mailing: dict[int, int] = {}
     for mid in _live_mailing_ids(conn, acc.id):
@@ -206,13 +256,7 @@ def _plan(conn: Connection, acc: AccountState, cutoff: float) -> ResumePlan:
         ).scalar_one()
         if n:
             by_mailing[mid] = n
-    queued = conn.execute(
-        select(func.coalesce(func.sum(mailings.c.queued), 0)).where(
-            mailings.c.account_id == acc.id, mailings.c.status != "deleted"
-        )
-    ).scalar_one()
-    to_suspend = sum(by_mailing.values())
-    return ResumePlan(acc.stopped, cutoff, int(queued) - to_suspend, to_suspend, by_mailing)
+    return _totals(acc.stopped, cutoff, _mailing_plans(conn, acc.id, by_mailing, before=True), by_mailing)
 
 
 def resume_preview(store: Store, account: str = "default", max_age_days: float = DEFAULT_MAX_AGE_DAYS) -> ResumePlan:
@@ -221,8 +265,7 @@ def resume_preview(store: Store, account: str = "default", max_age_days: float =
         acc = _state(conn, account)
         plan = _plan(conn, acc, store.now() - max_age_days * DAY)
     intent = stop_intent.pending(store, acc.id, acc.generation)
-    return plan if intent is None else ResumePlan(plan.stopped, plan.cutoff, plan.to_send, plan.to_suspend,
-                                                  plan.by_mailing, intent)
+    return plan if intent is None else replace(plan, intent=intent)
 
 
 def suspend_stale(conn: Connection, mailing_id: int, cutoff: float, limit: int | None = None) -> int:
@@ -353,12 +396,7 @@ def _finish_resume(
             )
             .values(status=finished_status())
         )
-    queued = conn.execute(
-        select(func.coalesce(func.sum(mailings.c.queued), 0)).where(
-            mailings.c.account_id == acc.id, mailings.c.status != "deleted"
-        )
-    ).scalar_one()
-    to_suspend = sum(done.values())
+    plan = _totals(True, cutoff, _mailing_plans(conn, acc.id, done, before=False), done)
     conn.execute(
         update(accounts)
         .where(accounts.c.id == acc.id)
@@ -366,7 +404,7 @@ def _finish_resume(
     )
     audit.record(
         conn, now, actor, account, "resume",
-        will_send=int(queued), suspended=to_suspend, max_age_days=max_age_days,
+        will_send=plan.to_send, suspended=plan.to_suspend, held=plan.held, max_age_days=max_age_days,
         stopped_since=acc.stopped_at,
     )
-    return ResumePlan(True, cutoff, int(queued), to_suspend, dict(done))
+    return plan

@@ -54,15 +54,30 @@ def forget(store: Store, engine_id: str) -> None:
         conn.execute(delete(engines).where(engines.c.id == engine_id))
 
 
-def list_engines(store: Store, *, include_gone: bool = False, gone_after: float = 300.0) -> list[EngineInfo]:
-    """Engines with a recent heartbeat (and, if asked, those gone in the last minutes)."""
+# A gone engine (it said it stopped, or its heartbeat is older than LIVE_WITHIN) stays
+# listed, marked gone, this long: long enough to see that it quit, not so long that
+# the list fills with engines of last week. After that it is only counted.
+GONE_LISTED_FOR = 600.0
+
+
+@dataclass(frozen=True)
+class Roster:
+    """The engines worth listing, and how many gone ones were left out."""
+
+    engines: list[EngineInfo]  # in start order: live ones and ones gone within GONE_LISTED_FOR
+    hidden: int  # gone for longer than that
+
+
+def roster(store: Store, *, gone_after: float = GONE_LISTED_FOR) -> Roster:
     now = store.now()
     with store.read() as conn:
         rows = conn.execute(select(engines).order_by(engines.c.started_at)).all()
     out = []
+    hidden = 0
     for r in rows:
         alive = r.state != "stopped" and now - r.heartbeat_at <= LIVE_WITHIN
-        if not alive and (not include_gone or now - r.heartbeat_at > gone_after):
+        if not alive and now - r.heartbeat_at > gone_after:
+            hidden += 1
             continue
         out.append(
             EngineInfo(
@@ -72,7 +87,13 @@ def list_engines(store: Store, *, include_gone: bool = False, gone_after: float 
                 {int(k): v for k, v in json.loads(r.acknowledged).items()}, r.note, alive,
             )
         )
-    return out
+    return Roster(out, hidden)
+
+
+def list_engines(store: Store, *, include_gone: bool = False, gone_after: float = GONE_LISTED_FOR) -> list[EngineInfo]:
+    """Engines with a recent heartbeat (and, if asked, those gone in the last minutes)."""
+    listed = roster(store, gone_after=gone_after).engines
+    return listed if include_gone else [e for e in listed if e.alive]
 
 
 def live_engines(store: Store) -> list[EngineInfo]:

@@ -188,11 +188,12 @@ class DeleteSummary:
     status: str
     sent: int
     dropped: int  # queued + in flight + suspended: what will never be sent
+    recipients: int = 0
 
 
 def delete_preview(store: Store, mailing_id: int, account: str = "default") -> DeleteSummary:
     m = get_mailing(store, mailing_id, account)
-    return DeleteSummary(m.id, m.name, m.status, m.sent, m.unsent)
+    return DeleteSummary(m.id, m.name, m.status, m.sent, m.unsent, m.recipients)
 
 
 def delete_mailing(store: Store, actor: Actor, mailing_id: int, account: str = "default", *,
@@ -208,7 +209,7 @@ def delete_mailing(store: Store, actor: Actor, mailing_id: int, account: str = "
     def attempt(patience: float) -> DeleteSummary:
         with store.write(durable=True, patience=patience) as conn:
             m = get_live(conn, mailing_id, account)
-            summary = DeleteSummary(m.id, m.name, m.status, m.sent, m.queued + m.claimed + m.suspended)
+            summary = DeleteSummary(m.id, m.name, m.status, m.sent, m.queued + m.claimed + m.suspended, m.recipients)
             conn.execute(
                 update(mailings).where(mailings.c.id == mailing_id).values(status=DELETED, deleted_at=store.now())
             )

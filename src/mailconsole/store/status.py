@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .accounts import AccountState, state
 from .connection import Store
-from .engines import EngineInfo, list_engines
+from .engines import GONE_LISTED_FOR, EngineInfo, roster
 from .mailings import Mailing, list_mailings
 
 
@@ -15,6 +15,7 @@ class Overview:
     account: AccountState
     mailings: list[Mailing]  # including planned ones
     engines: list[EngineInfo]  # live ones and recently gone ones
+    hidden_engines: int = 0  # gone longer ago than GONE_LISTED_FOR: counted, not listed
 
     @property
     def live_engines(self) -> list[EngineInfo]:
@@ -72,9 +73,21 @@ class Overview:
                 }
                 for e in self.engines
             ],
+            "live_engines": len(self.live_engines),  # 0 while running: nothing is being sent
+            "hidden_engines": self.hidden_engines,
             "rate": self.rate,
         }
 
 
 def overview(store: Store, account: str = "default") -> Overview:
-    return Overview(state(store, account), list_mailings(store, account, planned=True), list_engines(store, include_gone=True))
+    engines = roster(store)
+    return Overview(state(store, account), list_mailings(store, account, planned=True), engines.engines,
+                    engines.hidden)
+
+
+def hidden_engines_note(ov: Overview) -> str:
+    """Why fewer engines are listed than have run, in the words the console and `status` both use."""
+    n = ov.hidden_engines
+    if not n:
+        return ""
+    return f"{n} gone engine{'s' if n != 1 else ''} hidden (gone > {GONE_LISTED_FOR / 60:g} min)"
