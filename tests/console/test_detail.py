@@ -190,8 +190,8 @@ def test_every_revision_with_time_author_and_live_sent_count(make_app) -> None: 
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         screen = await open_detail(pilot, SALE)
         assert revision_rows(screen) == [
-            ["", "2", "2026-09-21 14:13:20 UTC", "alice", "5", "Spring sale: 50% off everything"],
-            ["", "1", "2026-09-21 14:13:20 UTC", "alice", "26", "Spring sale: 50% off evrything"],
+            ["", "2", "2026-09-21 14:13:20", "alice", "5", "Spring sale: 50% off everything"],
+            ["", "1", "2026-09-21 14:13:20", "alice", "26", "Spring sale: 50% off evrything"],
         ]
         errors = text_of(screen, "#detail-errors")
         assert "Last errors" in errors and "2 × 550 mailbox unavailable" in errors
@@ -529,5 +529,15 @@ def test_the_live_widget_is_fed_by_the_view(make_app) -> None:  # type: ignore[n
         assert app.selected_mailing() == SALE
         assert SALE in app.snapshot.revisions  # read for the mailing on screen
         assert screen.query_one(DetailLive) in list(screen.walk_children(DetailLive))
+
+    drive(app, script)
+
+
+def test_a_stopped_account_says_the_mailing_is_held(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(stopped=True)
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        screen = await open_detail(pilot, SALE)
+        assert "status sending (held: the account is stopped)" in text_of(screen, "#detail-summary")
 
     drive(app, script)

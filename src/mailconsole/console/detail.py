@@ -41,7 +41,7 @@ from .view import LiveWidget, View
 REVISION_COLUMNS = (
     ("mark", " ", 1),
     ("number", "Rev", None),
-    ("saved", "Saved", None),
+    ("saved", "Saved (UTC)", None),
     ("by", "By", None),
     ("sent", "Sent", None),
     ("subject", "Subject", None),
@@ -68,7 +68,7 @@ def parts_of(rev: Revision) -> Parts:
     return Parts(rev.subject, rev.text_body, rev.html_body)
 
 
-def summary_text(m: Mailing, subject: str | None, now: float) -> Text:
+def summary_text(m: Mailing, subject: str | None, now: float, stopped: bool = False) -> Text:
     text = Text.assemble(Text(f"Mailing {m.id} "), Text(fmt.visible(m.name), style="bold"), "\n")
     text.append("From: ")
     text.append(fmt.visible(m.sender_display))
@@ -77,6 +77,8 @@ def summary_text(m: Mailing, subject: str | None, now: float) -> Text:
     text.append(fmt.visible(subject) if subject is not None else "reading…")
     text.append(f"\nScheduled {fmt.clock_time(m.scheduled_at)} ({fmt.countdown(m.scheduled_at, now)}) · status ")
     text.append(status_text(m))
+    if stopped and m.unsent:
+        text.append(" (held: the account is stopped)", style="bold")
     return text
 
 
@@ -145,8 +147,7 @@ class DetailLive(Vertical, LiveWidget):
     def compose(self) -> ComposeResult:
         yield Static(id="detail-summary")
         yield Static(id="detail-counters")
-        yield Static("Revisions, newest first (m marks one, c compares it with the one under the cursor)",
-                     classes="section-title")
+        yield Static("Revisions, newest first (m marks one, c compares)", classes="section-title")
         yield LiveTable(REVISION_COLUMNS, id="detail-revisions")
         yield Static(errors_text(None), id="detail-errors")
 
@@ -166,7 +167,8 @@ class DetailLive(Vertical, LiveWidget):
                 self.query_one("#detail-counters", Static).update(Text("This mailing was deleted.", style="bold"))
             return
         newest = self.data.revisions[-1] if self.data is not None and self.data.revisions else None
-        self.query_one("#detail-summary", Static).update(summary_text(m, newest.subject if newest else None, view.now))
+        self.query_one("#detail-summary", Static).update(summary_text(m, newest.subject if newest else None, view.now,
+                                                                      view.stopped))
         self.query_one("#detail-counters", Static).update(counters_text(m))
         live_counts = view.snapshot.revisions.get(self.mailing_id) if view.snapshot is not None else None
         self._sync_revisions(dict(live_counts or []))
@@ -196,7 +198,7 @@ class DetailLive(Vertical, LiveWidget):
         revs = list(reversed(self.data.revisions))
         rows = {
             str(r.number): (
-                Text("*" if r.number == self.marked else ""), fmt.number(r.number), Text(fmt.clock_time(r.created_at)),
+                Text("*" if r.number == self.marked else ""), fmt.number(r.number), Text(fmt.clock_time(r.created_at, zone=False)),
                 fmt.plain(r.created_by), fmt.number(live.get(r.number, r.sent)), fmt.plain(r.subject),
             )
             for r in revs

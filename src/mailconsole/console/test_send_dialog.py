@@ -91,7 +91,7 @@ def confirm_text(rendered: Rendered, to: str, transport: str) -> Text:
     body.append(" to ")
     body.append(fmt.plain(to, "bold"))
     body.append("?\n\n")
-    body.append(Text.assemble("Through ", fmt.plain(transport), ". "))
+    body.append(Text.assemble("Transport: ", fmt.plain(transport), ". "))
     if transport.startswith("null"):
         body.append("This transport discards messages: nothing will be sent. ")
     body.append("The recipient's own message is not changed; the test send is recorded in the audit log.")
