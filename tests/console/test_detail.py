@@ -541,3 +541,18 @@ def test_a_stopped_account_says_the_mailing_is_held(make_app) -> None:  # type: 
         assert "status sending (held: the account is stopped)" in text_of(screen, "#detail-summary")
 
     drive(app, script)
+
+
+def test_a_mailing_deleted_meanwhile_says_so(make_app) -> None:  # type: ignore[no-untyped-def]
+    from mailconsole.store import mailings
+
+    app = make_app()
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        screen = await open_detail(pilot, SALE)
+        mailings.delete_mailing(app.store, OPERATOR, SALE)
+        app.poll()
+        await settle(pilot)
+        assert "Mailing 3 was deleted" in text_of(screen, "#detail-counters")
+
+    drive(app, script)

@@ -24,7 +24,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from ..store import StoreError
+from ..store import Store, StoreError
 from ..store.mailing_detail import LastErrors, last_errors
 from ..store.mailings import Mailing, get_mailing
 from ..store.revisions import Revision, all_revisions
@@ -58,7 +58,7 @@ class DetailData:
     errors: LastErrors
 
 
-def read_detail(store: Any, mailing_id: int, account: str) -> DetailData:
+def read_detail(store: Store, mailing_id: int, account: str) -> DetailData:
     """Blocking: from a worker thread."""
     return DetailData(get_mailing(store, mailing_id, account), all_revisions(store, mailing_id),
                       last_errors(store, mailing_id, account, limit=ERRORS_SHOWN))
@@ -155,16 +155,16 @@ class DetailLive(Vertical, LiveWidget):
     def table(self) -> LiveTable:
         return self.query_one("#detail-revisions", LiveTable)
 
-    def mailing(self, view: View | None) -> Mailing | None:
-        live = view.snapshot.mailing(self.mailing_id) if view is not None and view.snapshot is not None else None
-        return live or (self.data.mailing if self.data is not None else None)
-
     def show(self, view: View) -> None:
         self._view = view
-        m = self.mailing(view)
+        live = view.snapshot.mailing(self.mailing_id) if view.snapshot is not None else None
+        if live is None and view.snapshot is not None:
+            # Every mailing not deleted is in the snapshot: this one was deleted meanwhile.
+            self.query_one("#detail-counters", Static).update(
+                Text(f"Mailing {self.mailing_id} was deleted: nothing of it is sent any more.", style="bold"))
+            return
+        m = live or (self.data.mailing if self.data is not None else None)
         if m is None:
-            if view.snapshot is not None and self.data is not None:
-                self.query_one("#detail-counters", Static).update(Text("This mailing was deleted.", style="bold"))
             return
         newest = self.data.revisions[-1] if self.data is not None and self.data.revisions else None
         self.query_one("#detail-summary", Static).update(summary_text(m, newest.subject if newest else None, view.now,
@@ -172,10 +172,17 @@ class DetailLive(Vertical, LiveWidget):
         self.query_one("#detail-counters", Static).update(counters_text(m))
         live_counts = view.snapshot.revisions.get(self.mailing_id) if view.snapshot is not None else None
         self._sync_revisions(dict(live_counts or []))
-        wanted = (len(live_counts) if live_counts is not None else -1, m.failed)
-        if self._read_for is None or (live_counts is not None and wanted != self._read_for):
-            self._read_for = wanted
+        # Read again when a revision was added or more messages failed (new errors).
+        count = len(live_counts) if live_counts is not None else None
+        if self._read_for is None:
+            self._read_for = (count, m.failed)
             self.reread()
+            return
+        known, failed = self._read_for
+        known = count if known is None else known  # the first counts to arrive are no change
+        if (count is not None and count != known) or m.failed != failed:
+            self.reread()
+        self._read_for = (count if count is not None else known, m.failed)
 
     def reread(self) -> None:
         app = self.app
@@ -184,12 +191,16 @@ class DetailLive(Vertical, LiveWidget):
                       self._failed)
 
     def _loaded(self, data: DetailData) -> None:
+        if not self.is_attached:
+            return  # closed while reading
         self.data = data
         self.query_one("#detail-errors", Static).update(errors_text(data.errors))
         if self._view is not None:
             self.show(self._view)
 
     def _failed(self, exc: StoreError) -> None:
+        if not self.is_attached:
+            return
         self.query_one("#detail-errors", Static).update(Text(fmt.visible(str(exc)), style="bold red"))
 
     def _sync_revisions(self, live: dict[int, int]) -> None:
@@ -285,4 +296,4 @@ class DetailScreen(ModalScreen[None]):
         self.app.push_screen(PreviewScreen(self.mailing_id))
 
     def action_test_send(self) -> None:
-        ask_test_send(self.app, self.mailing_id)
+        ask_test_send(self.app, self.mailing_id)  # type: ignore[arg-type]

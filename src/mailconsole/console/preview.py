@@ -112,10 +112,14 @@ class PreviewScreen(ModalScreen[None]):
         app.run_store(render, self._show, self._failed)  # type: ignore[attr-defined]
 
     def _show(self, rendered: Rendered) -> None:
+        if not self.is_attached:
+            return  # closed while rendering
         self.rendered = rendered
         self.query_one("#preview-message", Static).update(message_text(rendered))
 
     def _failed(self, exc: StoreError) -> None:
+        if not self.is_attached:
+            return
         self.rendered = None
         self.query_one("#preview-message", Static).update(Text(fmt.visible(f"Cannot be rendered: {exc}"),
                                                                style="bold red"))
@@ -137,7 +141,7 @@ class PreviewScreen(ModalScreen[None]):
             self.notify("A test send uses a saved revision: save the edit first.", severity="warning")
             return
         shown = self.rendered.recipient if self.rendered is not None else None
-        ask_test_send(self.app, self.mailing_id, shown.email if shown is not None else "")
+        ask_test_send(self.app, self.mailing_id, shown.email if shown is not None else "")  # type: ignore[arg-type]
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -8,7 +8,7 @@ only observes never loads the engine.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -24,6 +24,7 @@ from .modals import ConfirmScreen
 
 if TYPE_CHECKING:
     from ..engine.preview import Rendered
+    from .app import MailConsole
     from ..engine.test_send import TestSendResult
 
 
@@ -98,7 +99,7 @@ def confirm_text(rendered: Rendered, to: str, transport: str) -> Text:
     return body
 
 
-def ask_test_send(app: Any, mailing_id: int, recipient: str = "") -> None:
+def ask_test_send(app: MailConsole, mailing_id: int, recipient: str = "") -> None:
     """The whole exchange, from the destination's question to the server's reply in a toast."""
     if app._refuse_read_only("test send"):
         return
