@@ -35,6 +35,7 @@ from mailconsole.store.schema import messages
 
 from .builder import ENGINE, OPERATOR
 from .pilot import drive, press, screen_text, settle
+from .test_launch import _ctx, ran  # noqa: F401 (ran: a fixture, what launch() would run)
 
 SALE, OLD_LIST, FIRST_PLANNED = 3, 2, 4
 
@@ -556,3 +557,33 @@ def test_a_mailing_deleted_meanwhile_says_so(make_app) -> None:  # type: ignore[
         assert "Mailing 3 was deleted" in text_of(screen, "#detail-counters")
 
     drive(app, script)
+
+
+# -- the engine configuration the console is given ------------------------------------------
+
+
+def test_the_console_previews_with_its_embedded_engines_configuration(tmp_path, ran) -> None:  # type: ignore[no-untyped-def]
+    import mailbox
+
+    from mailconsole.console import launch
+
+    box = tmp_path / "Maildir"
+    mailbox.Maildir(box, create=True)
+    ctx = _ctx(tmp_path / "s.db", transport=f"maildir:{box}")
+    launch.launch(ctx)
+    assert ran["engine_config"] is ran["engine"].engine.config
+    ctx.close()
+
+
+def test_an_observing_console_reads_the_configuration_only_when_needed(tmp_path, ran) -> None:  # type: ignore[no-untyped-def]
+    from mailconsole.console import launch
+    from mailconsole.store import engines
+
+    ctx = _ctx(tmp_path / "s.db", transport="smtp://relay.example:2525")
+    store = ctx.store()
+    engines.beat(store, "elsewhere:1", host="other", pid=1, workers=8, transport="null:",
+                 started_at=store.now(), state="running")
+    launch.launch(ctx)
+    assert ran["engine"] is None and callable(ran["engine_config"])
+    assert ran["engine_config"]().transport == "smtp://relay.example:2525"
+    ctx.close()
