@@ -20,7 +20,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.text import Text
 from textual import events, work
@@ -28,7 +28,7 @@ from textual.app import App, ComposeResult
 from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.widget import Widget
-from textual.widgets import Footer, Input, TabbedContent, TabPane, TextArea
+from textual.widgets import DataTable, Footer, Input, TabbedContent, TabPane, TextArea
 
 from ..store import Actor, Store, StoreError
 from ..store import accounts, stop_intent
@@ -37,6 +37,7 @@ from . import format as fmt
 from .analytics_tab import AnalyticsTab
 from .audit_tab import AuditTab
 from .commands import ConsoleCommands
+from .detail import DetailScreen
 from .header import ConsoleHeader
 from .help_screen import HelpScreen
 from .keys import bindings
@@ -53,6 +54,9 @@ from .settings_tab import SettingsTab
 from .shutdown import ShutdownWatchdog, exit_on_output_failure, exit_on_signals
 from .stopping import StopProgress, StopRequest, hand_over
 from .view import LiveWidget, View
+
+if TYPE_CHECKING:
+    from ..engine.config import EngineConfig
 
 STOP_REASON = "stop key in the console"
 STOP_HEAD_START = 0.03  # seconds the stop's commit may run before the key's first frame
@@ -154,6 +158,7 @@ class MailConsole(MailingActions, App[None]):
         host: str | None = None,
         store_label: str | None = None,
         watchdog: ShutdownWatchdog | None = None,
+        engine_config: EngineConfig | Callable[[], EngineConfig] | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -167,6 +172,9 @@ class MailConsole(MailingActions, App[None]):
         self.freeze_heap = freeze_heap
         self.notice = notice
         self.watchdog = watchdog
+        # The engine configuration previews and test sends use: the embedded engine's when
+        # there is one, else read when first needed (a callable), else the defaults.
+        self._engine_config = engine_config
         # Shown in every screen's header; given by tests so that snapshots do not vary.
         self.host = host or socket.gethostname()
         self.store_label = store_label or store.where
@@ -540,6 +548,10 @@ class MailConsole(MailingActions, App[None]):
         return self.query_one("#tabs", TabbedContent)
 
     def selected_mailing(self) -> int | None:
+        """The mailing on screen: the one a detail view shows, else the selected row."""
+        detail = next((s for s in reversed(self.screen_stack) if isinstance(s, DetailScreen)), None)
+        if detail is not None:
+            return detail.mailing_id
         if self.tabs.active == "planned":
             return self.query_one(PlannedTab).selected
         return self.query_one(AnalyticsTab).selected
@@ -566,6 +578,45 @@ class MailConsole(MailingActions, App[None]):
     def on_tabbed_content_tab_activated(self) -> None:
         self.refresh_views()  # the pane was skipped while hidden
         self.poll()
+
+    def action_open_detail(self) -> None:
+        """The selected mailing's detail view; reading only, so a read-only console opens it too."""
+        if any(isinstance(s, DetailScreen) for s in self.screen_stack):
+            return  # asked from the palette on top of one: it is already open
+        if self.tabs.active not in ("analytics", "planned"):
+            self.tabs.active = "analytics"
+            self.notify("Select the mailing here, then press Enter again.")
+            return
+        mid = self.selected_mailing()
+        if mid is None:
+            self.notify("No mailing selected.")
+            return
+        self.push_screen(DetailScreen(mid))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a row of Sent Analytics or Planned (the table's own Enter) opens its detail view."""
+        if event.data_table.id in ("mailings", "planned"):
+            event.stop()
+            self.action_open_detail()
+
+    def engine_settings(self) -> EngineConfig:
+        """The engine configuration to render and test-send with (see __init__).
+
+        One that cannot be read (a bad MAILCONSOLE_TRANSPORT) is said once; the
+        defaults are used then, whose null: transport sends nothing.
+        """
+        from ..engine.config import ConfigError, EngineConfig
+
+        if isinstance(self._engine_config, EngineConfig):
+            return self._engine_config
+        try:
+            config = self._engine_config() if self._engine_config is not None else EngineConfig()
+        except ConfigError as exc:
+            self.notify(f"Engine configuration not usable ({exc}): previews use the defaults and test sends "
+                        "send nothing.", severity="error", markup=False, timeout=15)
+            config = EngineConfig()
+        self._engine_config = config
+        return config
 
     def on_mailings_table_selected(self) -> None:
         self.poll()  # fetch the per-revision counts of the newly selected mailing

@@ -38,6 +38,9 @@ ACTIONS: tuple[Action, ...] = (
            footer="Pause"),
     Action("edit_template", "e", "e", "Edit template", "Edit the selected mailing's subject and body.",
            footer="Edit"),
+    Action("open_detail", "enter", "enter", "Mailing details",
+           "Open the selected mailing: sender, schedule, counters, every revision, the last errors; "
+           "from there diff revisions, preview and test-send (esc goes back)."),
     Action("requeue", "u", "u", "Requeue suspended",
            "Put the selected mailing's suspended messages back in the queue."),
     Action("requeue_failed", "f", "f", "Requeue failed…",
@@ -76,4 +79,7 @@ SCREEN_KEYS: tuple[tuple[str, str], ...] = (
     ("ctrl+s", "Template editor: save a new revision"),
     ("y / n", "Confirmation dialogs: confirm / cancel"),
     ("enter", "Filter: keep the filter and go back to the table"),
+    ("m / c", "Mailing details: mark a revision / compare it with the one under the cursor (else with the one before)"),
+    ("v", "Mailing details: preview the message for a recipient (a types an address, n the next in the queue)"),
+    ("s", "Mailing details or preview: test send to an address you type (asks first; audited)"),
 )

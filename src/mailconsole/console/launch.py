@@ -15,6 +15,7 @@ import shlex
 import sys
 import tempfile
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
@@ -54,6 +55,7 @@ def launch(ctx: Context) -> int:
     store = open_existing(ctx)
     engine = None
     notice = None
+    config = None
     if read_only or getattr(args, "no_engine", False):
         pass
     elif live_engines(store):
@@ -66,7 +68,10 @@ def launch(ctx: Context) -> int:
                       "pass --transport, or run `mailconsole serve`.")
         else:
             engine = start_engine(store, config)
-    return run_console(store, ctx.account, engine=engine, read_only=read_only, notice=notice)
+    # Previews and test sends use the engine's configuration; read only when first needed
+    # when no engine was started here, so a console that only observes never loads the engine.
+    settings = config if config is not None else (lambda: engine_config(getattr(args, "transport", None)))
+    return run_console(store, ctx.account, engine=engine, read_only=read_only, notice=notice, engine_config=settings)
 
 
 def open_existing(ctx: Context) -> Store:
@@ -100,10 +105,11 @@ def launch_demo(ctx: Context, store: Store) -> int:
     maildir = Path(tempfile.mkdtemp(prefix="mailconsole-demo-mail-")) / "Maildir"
     mailbox.Maildir(maildir, create=True)  # tmp/, new/, cur/ must exist before the first delivery
     importer = demo.start_preparing(store)  # a mailing visibly "preparing" (and deletable)
-    engine = start_engine(store, EngineConfig(transport=f"maildir:{maildir}", workers=DEMO_WORKERS, rate=DEMO_RATE))
+    config = EngineConfig(transport=f"maildir:{maildir}", workers=DEMO_WORKERS, rate=DEMO_RATE)
+    engine = start_engine(store, config)
     notice = f"Demo: sending about {DEMO_RATE:.0f} messages/s into the Maildir {maildir}. Press F2 to stop them all."
     try:
-        return run_console(store, ctx.account, engine=engine, notice=notice)
+        return run_console(store, ctx.account, engine=engine, notice=notice, engine_config=config)
     finally:
         getattr(importer, "stop_event", None) and importer.stop_event.set()  # type: ignore[attr-defined]
         print(f"demo mail delivered to {maildir}", file=sys.stderr)
@@ -136,13 +142,14 @@ def run_console(
     engine: Any = None,
     read_only: bool = False,
     notice: str | None = None,
+    engine_config: EngineConfig | Callable[[], EngineConfig] | None = None,
 ) -> int:
     # Bounded: the longest the app may wait for a stop still being retried and for its
     # engine to return its claims, then the watchdog's grace (see shutdown.py).
     watchdog = ShutdownWatchdog(claims_timeout=STOP_QUIT_WAIT + ENGINE_STOP_TIMEOUT + 2)
     watchdog.arm()
     app = MailConsole(store, account, engine=engine, read_only=read_only, handle_signals=True, freeze_heap=True,
-                      notice=notice, watchdog=watchdog)
+                      notice=notice, watchdog=watchdog, engine_config=engine_config)
     try:
         app.run()
     finally:
