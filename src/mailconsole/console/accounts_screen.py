@@ -119,7 +119,7 @@ class AccountPicker(AccountScreen):
     DEFAULT_CSS = """
     AccountPicker { align: center middle; }
     AccountPicker #account-dialog {
-        width: 100%; max-width: 92; height: auto; max-height: 100%;
+        width: 100%; max-width: 84; height: auto; max-height: 100%;
         border: thick $primary; background: $surface; padding: 0 1;
     }
     AccountPicker AccountsTable { height: auto; max-height: 16; }

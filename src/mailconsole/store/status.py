@@ -152,3 +152,16 @@ def all_accounts(store: Store) -> list[AccountSummary]:
         )
         for r in rows
     ]
+
+
+def sent_rates(before: list[AccountSummary], after: list[AccountSummary], elapsed: float) -> dict[str, float]:
+    """Each account's messages per second between two `all_accounts` reads `elapsed` seconds apart.
+
+    Engines report one rate for all they send, so an account's own rate comes from
+    its counter. A deleted mailing takes its sent count with it: never negative.
+    An account new since `before` starts from its count then (rate 0).
+    """
+    if elapsed <= 0:
+        return {}
+    then = {a.name: a.sent for a in before}
+    return {a.name: max(0, a.sent - then.get(a.name, a.sent)) / elapsed for a in after}
