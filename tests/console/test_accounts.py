@@ -310,3 +310,22 @@ def test_the_console_starts_on_the_account_given(db: Path, monkeypatch: pytest.M
     from mailconsole.cli.common import Context
 
     assert launch.launch(Context(args)) == 0 and seen["account"] == GLOBEX
+
+
+def test_an_action_still_waiting_for_the_store_refuses_the_switch(db: Path) -> None:
+    """A pause retried on a busy store keeps its account: no switch until it is applied."""
+    app = _app(db)
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        await press(pilot, "2")
+        with lock_held(db) as holder:
+            await pilot.press("p")
+            await asyncio.sleep(0.5)  # the pause is waiting for the write lock
+            refused = app.switch_account(GLOBEX)
+            assert refused is not None and "An action on account default is still running" in refused
+            assert app.account == "default"
+            release(holder)
+            await settle(pilot)
+        assert app.switch_account(GLOBEX) is None and app.account == GLOBEX
+
+    drive(app, script)
