@@ -130,6 +130,13 @@ def test_the_picker_shows_each_accounts_own_rate(db: Path) -> None:
         await press(pilot, "ctrl+a")
         line = _row(screen_text(app), GLOBEX)
         assert " 3.0 " in line, line
+        # The meters and the banner too: the account's own rate, not the engines' 123/s for all accounts.
+        assert "· 0 msg/s ·" in screen_text(app).splitlines()[0] or "STOPPED" in screen_text(app).splitlines()[0]
+        table = app.screen.query_one(AccountsTable)
+        table.move_cursor(row=table.get_row_index(GLOBEX))
+        await press(pilot, "enter")
+        assert "· 3.0 msg/s ·" in screen_text(app).splitlines()[0], screen_text(app).splitlines()[0]
+        assert "123" not in screen_text(app).splitlines()[2]  # the meters line
 
     drive(app, script, size=(120, 36))
 
@@ -327,5 +334,22 @@ def test_an_action_still_waiting_for_the_store_refuses_the_switch(db: Path) -> N
             release(holder)
             await settle(pilot)
         assert app.switch_account(GLOBEX) is None and app.account == GLOBEX
+
+    drive(app, script)
+
+
+def test_the_stop_key_in_the_picker_stops_the_account_in_the_header(db: Path) -> None:
+    """The highlighted row is not the target: the account named in the header is."""
+    app = _app(db)
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        await press(pilot, "ctrl+a")
+        table = app.screen.query_one(AccountsTable)
+        table.move_cursor(row=table.get_row_index(GLOBEX))
+        await press(pilot, "f2")
+        assert isinstance(app.screen, AccountPicker)
+        assert accounts.state(app.store, "default").stopped and not accounts.state(app.store, GLOBEX).stopped
+        assert "■ STOPPED" in screen_text(app).splitlines()[0]
+        assert "■ STOPPED" in _row(screen_text(app), "default")  # the overview follows at once
 
     drive(app, script)

@@ -4,11 +4,17 @@ Engines report one rate for everything they send, whatever the account, so an
 account's own rate can only come from its maintained counters: the growth of
 its `sent` total from one read of every account (`status.all_accounts`) to the
 next, smoothed as the per-mailing rates are (rates.py).
+
+The meters and the banner show the engines' rate while the store has one
+account (it is that account's, and known at once); with several, the engines'
+total would show one account's sending on every other's screen, so they show
+the account's own rate instead (`shown_rate`).
 """
 
 from __future__ import annotations
 
 from ..store.status import AccountSummary, sent_rates
+from .live import Snapshot
 from .rates import SMOOTHING
 
 
@@ -32,3 +38,10 @@ class AccountRates:
     def of(self, account: str) -> float | None:
         """Messages per second, None until two reads have been compared."""
         return self._rates.get(account)
+
+
+def shown_rate(snap: Snapshot, rates: AccountRates) -> float:
+    """The rate the meters show for the snapshot's account (after `rates.add` of that snapshot)."""
+    if len(snap.accounts) <= 1:
+        return snap.overview.rate
+    return rates.of(snap.account) or 0.0

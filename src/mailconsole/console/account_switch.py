@@ -22,7 +22,7 @@ from textual.screen import Screen
 
 from ..store import NotFound, StoreError
 from ..store.status import all_accounts
-from .account_rates import AccountRates
+from .account_rates import AccountRates, shown_rate
 from .live import read_snapshot
 from .rates import RateHistory
 from .view import LiveWidget
@@ -125,9 +125,9 @@ class SwitchesAccount:
         if self._reading:
             self._poll_again = True  # once the old read lands, read the new account's selection
         self.snapshot = snap
-        self.rates = RateHistory()  # another account's rates and sparkline mean nothing here
-        self.rates.add(snap.taken_at, snap.overview.rate, snap.mailings)
         self.account_rates.add(snap.taken_at, snap.accounts)
+        self.rates = RateHistory()  # another account's rates and sparkline mean nothing here
+        self.rates.add(snap.taken_at, shown_rate(snap, self.account_rates), snap.mailings)
         # What the console knew about the old account's stop (it was saved: see switch_refused).
         self.stop_request = None
         self.stop_progress = None

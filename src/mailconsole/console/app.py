@@ -34,7 +34,7 @@ from ..store import Actor, Store, StoreError
 from ..store import accounts, stop_intent
 from ..store.dot_fence import wait_for_allowed_dots
 from . import format as fmt
-from .account_rates import AccountRates
+from .account_rates import AccountRates, shown_rate
 from .account_switch import SwitchesAccount
 from .analytics_tab import AnalyticsTab
 from .audit_tab import AuditTab
@@ -327,8 +327,8 @@ class MailConsole(SwitchesAccount, MailingActions, App[None]):
         if snap.audit is None and self.snapshot is not None:
             snap = replace(snap, audit=self.snapshot.audit)
         self.snapshot = snap
-        self.rates.add(snap.taken_at, snap.overview.rate, snap.mailings)
         self.account_rates.add(snap.taken_at, snap.accounts)
+        self.rates.add(snap.taken_at, shown_rate(snap, self.account_rates), snap.mailings)
         if self.stop_pending and (snap.stopped or seq >= self._stop_seen_from > 0):
             self.stop_pending = False
         if not snap.stopped and not self.stop_pending:

@@ -80,4 +80,5 @@ SCREEN_KEYS: tuple[tuple[str, str], ...] = (
     ("ctrl+s", "Template editor: save a new revision"),
     ("y / n", "Confirmation dialogs: confirm / cancel"),
     ("enter", "Filter: keep the filter and go back to the table"),
+    ("enter / esc", "Account picker: switch to the highlighted account / keep the one shown"),
 )
