@@ -353,3 +353,12 @@ def test_the_stop_key_in_the_picker_stops_the_account_in_the_header(db: Path) ->
         assert "■ STOPPED" in _row(screen_text(app), "default")  # the overview follows at once
 
     drive(app, script)
+
+
+def test_the_header_sets_the_account_apart_at_every_width() -> None:
+    from mailconsole.console.header import ACCOUNT_STYLE, context_line
+
+    for width in (120, 76, 58):
+        line = context_line(STORE_LABEL, GLOBEX, HOST, width)
+        styled = [line.plain[s.start:s.end] for s in line.spans if str(s.style) == ACCOUNT_STYLE]
+        assert styled == [GLOBEX], (width, line.spans)
