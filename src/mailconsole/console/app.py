@@ -34,6 +34,8 @@ from ..store import Actor, Store, StoreError
 from ..store import accounts, stop_intent
 from ..store.dot_fence import wait_for_allowed_dots
 from . import format as fmt
+from .account_rates import AccountRates, shown_rate
+from .account_switch import SwitchesAccount
 from .analytics_tab import AnalyticsTab
 from .audit_tab import AuditTab
 from .commands import ConsoleCommands
@@ -136,7 +138,7 @@ def _displayed(widget: Widget) -> bool:
     return True
 
 
-class MailConsole(MailingActions, App[None]):
+class MailConsole(SwitchesAccount, MailingActions, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "mailconsole"
     BINDINGS = bindings()
@@ -179,6 +181,7 @@ class MailConsole(MailingActions, App[None]):
         self.host = host or socket.gethostname()
         self.store_label = store_label or store.where
         self.rates = RateHistory()
+        self.account_rates = AccountRates()  # every account's, for the picker (account_rates.py)
         self.snapshot: Snapshot | None = None
         # True from the stop's commit until a read shows it: the screen says STOPPED at once.
         self.stop_pending = False
@@ -193,6 +196,7 @@ class MailConsole(MailingActions, App[None]):
         self._engine_error_shown = False
         # The newest press of the stop key, and what it last reported while not yet saved.
         self.stop_request: StopRequest | None = None
+        self.stop_account = account  # the account that press was for (a switch may follow it)
         # The pid of the `mailconsole stop` that took over a stop not saved when the console closed.
         self.stop_handed_over: int | None = None
         self.stop_progress: StopProgress | None = None
@@ -318,12 +322,12 @@ class MailConsole(MailingActions, App[None]):
             return  # the timer outlived the widgets: the app is closing
         self._reading = True
         self._poll_again = False
-        self._read(selected, audit, self._next_read())
+        self._read(selected, audit, self._next_read(), self.account)
 
     @work(thread=True, group="read", exit_on_error=False)
-    def _read(self, selected: int | None, audit: bool, seq: int) -> None:
+    def _read(self, selected: int | None, audit: bool, seq: int, account: str) -> None:
         try:
-            snap = read_snapshot(self.store, self.account, self.clock(), selected, audit=audit)
+            snap = read_snapshot(self.store, account, self.clock(), selected, audit=audit)
         except StoreError as exc:
             self._from_thread(self._read_failed, exc)
             return
@@ -348,13 +352,14 @@ class MailConsole(MailingActions, App[None]):
         self._reading = False
         if self._poll_again:
             self.poll()
-        if seq <= self._applied:
-            return
+        if seq <= self._applied or snap.account != self.account:
+            return  # older than what is shown, or read for the account shown before a switch
         self._applied = seq
         if snap.audit is None and self.snapshot is not None:
             snap = replace(snap, audit=self.snapshot.audit)
         self.snapshot = snap
-        self.rates.add(snap.taken_at, snap.overview.rate, snap.mailings)
+        self.account_rates.add(snap.taken_at, snap.accounts)
+        self.rates.add(snap.taken_at, shown_rate(snap, self.account_rates), snap.mailings)
         if self.stop_pending and (snap.stopped or seq >= self._stop_seen_from > 0):
             self.stop_pending = False
         if not snap.stopped and not self.stop_pending:
@@ -435,16 +440,18 @@ class MailConsole(MailingActions, App[None]):
         if self.stop_request is not None and not self.stop_request.applied.is_set():
             self.refresh_views()  # already being retried: another press adds nothing
             return
+        account = self.account  # retried for this account, whatever is shown meanwhile
         request = StopRequest(
-            self._commit_stop,
+            lambda: self._commit_stop(account),
             after_commit=lambda: self._stop_saved(request),
             fence=lambda: wait_for_allowed_dots(self.store),
             report=lambda progress: self._from_thread(self._stop_progress, request, progress),
             done=lambda: self._from_thread(self._stop_committed),
-            announce=self._announce_stop,
+            announce=lambda: self._announce_stop(account),
         )
         request.start()
         self.stop_request = request
+        self.stop_account = account
         # Give the commit the interpreter for a moment: waiting here releases the GIL, so the
         # commit is not slowed by this thread repainting (or by a busy engine thread).
         # Usually it is saved in a few ms and the first frame already says STOPPED.
@@ -453,13 +460,13 @@ class MailConsole(MailingActions, App[None]):
         request.first_attempt.wait(STOP_HEAD_START)
         self._stop_progress(request, request.progress)
 
-    def _commit_stop(self) -> accounts.AccountState:
+    def _commit_stop(self, account: str) -> accounts.AccountState:
         """One attempt; a stop intent posted meanwhile is spent by this commit."""
-        done = accounts.commit_stop(self.store, self.actor, self.account, reason=STOP_REASON)
+        done = accounts.commit_stop(self.store, self.actor, account, reason=STOP_REASON)
         stop_intent.remove(self.store, done.id, done.generation)
         return done
 
-    def _announce_stop(self) -> None:
+    def _announce_stop(self, account: str) -> None:
         """The store is busy: post the stop intent, as `mailconsole stop` does.
 
         Engines on this host (the one inside this console too, once nudged) then
@@ -467,7 +474,7 @@ class MailConsole(MailingActions, App[None]):
         stop; the fence makes sure no dot allowed before the intent is still on
         its way. The screen keeps saying STOP REQUESTED until the commit.
         """
-        if accounts.post_intent(self.store, self.actor, self.account) is not None:
+        if accounts.post_intent(self.store, self.actor, account) is not None:
             self._nudge()
             wait_for_allowed_dots(self.store)
 
@@ -507,7 +514,7 @@ class MailConsole(MailingActions, App[None]):
         if request is not None:
             request.cancel()
             if not request.applied.is_set():
-                self.stop_handed_over = hand_over(self.store.url, self.account, STOP_REASON)
+                self.stop_handed_over = hand_over(self.store.url, self.stop_account, STOP_REASON)
         if self.engine is not None and self.engine.on_host_loop:
             # Before the loop ends: the engine needs it to return its claims to the queue.
             await self.engine.aclose(ENGINE_STOP_TIMEOUT)

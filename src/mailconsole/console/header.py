@@ -17,6 +17,7 @@ from textual.widgets import Static
 
 from . import format as fmt
 from .banner import StateBanner
+from .view import LiveWidget, View
 
 ELLIPSIS = "…"
 
@@ -32,26 +33,44 @@ def shorter_paths(where: str) -> list[str]:
     return forms
 
 
+# The account name stands out from the rest of the line: a platform runs many
+# accounts, and the stop key acts on this one.
+ACCOUNT_STYLE = "bold reverse"
+
+
 def context_line(where: str, account: str, host: str, width: int) -> Text:
     """"store … · account … · host …", as much of the path as `width` allows.
 
     Labels go before the file name does: a compact "…/name.db · default @ host"
-    still says all three. What cannot fit at all is cut with an ellipsis.
+    still says all three. What cannot fit at all is cut with an ellipsis. The
+    account name is styled (ACCOUNT_STYLE), the words stay the same.
     """
     account, host = fmt.visible(account), fmt.visible(host)
     paths = [fmt.visible(p) for p in shorter_paths(where)]
-    candidates = [f"store {p} · account {account} · host {host}" for p in paths]
-    candidates += [f"{p} · {account} @ {host}" for p in paths]
-    for line in candidates:
-        if len(line) <= width:
+    candidates = [(f"store {p} · account ", f" · host {host}") for p in paths]
+    candidates += [(f"{p} · ", f" @ {host}") for p in paths]
+    for before, after in candidates:
+        if len(before) + len(account) + len(after) <= width:
             break
-    text = Text(line, no_wrap=True, overflow="ellipsis")
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(before)
+    text.append(account, style=ACCOUNT_STYLE)
+    text.append(after)
     text.truncate(max(width, 1), overflow="ellipsis")
     return text
 
 
-class ContextLine(Static):
-    """Which store, account and host this console acts on (fixed for its lifetime)."""
+class ContextLine(Static, LiveWidget):
+    """Which store, account and host this console acts on; redrawn when the account changes."""
+
+    _shown: str | None = None
+
+    def show(self, view: View) -> None:
+        # render() reads the app's account: a switch shows in the same frame as its data.
+        account = getattr(self.app, "account", None)
+        if account != self._shown:
+            self._shown = account
+            self.refresh()
 
     def render(self) -> Text:
         app = self.app

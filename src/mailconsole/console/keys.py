@@ -54,6 +54,11 @@ ACTIONS: tuple[Action, ...] = (
     Action("show_tab('analytics')", "2", "2", "Tab: Sent Analytics", "All mailings with live counts."),
     Action("show_tab('planned')", "3", "3", "Tab: Planned", "Mailings scheduled for later."),
     Action("show_tab('audit')", "4", "4", "Tab: Audit", "Every operator action, newest first."),
+    Action("pick_account", "ctrl+a", "ctrl+a", "Switch account…",
+           "Every account with its state, rate and queue; enter switches to one. The header always names "
+           "the account shown, and every key acts on that one only."),
+    Action("command_line", "colon", ":", "Command line",
+           "Type a command: `account` opens the account picker, `account NAME` switches to NAME."),
     Action("help", "question_mark", "?", "Help", "List every key.", footer="Help"),
     Action("command_palette", "ctrl+p", "ctrl+p", "Commands", "Search and run any action.", palette=False),
     Action("back", "escape", "esc", "Back", "Close a dialog or the editor, clear the filter.", palette=False),
@@ -82,4 +87,5 @@ SCREEN_KEYS: tuple[tuple[str, str], ...] = (
     ("m / c", "Mailing details: mark a revision / compare it with the one under the cursor (else with the one before)"),
     ("v", "Mailing details: preview the message for a recipient (a types an address, n the next in the queue)"),
     ("s", "Mailing details or preview: test send to an address you type (asks first; audited)"),
+    ("enter / esc", "Account picker: switch to the highlighted account / keep the one shown"),
 )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ..store import Store
 from ..store.audit import AuditEntry, entries
 from ..store.mailings import PLANNED, Mailing, revision_counts
-from ..store.status import Overview, overview
+from ..store.status import AccountSummary, Overview, all_accounts, overview
 
 AUDIT_ROWS = 200
 
@@ -27,6 +27,13 @@ class Snapshot:
     audit: list[AuditEntry] | None = None
     # Per-revision sent counts, read only for the mailing the operator selected.
     revisions: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    # Every account in one line each (the account picker): counters only, like the overview.
+    accounts: list[AccountSummary] = field(default_factory=list)
+
+    @property
+    def account(self) -> str:
+        """The account this snapshot is about: one read for another is never shown."""
+        return self.overview.account.name
 
     @property
     def stopped(self) -> bool:
@@ -51,4 +58,4 @@ def read_snapshot(
     ov = overview(store, account)
     revs = {selected: revision_counts(store, selected)} if selected is not None else {}
     log = entries(store, limit=AUDIT_ROWS, account=account) if audit else None
-    return Snapshot(now, ov, log, revs)
+    return Snapshot(now, ov, log, revs, all_accounts(store))

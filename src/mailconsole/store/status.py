@@ -1,13 +1,20 @@
-"""One read of everything an operator asks first: stopped? what is queued? who sends?"""
+"""One read of everything an operator asks first: stopped? what is queued? who sends?
+
+`overview` is one account in full; `all_accounts` is every account in one line each.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import func, select
+
 from .accounts import AccountState, state
 from .connection import Store
 from .engines import GONE_LISTED_FOR, EngineInfo, roster
-from .mailings import Mailing, list_mailings
+from .mailings import DELETED, Mailing, list_mailings
+from .schema import accounts as accounts_table
+from .schema import mailings as mailings_table
 
 
 @dataclass(frozen=True)
@@ -91,3 +98,84 @@ def hidden_engines_note(ov: Overview) -> str:
     if not n:
         return ""
     return f"{n} gone engine{'s' if n != 1 else ''} hidden (gone > {GONE_LISTED_FOR / 60:g} min)"
+
+
+# -- every account at once ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """One account's state and queue, from its row and its mailings' maintained counters."""
+
+    name: str
+    stopped: bool
+    stopped_at: float | None
+    stopped_by: str | None
+    reason: str | None
+    queued: int
+    in_flight: int
+    sent: int  # ever sent by its live mailings: two summaries apart give the account's rate
+    failed: int
+    suspended: int
+    mailings: int  # not deleted, planned ones included
+
+    def as_dict(self) -> dict:
+        return {
+            "account": self.name, "stopped": self.stopped,
+            "since": self.stopped_at if self.stopped else None,
+            "by": self.stopped_by if self.stopped else None,
+            "reason": self.reason if self.stopped else None,
+            "queued": self.queued, "in_flight": self.in_flight, "sent": self.sent, "failed": self.failed,
+            "suspended": self.suspended, "mailings": self.mailings,
+        }
+
+
+def all_accounts(store: Store) -> list[AccountSummary]:
+    """Every account, by name, with its totals: one grouped read of the mailings table.
+
+    Only the per-mailing counters are summed (never the message table), so this
+    costs the same with a million messages queued as with none.
+    """
+    live = mailings_table.c.status != DELETED
+    totals = (
+        select(
+            mailings_table.c.account_id,
+            func.sum(mailings_table.c.queued).label("queued"),
+            func.sum(mailings_table.c.claimed).label("in_flight"),
+            func.sum(mailings_table.c.sent).label("sent"),
+            func.sum(mailings_table.c.failed).label("failed"),
+            func.sum(mailings_table.c.suspended).label("suspended"),
+            func.count().label("mailings"),
+        )
+        .where(live)
+        .group_by(mailings_table.c.account_id)
+        .subquery()
+    )
+    query = (
+        select(accounts_table, totals)
+        .select_from(accounts_table.outerjoin(totals, totals.c.account_id == accounts_table.c.id))
+        .order_by(accounts_table.c.name)
+    )
+    with store.read() as conn:
+        rows = conn.execute(query).all()
+    return [
+        AccountSummary(
+            r.name, bool(r.stopped), r.stopped_at, r.stopped_by, r.stop_reason,
+            int(r.queued or 0), int(r.in_flight or 0), int(r.sent or 0), int(r.failed or 0),
+            int(r.suspended or 0), int(r.mailings or 0),
+        )
+        for r in rows
+    ]
+
+
+def sent_rates(before: list[AccountSummary], after: list[AccountSummary], elapsed: float) -> dict[str, float]:
+    """Each account's messages per second between two `all_accounts` reads `elapsed` seconds apart.
+
+    Engines report one rate for all they send, so an account's own rate comes from
+    its counter. A deleted mailing takes its sent count with it: never negative.
+    An account new since `before` starts from its count then (rate 0).
+    """
+    if elapsed <= 0:
+        return {}
+    then = {a.name: a.sent for a in before}
+    return {a.name: max(0, a.sent - then.get(a.name, a.sent)) / elapsed for a in after}
