@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from sqlalchemy import Select, select
 
@@ -48,12 +48,15 @@ CHUNK = 5000
 # ISO 8601 in UTC, to the second (as the engine's Date header).
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # What a spreadsheet would read as the start of a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = frozenset(("=", "+", "-", "@", "\t", "\r"))
 
 
-@dataclass(frozen=True)
-class Recipient:
-    """One message of the mailing: to whom, with what, and how it went."""
+class Recipient(NamedTuple):
+    """One message of the mailing: to whom, with what, and how it went.
+
+    A NamedTuple rather than a frozen dataclass: a million of them are made per
+    export, and a tuple is built in a third of the time.
+    """
 
     id: int  # the message's row id (part of its Message-ID)
     email: str
@@ -65,10 +68,7 @@ class Recipient:
     error: str | None  # the last error (of a failed message)
 
     def as_dict(self) -> dict:
-        return {
-            "id": self.id, "email": self.email, "fields": self.fields, "state": self.state,
-            "sent_at": self.sent_at, "revision": self.revision, "message_id": self.message_id, "error": self.error,
-        }
+        return self._asdict()
 
 
 @dataclass(frozen=True)
@@ -181,39 +181,55 @@ def rows(store: Store, sel: Selection) -> Iterator[Recipient]:
             # handed out: a slow consumer (a pipe, a disk) never holds a snapshot.
             with store.read() as conn:
                 chunk = conn.execute(chunk_query(sel, rid, last)).all()
-            for r in chunk:
+            for row_id, email, fields, state, sent_at, revision_id, error in chunk:
                 yield Recipient(
-                    r.id, r.email, json.loads(r.fields), r.state, r.sent_at,
-                    sel.numbers.get(r.revision_id) if r.revision_id is not None else None,
-                    message_ids.with_tail(r.id, sel.id_tail), r.last_error,
+                    row_id, email, json.loads(fields), state, sent_at,
+                    None if revision_id is None else sel.numbers.get(revision_id),
+                    message_ids.with_tail(row_id, sel.id_tail), error,
                 )
             if len(chunk) < CHUNK:
                 break
-            last = chunk[-1].id
+            last = chunk[-1][0]
 
 
 def inert(value: str) -> str:
     """A cell a spreadsheet will not run as a formula: one starting with = + - @ tab or CR
     gets a leading apostrophe (OWASP's advice on CSV injection)."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    return "'" + value if value[:1] in _FORMULA_START else value
 
 
-def _cells(sel: Selection, r: Recipient) -> list[str]:
-    row = [inert(r.email), *(inert(str(r.fields.get(f, ""))) for f in sel.fields)]
-    row += [format_utc(r.sent_at, TIME_FORMAT) if r.sent_at is not None else "",
-            "" if r.revision is None else str(r.revision), r.message_id, r.state]
-    if sel.state == "failed":
-        row.append(inert(r.error or ""))
-    return row
+class _SecondsCache:
+    """ISO 8601 of a time, formatted once per second: messages go out thousands a second,
+    and strftime is a third of the export's time otherwise."""
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._text = ""
+
+    def __call__(self, ts: float | None) -> str:
+        if ts is None:
+            return ""
+        second = int(ts)
+        if second != self._second:
+            self._second, self._text = second, format_utc(ts, TIME_FORMAT)
+        return self._text
 
 
 def write_rows(store: Store, sel: Selection, out: TextIO) -> int:
     """The selection as CSV (header row first) to an open text stream; returns the rows written."""
     writer = csv.writer(out)  # quotes a value holding a comma, quote, CR or LF
     writer.writerow(sel.columns)
+    iso = _SecondsCache()
+    fields = sel.fields
+    failed = sel.state == "failed"
     n = 0
     for r in rows(store, sel):
-        writer.writerow(_cells(sel, r))
+        values = r.fields
+        row = [inert(r.email), *[inert(str(values.get(f, ""))) for f in fields],
+               iso(r.sent_at), "" if r.revision is None else str(r.revision), r.message_id, r.state]
+        if failed:
+            row.append(inert(r.error or ""))
+        writer.writerow(row)
         n += 1
     return n
 

@@ -4,7 +4,7 @@ One new index on messages (mailing_id, state, revision_id, id): the export of wh
 was sent a revision reads its chunks through it (store/recipients.py).
 
 Unlike the earlier revisions, CREATE INDEX reads every message: it holds the
-write lock for about a second per million messages on SQLite (measured in
+write lock for about 2 s per million messages on SQLite (measured in
 docs/benchmarks.md). `mailconsole migrate` runs with no engine live, so nothing
 is sending meanwhile; a stop typed during it waits for the commit.
 
