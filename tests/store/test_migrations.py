@@ -27,6 +27,7 @@ from storehelp import ALICE, assert_counters_match, sent
 FIXTURE = Path(__file__).parent / "fixtures" / "store-v1.db"
 TABLES = ("meta", "accounts", "mailings", "revisions", "messages", "engines", "audit")
 NEW_TABLES = ("suppressions",)
+HEAD = schema.SCHEMA_VERSION  # what every upgrade here ends at
 
 
 @pytest.fixture
@@ -126,18 +127,18 @@ def test_an_old_store_is_refused_with_one_line_naming_the_store_and_the_command(
         Store(str(v1))
     text = str(err.value)
     assert "\n" not in text
-    assert f"`mailconsole migrate --db {v1}`" in text and "schema version 1" in text and "(3)" in text
+    assert f"`mailconsole migrate --db {v1}`" in text and "schema version 1" in text and f"({HEAD})" in text
     assert dump(v1) == before and "alembic_version" not in fingerprint(v1)
 
 
 def test_upgrade_keeps_every_row_and_counter_and_adds_the_new_columns_empty(v1):
     before = dump(v1)
     result = upgraded(v1)
-    assert (result.plan.current, result.plan.target, result.plan.revision) == (1, 3, None)
+    assert (result.plan.current, result.plan.target, result.plan.revision) == (1, HEAD, None)
     after = dump(v1)
     assert {t: rows for t, rows in after.items() if t != "meta"} == {t: rows for t, rows in before.items() if t != "meta"}
     meta = {r["key"]: r["value"] for r in after["meta"]}
-    assert meta.keys() == {"schema_version", "store_id"} and meta["schema_version"] == "3"
+    assert meta.keys() == {"schema_version", "store_id"} and meta["schema_version"] == str(HEAD)
     assert len(meta["store_id"]) == 26 and meta["store_id"].isalnum() and meta["store_id"].islower()
     assert scalar(v1, "SELECT count(*) FROM messages") == len(before["messages"]) > 0
     assert scalar(v1, "SELECT count(*) FROM messages WHERE fail_kind IS NOT NULL") == 0
@@ -145,7 +146,7 @@ def test_upgrade_keeps_every_row_and_counter_and_adds_the_new_columns_empty(v1):
                       "OR list_id IS NOT NULL OR suppressed != 0") == 0
     assert scalar(v1, "SELECT count(*) FROM accounts WHERE list_id IS NOT NULL") == 0
     assert scalar(v1, "SELECT count(*) FROM suppressions") == 0
-    assert scalar(v1, "SELECT version_num FROM alembic_version") == migrate.head_revision() == "0003"
+    assert scalar(v1, "SELECT version_num FROM alembic_version") == migrate.head_revision() == schema.revision_of(HEAD)
     store = Store(str(v1))
     try:
         assert_counters_match(store)
@@ -236,11 +237,11 @@ def test_a_newer_store_is_refused_by_the_upgrade_naming_both_versions(v1):
     upgraded(v1)
     conn = sqlite3.connect(v1)
     with conn:
-        conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+        conn.execute(f"UPDATE meta SET value='{HEAD + 1}' WHERE key='schema_version'")
     conn.close()
     store = migrate.open_store(str(v1))
     try:
-        with pytest.raises(StoreError, match=r"schema version 4, newer than this mailconsole understands \(3\)"):
+        with pytest.raises(StoreError, match=rf"schema version {HEAD + 1}, newer than this mailconsole understands \({HEAD}\)"):
             migrate.upgrade(store)
     finally:
         store.close()
@@ -271,8 +272,8 @@ def test_a_current_store_without_alembic_bookkeeping_is_only_stamped(tmp_path):
         conn.execute("DROP TABLE alembic_version")
     conn.close()
     result = upgraded(path)
-    assert (result.plan.current, result.plan.revision, result.backup) == (3, None, None)
-    assert scalar(path, "SELECT version_num FROM alembic_version") == "0003"
+    assert (result.plan.current, result.plan.revision, result.backup) == (HEAD, None, None)
+    assert scalar(path, "SELECT version_num FROM alembic_version") == schema.revision_of(HEAD)
     assert not upgraded(path).plan.needed
 
 
@@ -288,7 +289,7 @@ def test_a_new_store_and_an_upgraded_one_have_the_same_schema(v1, tmp_path):
     # The same rows of meta; the store ids differ, as two stores' ids must.
     new_meta, old_meta = (dict((r["key"], r["value"]) for r in dump(p, without=())["meta"]) for p in (new, v1))
     assert new_meta.keys() == old_meta.keys() == {"schema_version", "store_id"}
-    assert new_meta["schema_version"] == old_meta["schema_version"] == "3"
+    assert new_meta["schema_version"] == old_meta["schema_version"] == str(HEAD)
     assert new_meta["store_id"] != old_meta["store_id"] and len(new_meta["store_id"]) == len(old_meta["store_id"]) == 26
     assert scalar(new, "SELECT version_num FROM alembic_version") == migrate.head_revision()
 
@@ -304,7 +305,7 @@ def test_the_revisions_from_empty_build_the_first_release_schema_then_todays(tmp
         assert scalar(path, "SELECT value FROM meta") == "1"
         with engine.begin() as conn:
             command.upgrade(migrate.alembic_config(conn), "head")
-        assert scalar(path, "SELECT value FROM meta WHERE key='schema_version'") == "3"
+        assert scalar(path, "SELECT value FROM meta WHERE key='schema_version'") == str(HEAD)
         new = tmp_path / "new.db"
         Store(str(new)).close()
         assert fingerprint(path) == fingerprint(new)
@@ -333,7 +334,8 @@ def test_downgrade_to_revision_1_gives_back_the_first_release_schema(v1):
 
 
 def test_the_upgrade_holds_the_write_lock_briefly_however_many_messages(v1):
-    """ADD COLUMN changes only the table's definition: no copy of 300,000 messages."""
+    """ADD COLUMN changes only the table's definition: no copy of 300,000 messages. The one
+    step that reads them all is schema 4's index, which costs what building it alone costs."""
     conn = sqlite3.connect(v1)
     with conn:
         conn.executemany(
@@ -342,8 +344,26 @@ def test_the_upgrade_holds_the_write_lock_briefly_however_many_messages(v1):
             ((f"bulk{i}@example.org",) for i in range(300_000)),
         )
     conn.close()
-    result = upgraded(v1)
-    assert result.lock_held < 0.25, f"held the write lock {result.lock_held * 1000:.0f} ms"
+    bulk = v1.with_name("bulk.db")
+    shutil.copy(v1, bulk)
+    for _ in range(3):  # timing on a shared machine: the first calm attempt decides
+        alone = v1.with_name("alone.db")
+        shutil.copy(bulk, alone)
+        conn = sqlite3.connect(alone)
+        started = time.monotonic()
+        with conn:
+            conn.execute("CREATE INDEX ix_alone ON messages (mailing_id, state, revision_id, id)")
+        index_alone = time.monotonic() - started
+        conn.close()
+        alone.unlink()
+        for leftover in (*v1.parent.glob("*backup*"), *v1.parent.glob("store.db-*")):
+            leftover.unlink()
+        shutil.copy(bulk, v1)  # as it was before the previous attempt's upgrade
+        held = upgraded(v1).lock_held
+        if held < 0.25 + 2 * index_alone:
+            break
+    assert held < 0.25 + 2 * index_alone, (
+        f"held the write lock {held * 1000:.0f} ms (the index alone: {index_alone * 1000:.0f} ms)")
 
 
 def test_opening_or_creating_a_store_does_not_import_alembic(tmp_path):
@@ -356,3 +376,41 @@ def test_opening_or_creating_a_store_does_not_import_alembic(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+# -- schema 4: the recipients index ------------------------------------------------------
+
+
+def test_a_version_3_store_upgrades_to_the_recipients_index_and_its_plan_uses_it(v1):
+    """A store as revision 0003 left it (the last release's schema) gains ix_messages_recipients."""
+    store = migrate.open_store(str(v1))
+    try:
+        with store.write() as conn:
+            migrate.stamp(conn, "0001")  # the first release kept no Alembic bookkeeping
+            command.upgrade(migrate.alembic_config(conn), "0003")
+    finally:
+        store.close()
+    assert scalar(v1, "SELECT value FROM meta WHERE key='schema_version'") == "3"
+    assert "ix_messages_recipients" not in str(fingerprint(v1)["messages"][1])
+    with pytest.raises(StoreError, match="schema version 3, older than this mailconsole's"):
+        Store(str(v1))
+    before = dump(v1)
+    result = upgraded(v1)
+    assert (result.plan.current, result.plan.revision, result.plan.target) == (3, "0003", 4)
+    assert dump(v1) == before | {"meta": dump(v1)["meta"]}
+    assert scalar(v1, "SELECT value FROM meta WHERE key='schema_version'") == "4"
+    indexes = {i[0]: i[4] for i in fingerprint(v1)["messages"][1]}
+    assert indexes["ix_messages_recipients"] == ("mailing_id", "state", "revision_id", "id")
+    conn = sqlite3.connect(v1)
+    try:
+        plan = conn.execute("EXPLAIN QUERY PLAN SELECT id, email FROM messages WHERE mailing_id = 1 AND state = 'sent' "
+                            "AND revision_id = 1 AND id > 0 ORDER BY id LIMIT 5000").fetchall()
+    finally:
+        conn.close()
+    assert [r[-1] for r in plan] == [
+        "SEARCH messages USING INDEX ix_messages_recipients (mailing_id=? AND state=? AND revision_id=? AND id>?)"]
+    store = Store(str(v1))
+    try:
+        assert_counters_match(store)
+    finally:
+        store.close()

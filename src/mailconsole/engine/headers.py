@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from email import policy
 from email.headerregistry import Address
-from email.utils import parseaddr
 
-from ..store.senders import split_mailbox
+from ..store.senders import sender_mailbox, split_mailbox
 
 
 def mailbox_header(field: str, name: str, address: str) -> str:
@@ -20,20 +19,12 @@ def mailbox_header(field: str, name: str, address: str) -> str:
     return policy.SMTP.fold(field, policy.SMTP.header_factory(field, mailbox))
 
 
-def sender_mailbox(sender: str, sender_name: str) -> tuple[str, str]:
-    """(display name, address) of a mailing's sender.
-
-    A store from before display names were kept apart may hold `Name <address>`
-    in the sender itself: it is split as the engine always did.
-    """
-    if sender_name or "<" not in sender:
-        return sender_name, sender.strip()
-    name, address = parseaddr(sender)
-    return name, address or sender.strip()
-
-
 def reply_to_header(reply_to: str) -> str:
     """The Reply-To line of a stored `Name <address>` or address (checked when it was saved)."""
     parts = split_mailbox(reply_to)
     name, address = parts if parts is not None else ("", reply_to.strip())
     return mailbox_header("Reply-To", name, address)
+
+
+# sender_mailbox lives with the other mailbox parsing; the recipients export uses it too.
+__all__ = ["mailbox_header", "sender_mailbox", "reply_to_header"]

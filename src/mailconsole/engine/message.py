@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from email.utils import formatdate
 
-from .. import templating
+from .. import message_ids, templating
 from . import headers
 from .dkim_signing import DkimSigner
 from .list_headers import BadListHeader, ListHeaders
@@ -134,14 +134,6 @@ def _date(now: float) -> str:
     return _date_cache[1]
 
 
-def _domain(address: str) -> str:
-    domain = address.rpartition("@")[2].strip().rstrip(">")
-    try:
-        return domain.encode("idna").decode("ascii") if domain else "mailconsole.invalid"
-    except UnicodeError:
-        return "mailconsole.invalid"
-
-
 # A revision that went over its time budget for this many messages renders the rest
 # with a 25th of it (10 ms). A template slow for every recipient would otherwise hold the
 # engine's loop for 250 ms per message, for each of its sender tasks in turn
@@ -186,10 +178,9 @@ class CompiledRevision:
                 self._broken = f"template cannot be compiled: {templating.describe(exc)}"
         self.over_time = 0  # messages of this revision that went over the time budget
         self.streak = 0  # ... in a row (a render within the budget resets it)
-        self._domain = domain or _domain(self.envelope_from)
-        # Stable for one message across its retries (a downstream duplicate of ours
-        # stays recognisable), unique across stores through the store's random id.
-        self._id_tail = f".{mailing_id}.{rev.store_id}@{self._domain}>" if rev.store_id else f".{mailing_id}@{self._domain}>"
+        self._domain = domain or message_ids.domain_of(self.envelope_from)
+        # Built once per revision; the recipients export builds the same (message_ids.py).
+        self._id_tail = message_ids.tail(mailing_id, rev.store_id, self._domain)
         self._fixed_head = headers.mailbox_header("From", name, address)
         if rev.reply_to:
             self._fixed_head += headers.reply_to_header(rev.reply_to)
@@ -237,7 +228,7 @@ class CompiledRevision:
             + "To: " + email + "\r\n"
             + "Subject: " + encode_header(subject) + "\r\n"
             + "Date: " + _date(time.time() if now is None else now) + "\r\n"
-            + f"Message-ID: <m{message_id}{self._id_tail}\r\n"
+            + "Message-ID: " + message_ids.with_tail(message_id, self._id_tail) + "\r\n"
             + self._fixed_tail
             + lists
         )

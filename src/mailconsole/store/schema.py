@@ -27,8 +27,9 @@ from sqlalchemy import (
 # store/migrations/versions/ whose id is revision_of(SCHEMA_VERSION): a store
 # written by a newer program is refused, an older one is upgraded by
 # `mailconsole migrate`. Version 2 added messages.fail_kind; version 3 the sender's
-# display name, Reply-To, List-Id, the suppression list and the store id.
-SCHEMA_VERSION = 3
+# display name, Reply-To, List-Id, the suppression list and the store id; version 4
+# the recipients index (ix_messages_recipients).
+SCHEMA_VERSION = 4
 
 
 def revision_of(version: int) -> str:
@@ -145,6 +146,10 @@ messages = Table(
 Index("ix_messages_claim", messages.c.mailing_id, messages.c.state, messages.c.due_at)
 # Lease renewal/expiry and engine release look at the (few) claimed rows only.
 Index("ix_messages_state", messages.c.state, messages.c.lease_expires)
+# The recipients export (store/recipients.py) reads one mailing's messages of one
+# state and revision in id order, 5,000 at a time from the last id seen: with
+# this index each chunk is a seek and a short range, not a scan of the mailing.
+Index("ix_messages_recipients", messages.c.mailing_id, messages.c.state, messages.c.revision_id, messages.c.id)
 
 # Addresses an account never sends to again (unsubscribed, bounced, complained).
 # The primary key is the lookup the claim and the import make: one row per

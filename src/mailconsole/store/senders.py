@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from email.headerregistry import Address
-from email.utils import unquote
+from email.utils import parseaddr, unquote
 
 from .. import templating
 from .errors import InvalidInput
@@ -36,6 +36,18 @@ def split_mailbox(value: str) -> tuple[str, str] | None:
     if len(name) >= 2 and name[0] == name[-1] == '"':
         name = unquote(name)  # "Shop, Inc." as RFC 5322 quotes it (and as display() writes it)
     return name.strip(), match["address"].strip()
+
+
+def sender_mailbox(sender: str, sender_name: str) -> tuple[str, str]:
+    """(display name, address) of a mailing's stored sender, as the engine sends it.
+
+    A store from before display names were kept apart may hold `Name <address>`
+    in the sender itself: it is split as the engine always did.
+    """
+    if sender_name or "<" not in sender:
+        return sender_name, sender.strip()
+    name, address = parseaddr(sender)
+    return name, address or sender.strip()
 
 
 def parse_mailbox(value: str, what: str) -> tuple[str, str]:
