@@ -9,7 +9,8 @@ whenever the counters say they changed (a new revision, more failures).
 
 From here: the difference between two revisions (`c`; the one marked with `m`
 against the one under the cursor, else the one under the cursor against the
-one before it), the preview (`v`) and a test send (`s`).
+one before it), the preview (`v`), a test send (`s`) and the export of who got
+the revision under the cursor (`x`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..store.revisions import Revision, all_revisions
 from . import format as fmt
 from .analytics_tab import status_text
 from .diffing import Parts, diff_text
+from .export_dialog import ask_export
 from .header import ConsoleHeader
 from .keys import STOP_KEY
 from .preview import PreviewScreen
@@ -254,6 +256,7 @@ class DetailScreen(ModalScreen[None]):
         Binding("m", "mark", "Mark rev."),
         Binding("v", "preview", "Preview"),
         Binding("s", "test_send", "Test send…"),
+        Binding("x", "export", "Export…"),
         Binding(STOP_KEY, "app.emergency_stop", "STOP ALL", priority=True),
     ]
 
@@ -297,3 +300,11 @@ class DetailScreen(ModalScreen[None]):
 
     def action_test_send(self) -> None:
         ask_test_send(self.app, self.mailing_id)  # type: ignore[arg-type]
+
+    def action_export(self) -> None:
+        """Who got the revision under the cursor (or, chosen in the dialog, who is still queued…)."""
+        r = self.live.under_cursor
+        if r is None:
+            self.notify("The revisions are still being read.")
+            return
+        ask_export(self.app, self.mailing_id, r.number)  # type: ignore[arg-type]

@@ -87,5 +87,6 @@ SCREEN_KEYS: tuple[tuple[str, str], ...] = (
     ("m / c", "Mailing details: mark a revision / compare it with the one under the cursor (else with the one before)"),
     ("v", "Mailing details: preview the message for a recipient (a types an address, n the next in the queue)"),
     ("s", "Mailing details or preview: test send to an address you type (asks first; audited)"),
+    ("x", "Mailing details: export who got the revision under the cursor to CSV (the path goes to the clipboard)"),
     ("enter / esc", "Account picker: switch to the highlighted account / keep the one shown"),
 )
