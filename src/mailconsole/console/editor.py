@@ -38,7 +38,7 @@ from .edit_conflict import Choice, ConflictScreen, revision_parts
 from .header import ConsoleHeader
 from .keys import STOP_KEY
 from .modals import ConfirmScreen
-from .unchanged_parts import Unchanged, changed_titles, unchanged_parts
+from .unchanged_parts import Unchanged, changed_titles, in_sentence, unchanged_parts
 from .view import LiveWidget, View
 
 NO_HTML = ("This mailing has no HTML part: it is sent as text only. Type here to add one; "
@@ -71,7 +71,7 @@ def template_problem(parts: Parts, fields: list[str]) -> str | None:
 
 def unchanged_warning(changed: list[str], unchanged: list[Unchanged], next_number: int) -> Text:
     """The confirmation's words: what changed, what did not and what it still says."""
-    body = Text(f"You changed: {', '.join(changed).lower()}.\n")
+    body = Text(f"You changed: {in_sentence(changed)}.\n")
     for part in unchanged:
         body.append(f"Unchanged: {part.title}", style="bold")
         if part.still_says:
@@ -141,6 +141,7 @@ class TemplateEditor(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#no-html").display = self.opened.html is None
+        self.query_one("#editor-newer").display = False
         self.app.refresh_views()  # type: ignore[attr-defined]
         self.query_one("#subject", Input).focus()
 
@@ -254,7 +255,9 @@ class TemplateEditor(ModalScreen[None]):
                 self.load(latest)
             else:
                 self.newer = latest
-                self.query_one("#editor-newer", Static).update(Text(
+                newer = self.query_one("#editor-newer", Static)
+                newer.display = True
+                newer.update(Text(
                     f"⚠ Revision {latest.number} ({latest.created_by}, {fmt.clock_time(latest.created_at)}) is newer "
                     f"than the revision {self.revision.number} you opened; saving asks again.",
                 ))
@@ -267,7 +270,7 @@ class TemplateEditor(ModalScreen[None]):
         self.opened = revision_parts(revision)
         self.newer = None
         self.query_one("#editor-title", Static).update(self._title())
-        self.query_one("#editor-newer", Static).update("")
+        self.query_one("#editor-newer", Static).display = False
         self.query_one(EditorWarning).revision = revision.number
         self.query_one("#subject", Input).value = self.opened.subject
         self.query_one("#body", TextArea).text = self.opened.text
@@ -283,7 +286,7 @@ class TemplateEditor(ModalScreen[None]):
         if not self.dirty:
             self.dismiss(None)
             return
-        body = Text(f"You changed: {', '.join(changed_titles(self.opened, self.edited)).lower()}.\n"
+        body = Text(f"You changed: {in_sentence(changed_titles(self.opened, self.edited))}.\n"
                     "Discarding saves nothing; the mailing keeps revision "
                     f"{self.revision.number}.")
 

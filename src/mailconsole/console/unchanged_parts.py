@@ -92,3 +92,8 @@ def unchanged_parts(old: Parts, new: Parts) -> list[Unchanged]:
 def changed_titles(old: Parts, new: Parts) -> list[str]:
     """The titles of the parts that differ ("Subject", "HTML body"), in order."""
     return [title for attr, title in PART_NAMES if getattr(old, attr) != getattr(new, attr)]
+
+
+def in_sentence(titles: list[str]) -> str:
+    """Part titles inside a sentence: "subject, HTML body" (acronyms kept)."""
+    return ", ".join(" ".join(w if w.isupper() else w.lower() for w in t.split()) for t in titles)
