@@ -297,3 +297,36 @@ def test_the_editor_keys_are_in_its_footer_and_in_help(make_app) -> None:  # typ
         assert "switch between the text body and the HTML body" in screen_text(app)
 
     drive(app, script, size=(120, 40))
+
+
+def test_removing_the_html_part_asks_first(make_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(stopped=True)
+    mid = add_sale_with_html(app.store, tmp_path)
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        editor = await open_editor(pilot, mid)
+        editor.query_one("#subject", Input).value = "Spring sale for {{ first_name }}"
+        editor.query_one("#body", TextArea).text = "Hi {{ first_name }}\n"
+        editor.query_one("#html", TextArea).text = ""
+        await press(pilot, "ctrl+s")
+        assert str(app.screen.query_one(".dialog-title").render()) == "HTML body removed: save anyway?"
+        assert "the mail goes out as text only" in str(app.screen.query_one(".dialog-body").render())
+        await press(pilot, "y")
+        rev = revisions.newest_revision(app.store, mid)
+        assert (rev.number, rev.html_body) == (2, None)
+
+    drive(app, script)
+
+
+def test_closing_while_a_check_runs_is_harmless(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(stopped=True)
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        editor = await open_editor(pilot, SALE)
+        editor.query_one("#subject", Input).value = "Hi {{ nickname }}"
+        await press(pilot, "escape", "y")  # closed before the debounced check fires
+        await asyncio.sleep(editor.CHECK_DELAY * 2)
+        await settle(pilot)
+        assert app.screen is app.screen_stack[0] and app.is_running
+
+    drive(app, script)

@@ -69,9 +69,13 @@ def template_problem(parts: Parts, fields: list[str]) -> str | None:
     return None
 
 
-def unchanged_warning(changed: list[str], unchanged: list[Unchanged], next_number: int) -> Text:
+def unchanged_warning(changed: list[str], unchanged: list[Unchanged], next_number: int,
+                      html_removed: bool = False) -> Text:
     """The confirmation's words: what changed, what did not and what it still says."""
     body = Text(f"You changed: {in_sentence(changed)}.\n")
+    if html_removed:
+        body.append("Removed: HTML body", style="bold")
+        body.append(" — the mail goes out as text only.\n")
     for part in unchanged:
         body.append(f"Unchanged: {part.title}", style="bold")
         if part.still_says:
@@ -195,6 +199,8 @@ class TemplateEditor(ModalScreen[None]):
     @on(TextArea.Changed)
     def _edited(self) -> None:
         self.query_one("#no-html").display = self.opened.html is None and not self.html
+        if not self.dirty and not self.error:
+            return  # the saved revision, nothing shown to clear (the Input says Changed on mount too)
         if self._check_timer is not None:
             self._check_timer.stop()
         self._check_timer = self.set_timer(self.CHECK_DELAY, self._check_now)
@@ -213,6 +219,8 @@ class TemplateEditor(ModalScreen[None]):
             pass  # the app is closing
 
     def _checked(self, parts: Parts, problem: str | None) -> None:
+        if self not in self.app.screen_stack:
+            return  # closed while the check ran
         if parts == self.edited:  # an older check than what is on screen now says nothing
             self.show_error(problem or "")
 
@@ -227,17 +235,21 @@ class TemplateEditor(ModalScreen[None]):
         self._check(edit, self._checked_for_save)
 
     def _checked_for_save(self, edit: Parts, problem: str | None) -> None:
+        if self not in self.app.screen_stack:
+            return
         if problem is not None:
             self.show_error(problem)
             return
         unchanged = unchanged_parts(self.opened, edit)
-        if not unchanged:
+        html_removed = self.opened.html is not None and edit.html is None
+        if not unchanged and not html_removed:
             self._save(edit)
             return
-        names = " and ".join(p.title for p in unchanged)
-        body = unchanged_warning(changed_titles(self.opened, edit), unchanged, self.revision.number + 1)
+        what = [f"{' and '.join(p.title for p in unchanged)} unchanged"] if unchanged else []
+        what += ["HTML body removed"] if html_removed else []
+        body = unchanged_warning(changed_titles(self.opened, edit), unchanged, self.revision.number + 1, html_removed)
         self.app.push_screen(
-            ConfirmScreen(f"{names} unchanged: save anyway?", body, "Save anyway", danger=False),
+            ConfirmScreen(f"{', '.join(what)}: save anyway?", body, "Save anyway", danger=False),
             lambda yes: self._save(edit) if yes else None,
         )
 
