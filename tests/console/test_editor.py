@@ -330,3 +330,20 @@ def test_closing_while_a_check_runs_is_harmless(make_app) -> None:  # type: igno
         assert app.screen is app.screen_stack[0] and app.is_running
 
     drive(app, script)
+
+
+def test_saving_over_a_revision_that_already_says_the_same_saves_nothing(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(stopped=True)
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        editor = await open_editor(pilot, SALE)
+        revisions.save_revision(app.store, BOB, SALE, subject="Spring sale: 40% off everything")
+        editor.query_one("#subject", Input).value = "Spring sale: 40% off everything"
+        await press(pilot, "ctrl+s", "y")  # the text body unchanged: asked, confirmed
+        assert isinstance(app.screen, ConflictScreen)
+        assert "are the same in subject, text and HTML" in screen_text(app)
+        await press(pilot, "o")
+        assert app.screen is editor and editor.error == "Nothing changed: no new revision saved."
+        assert revisions.newest_revision(app.store, SALE).number == 3
+
+    drive(app, script)

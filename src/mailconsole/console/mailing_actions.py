@@ -185,7 +185,8 @@ class MailingActions:
         mid, based_on = editor.mailing.id, editor.revision.number
 
         def saved(rev: revisions.Revision) -> None:
-            if rev.number == editor.revision.number:
+            # The store returns the revision it was based on when the edit says the same.
+            if rev.number == (overriding if overriding is not None else based_on):
                 editor.show_error("Nothing changed: no new revision saved.")
                 return
             over = f" (over revision {overriding})" if overriding is not None else ""
