@@ -558,9 +558,82 @@ class TemplateProblem:
     part: str
     line: int
     message: str
+    column: int | None = None  # given where it helps find the spot (an unclosed tag)
 
     def __str__(self) -> str:
-        return f"{self.part} line {self.line}: {self.message}"
+        where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
+        return f"{self.part} {where}: {self.message}"
+
+
+# Tags that open a block needing its own end tag; `set` only in its block form
+# ({% set x %}…{% endset %}, no `=`).
+_BLOCK_TAGS = frozenset({"if", "for", "with", "filter", "macro", "call", "block", "autoescape", "trans", "set"})
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_SHOWN_TAG = 40  # characters of an opening tag quoted in a problem
+
+
+@dataclass(frozen=True)
+class _OpenTag:
+    name: str
+    line: int
+    column: int
+    text: str  # the whole tag as written, `{% if ... %}`
+
+
+def _open_tags(source: str, env: SandboxedEnvironment) -> tuple[list[_OpenTag], tuple[str, int] | None]:
+    """The blocks still open where the tags stop matching: at the end, or at the first end tag that
+    closes something else (the end tag's name and line). Walks the lexer's tokens, which already
+    skip comments and {% raw %}; columns come from finding each token in the source in turn."""
+    text = _NEWLINE.sub("\n", source)  # the lexer's view of line ends (its line numbers count these)
+    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    stack: list[_OpenTag] = []
+    pos = 0
+    tokens = list(env.lex(source))
+    for i, (lineno, kind, value) in enumerate(tokens):
+        found = text.find(value, pos)
+        start = found if found >= 0 else pos
+        pos = start + len(value)
+        if kind != "block_begin":
+            continue
+        inner = []
+        for _, k, v in tokens[i + 1:]:
+            if k == "block_end":
+                break
+            if k != "whitespace":
+                inner.append((k, v))
+        if not inner or inner[0][0] != "name":
+            continue
+        name = inner[0][1]
+        if name in _BLOCK_TAGS and not (name == "set" and ("operator", "=") in inner):
+            end = text.find("%}", start)
+            tag = " ".join(text[start:end + 2 if end >= 0 else len(text)].split())
+            if len(tag) > _SHOWN_TAG:
+                tag = tag[:_SHOWN_TAG - 4] + " … %}"
+            column = start - line_starts[lineno - 1] + 1
+            stack.append(_OpenTag(name, lineno, column, tag))
+        elif name.startswith("end") and stack:
+            if stack[-1].name != name[3:]:
+                return stack, (name, lineno)
+            stack.pop()
+    return stack, None
+
+
+def _unclosed_problem(source: str, env: SandboxedEnvironment, part: str) -> TemplateProblem | None:
+    """An unclosed block named at its opening tag: Jinja reports it where the template ends
+    (or at the next end tag), which is rarely where the operator must add the end tag."""
+    try:
+        stack, mismatch = _open_tags(source, env)
+    except TemplateSyntaxError:
+        return None
+    if not stack:
+        return None
+    tag = stack[-1]
+    if mismatch is None:
+        message = f"`{tag.text}` is never closed (add {{% end{tag.name} %}})"
+    else:
+        message = (f"`{tag.text}` is not closed before {{% {mismatch[0]} %}} on line {mismatch[1]} "
+                   f"(add {{% end{tag.name} %}} before it)")
+    return TemplateProblem(part, tag.line, message, tag.column)
 
 
 # Jinja parses and compiles at about 100 µs a tag: a 7 MB body of 190,000 `{{ name }}`
@@ -601,7 +674,12 @@ def check(source: str, fields: Iterable[str], part: str, *, html: bool = False) 
     except TemplateAssertionError as exc:  # unknown filter or test
         return [TemplateProblem(part, exc.lineno or 1, f"{exc.message}")]
     except TemplateSyntaxError as exc:
-        return [TemplateProblem(part, exc.lineno or 1, f"syntax error: {exc.message}")]
+        message = exc.message or ""
+        if message.startswith(("Unexpected end of template", "Encountered unknown tag 'end")):
+            unclosed = _unclosed_problem(source, env, part)
+            if unclosed is not None:
+                return [unclosed]
+        return [TemplateProblem(part, exc.lineno or 1, f"syntax error: {message}")]
     except RecursionError:  # an expression nested thousands deep: Jinja's compiler recurses
         return [TemplateProblem(part, 1, "an expression is nested too deeply for a mail template")]
     for node in tree.find_all(_LOADING):

@@ -68,7 +68,7 @@ def test_stop_correct_resume(tmp_path: Path, smtp_server, mode: str) -> None:  #
 
             await press(pilot, "2", "e")
             pilot.app.screen.query_one("#subject", Input).value = RIGHT
-            await press(pilot, "ctrl+s")
+            await press(pilot, "ctrl+s", "y")  # the body is left unchanged: asked, confirmed
             await press(pilot, "R", "y")
             await _until(lambda: server.count >= RECIPIENTS, 30, "the rest of the mailing")
             await _until(lambda: mailings.get_mailing(store, mid).status == "sent", 20, "the mailing to finish")

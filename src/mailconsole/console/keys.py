@@ -36,7 +36,8 @@ ACTIONS: tuple[Action, ...] = (
            "Delete the selected mailing: its unsent messages are dropped (asks first).", footer="Delete"),
     Action("toggle_pause", "p", "p", "Pause / unpause mailing", "Pause or unpause the selected mailing.",
            footer="Pause"),
-    Action("edit_template", "e", "e", "Edit template", "Edit the selected mailing's subject and body.",
+    Action("edit_template", "e", "e", "Edit template",
+           "Edit the selected mailing's subject, text body and HTML body.",
            footer="Edit"),
     Action("open_detail", "enter", "enter", "Mailing details",
            "Open the selected mailing: sender, schedule, counters, every revision, the last errors; "
@@ -81,7 +82,10 @@ def bindings() -> list[Binding]:
 
 # Keys that only exist inside one screen, listed in help so nothing is hidden.
 SCREEN_KEYS: tuple[tuple[str, str], ...] = (
-    ("ctrl+s", "Template editor: save a new revision"),
+    ("ctrl+s", "Template editor: save a new revision (asks if a part is left unchanged)"),
+    ("ctrl+t", "Template editor: switch between the text body and the HTML body"),
+    ("esc", "Template editor: back; asks first if there are unsaved changes"),
+    ("esc / o / t", "Template saved meanwhile: keep editing / save yours over it / take theirs"),
     ("y / n", "Confirmation dialogs: confirm / cancel"),
     ("enter", "Filter: keep the filter and go back to the table"),
     ("m / c", "Mailing details: mark a revision / compare it with the one under the cursor (else with the one before)"),

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from ..store import StoreBusy, mailings, revisions
+from ..store import StoreBusy, StoreError, mailings, revisions
 from ..store.mailings import PAUSED, PLANNED
 from . import format as fmt
+from .diffing import Parts
 from .editor import TemplateEditor
 from .modals import ConfirmScreen, TimeScreen
 
@@ -183,20 +184,34 @@ class MailingActions:
 
         self.run_store(load, lambda pair: self.push_screen(TemplateEditor(*pair)))
 
-    def save_template(self, editor: TemplateEditor) -> None:
-        mid, subject, body = editor.mailing.id, editor.subject, editor.body
+    def save_template(self, editor: TemplateEditor, edit: Parts, overriding: int | None = None) -> None:
+        """Save `edit` as a new revision based on the one the editor opened (and on `overriding`,
+        a newer one the operator chose to replace); a save that came in meanwhile goes back to
+        the editor to choose."""
+        mid, based_on = editor.mailing.id, editor.revision.number
 
         def saved(rev: revisions.Revision) -> None:
-            if rev.number == editor.revision.number:
+            # The store returns the revision it was based on when the edit says the same.
+            if rev.number == (overriding if overriding is not None else based_on):
                 editor.show_error("Nothing changed: no new revision saved.")
                 return
-            self.notify(f"Saved revision {rev.number} of mailing {mid}: unsent messages use it now.",
+            over = f" (over revision {overriding})" if overriding is not None else ""
+            self.notify(f"Saved revision {rev.number} of mailing {mid}{over}: unsent messages use it now.",
                         markup=False)
             editor.dismiss(None)
 
+        def failed(exc: StoreError) -> None:
+            if isinstance(exc, revisions.RevisionConflict):
+                editor.conflict(exc.latest, edit)
+            else:
+                editor.show_error(str(exc))
+
         self.run_store(
-            lambda: revisions.save_revision(self.store, self.actor, mid, subject=subject, text_body=body,
-                                            account=self.account),
+            lambda: revisions.save_revision(
+                self.store, self.actor, mid, subject=edit.subject, text_body=edit.text,
+                html_body=edit.html or "",  # "" : no HTML part (none kept, or the one there removed)
+                account=self.account, based_on=based_on, overriding=overriding,
+            ),
             saved,
-            lambda exc: editor.show_error(str(exc)),
+            failed,
         )

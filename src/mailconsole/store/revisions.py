@@ -36,6 +36,21 @@ class Revision:
     sent: int
 
 
+class RevisionConflict(Refused):
+    """A save based on an older revision than the newest: someone saved meanwhile.
+
+    `latest` is the newer revision (who saved it, when, what it says), so the
+    operator can see what differs and choose; `based_on` is the one the edit started from.
+    """
+
+    def __init__(self, latest: Revision, based_on: int | None) -> None:
+        super().__init__(
+            f"template changed meanwhile (revision {latest.number} saved by {latest.created_by}); reload and retry"
+        )
+        self.latest = latest
+        self.based_on = based_on
+
+
 def _revision(row) -> Revision:  # type: ignore[no-untyped-def]
     return Revision(
         row.id, row.mailing_id, row.number, row.subject, row.text_body, row.html_body,
@@ -203,10 +218,18 @@ def save_revision(
     text_body: str | None = None,
     html_body: str | None = None,
     account: str = "default",
+    based_on: int | None = None,
+    overriding: int | None = None,
 ) -> Revision:
     """Validate, then store a new revision; parts not given are kept from the newest one.
 
     Every message not yet sent is rendered from this revision from now on.
+
+    `based_on` is the revision number the edit started from: if a newer one was
+    saved since, RevisionConflict says which, and nothing is saved. An operator
+    who has seen that newer revision and saves over it anyway passes its number
+    as `overriding` (checked the same way, and audited as overriding it).
+    html_body "" removes the HTML part.
 
     The work (validating, rendering for a sample of the recipients) happens
     between a read and a short write: a big template must never hold the write
@@ -217,6 +240,9 @@ def save_revision(
         m = get_live(conn, mailing_id, account)
         current = newest(conn, mailing_id)
         assert current is not None, "every mailing is created with a first revision"
+        expected = overriding if overriding is not None else based_on
+        if expected is not None and current.number != expected:
+            raise RevisionConflict(current, based_on)
         fields = json.loads(m.fields)
         subject = current.subject if subject is None else subject
         text_body = current.text_body if text_body is None else text_body
@@ -233,19 +259,23 @@ def save_revision(
         latest = newest(conn, mailing_id)
         assert latest is not None
         if latest.id != current.id:
-            raise Refused(
-                f"template changed meanwhile (revision {latest.number} saved by {latest.created_by}); reload and retry"
-            )
+            raise RevisionConflict(latest, based_on)
         rev = add(conn, mailing_id, subject, text_body, html_body, store.now(), actor.user)
+        # Which revision the edit was made on, and which newer one it knowingly replaced.
+        edit: dict[str, int] = {}
+        if based_on is not None:
+            edit["based_on"] = based_on
+        if overriding is not None:
+            edit["overrides"] = overriding
         audit.record(
             conn, rev.created_at, actor, account, "template", mailing_id,
             revision=rev.number, previous=current.number, subject=subject,
-            queued_at_save=m.queued + m.claimed,
+            queued_at_save=m.queued + m.claimed, **edit,
         )
         return rev
 
 
 __all__ = [
-    "Revision", "validate", "newest", "newest_revision", "all_revisions", "add", "save_revision",
+    "Revision", "RevisionConflict", "validate", "newest", "newest_revision", "all_revisions", "add", "save_revision",
     "sample_recipients", "check_sample",
 ]
