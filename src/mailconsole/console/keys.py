@@ -24,38 +24,50 @@ class Action:
     footer: str | None = None  # a short label when the key is shown in the footer
     priority: bool = False
     palette: bool = True
+    on_mailing: bool = False  # acts on the selected mailing: the palette names it
+    compact: bool = False  # kept in the footer of a small terminal (the rest stay in help and palette)
 
 
 ACTIONS: tuple[Action, ...] = (
     Action("emergency_stop", STOP_KEY, "F2 or !", "STOP ALL",
            "Stop every mailing of the account now. Never asks; pressing it again never resumes.",
-           footer="STOP ALL", priority=True),
+           footer="STOP ALL", priority=True, compact=True),
     Action("resume", "R", "R", "Resume…",
            "Resume the account after a stop; asks first and shows what will be sent and suspended."),
     Action("delete_mailing", "d,delete", "d / Del", "Delete mailing…",
-           "Delete the selected mailing: its unsent messages are dropped (asks first).", footer="Delete"),
+           "Delete the selected mailing: its unsent messages are dropped (asks first).", footer="Delete",
+           on_mailing=True),
     Action("toggle_pause", "p", "p", "Pause / unpause mailing", "Pause or unpause the selected mailing.",
-           footer="Pause"),
+           footer="Pause", on_mailing=True),
     Action("edit_template", "e", "e", "Edit template", "Edit the selected mailing's subject and body.",
-           footer="Edit"),
+           footer="Edit", on_mailing=True),
     Action("requeue", "u", "u", "Requeue suspended",
-           "Put the selected mailing's suspended messages back in the queue."),
+           "Put the selected mailing's suspended messages back in the queue.", on_mailing=True),
     Action("requeue_failed", "f", "f", "Requeue failed…",
            "Put the selected mailing's failed messages back in the queue, after correcting the template "
-           "(asks first, with the count)."),
-    Action("reschedule", "t", "t", "Change time…", "Move the selected planned mailing to another time."),
+           "(asks first, with the count).", on_mailing=True),
+    Action("reschedule", "t", "t", "Change time…", "Move the selected planned mailing to another time.",
+           on_mailing=True),
+    Action("copy_mailing_id", "c", "c", "Copy mailing id",
+           "Copy the selected mailing's id to the clipboard, over SSH too (OSC 52: the terminal must allow it).",
+           on_mailing=True),
     Action("toggle_planned", "a", "a", "Show planned also", "Add future mailings to Sent Analytics."),
     Action("filter", "slash", "/", "Filter mailings", "Filter Sent Analytics by name, sender or status.",
            footer="Filter"),
+    Action("cycle_sort", "s", "s", "Sort by next column",
+           "Sort the table shown by its next column (▲ in the header); after the last, the natural order."),
+    Action("reverse_sort", "S", "S", "Reverse the sort", "Flip the sort direction of the table shown (▼)."),
+    Action("toggle_wide", "w", "w", "Full names", "Widen the name columns to the full names, or back."),
     Action("show_tab('settings')", "1", "1", "Tab: Settings/Other", "The emergency control and engines."),
     Action("show_tab('analytics')", "2", "2", "Tab: Sent Analytics", "All mailings with live counts."),
     Action("show_tab('planned')", "3", "3", "Tab: Planned", "Mailings scheduled for later."),
     Action("show_tab('audit')", "4", "4", "Tab: Audit", "Every operator action, newest first."),
-    Action("help", "question_mark", "?", "Help", "List every key.", footer="Help"),
+    Action("help", "question_mark", "?", "Help", "List every key.", footer="Help", compact=True),
     Action("command_palette", "ctrl+p", "ctrl+p", "Commands", "Search and run any action.", palette=False),
     Action("back", "escape", "esc", "Back", "Close a dialog or the editor, clear the filter.", palette=False),
     Action("quit", "q", "q", "Quit",
-           "Leave the console; an engine running inside it stops gracefully first.", footer="Quit"),
+           "Leave the console; an engine running inside it stops gracefully first.", footer="Quit",
+           compact=True),
 )
 
 
@@ -75,4 +87,5 @@ SCREEN_KEYS: tuple[tuple[str, str], ...] = (
     ("ctrl+s", "Template editor: save a new revision"),
     ("y / n", "Confirmation dialogs: confirm / cancel"),
     ("enter", "Filter: keep the filter and go back to the table"),
+    ("click a header", "Tables: sort by that column; again to reverse"),
 )
