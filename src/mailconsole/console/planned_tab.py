@@ -50,7 +50,13 @@ class PlannedTab(Vertical, LiveWidget):
         return int(key) if key is not None else None
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self.query_one("#planned-selected", Static).update(selected_line(self._view, self.selected))
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        line = selected_line(self._view, self.selected)
+        box = self.query_one("#planned-selected", Static)
+        box.update(line)
+        box.display = bool(line)  # no empty bar under an empty table
 
     def show(self, view: View) -> None:
         self._view = view
@@ -65,4 +71,4 @@ class PlannedTab(Vertical, LiveWidget):
             for m in planned
         }
         self.query_one(LiveTable).sync(rows, [str(m.id) for m in planned])
-        self.query_one("#planned-selected", Static).update(selected_line(view, self.selected))
+        self._show_selected()
