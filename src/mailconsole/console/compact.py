@@ -8,7 +8,10 @@ marked `compact` in keys.ACTIONS (all the others stay in help and the palette).
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import App, ComposeResult
+from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
@@ -25,7 +28,28 @@ def is_compact(width: int, height: int) -> bool:
 
 
 class CompactFooter(Footer):
-    """The footer; on a small terminal only the keys that must never scroll out of sight."""
+    """The footer; on a small terminal only the keys that must never scroll out of sight.
+
+    It is rebuilt only when the keys it shows change: Textual's Footer rebuilds on every
+    focus change, and after a tab switch the focus moves to that tab's table, which
+    would cost each tab key a footer's worth of new widgets.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._shown: tuple[object, ...] | None = None
+
+    def bindings_changed(self, screen: Screen[Any]) -> None:
+        shown = tuple(
+            (binding.key, binding.action, binding.description, enabled)
+            for _, binding, enabled, _ in screen.active_bindings.values()
+            if binding.show
+        )
+        if self._bindings_ready and shown == self._shown and screen is self.screen:
+            return
+        if screen.app.app_focus:  # else Footer leaves itself as it is: nothing to remember
+            self._shown = shown
+        super().bindings_changed(screen)
 
     def compose(self) -> ComposeResult:
         compact = self.app.has_class(CLASS)
