@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Checkbox, DataTable, Input, Static
 
-from ..store.mailings import FAILED, PLANNED, PREPARING, Mailing
+from ..store.mailings import FAILED, PLANNED, PREPARING, SENDING, Mailing
 from . import format as fmt
 from .tables import LiveTable
 from .view import LiveWidget, View
@@ -26,9 +26,20 @@ COLUMNS = (
     ("suspended", "Susp", None),
     ("rate", "/s", None),
 )
+# Left out at small sizes: the counts an operator acts on stay (sent, queue, fail).
+COMPACT_DROP = ("recipients", "in_flight", "suspended", "rate")
+HELD = "held"  # a sending mailing of a stopped account: nothing of it goes out
 
 
-def status_text(m: Mailing) -> Text:
+def planned_label(shown: bool) -> str:
+    """The toggle's state in words, not only in the checkbox's colour."""
+    return f"show planned also: {'yes' if shown else 'no'} (a)"
+
+
+def status_text(m: Mailing, stopped: bool = False) -> Text:
+    """The status as the operator must read it: a stopped account's sending mailings are held."""
+    if stopped and m.status == SENDING:
+        return Text(HELD, style="bold")
     if m.status == PREPARING:
         done = 100 * m.recipients // m.expected if m.expected else 0
         return Text(f"prep. {done}%")
@@ -61,6 +72,15 @@ def revision_line(view: View, mailing_id: int | None) -> Text:
     return text
 
 
+def empty_text(total: int, shown: int, query: str) -> str:
+    """Why no row is shown: nothing exists, all are planned and hidden, or the filter matches none."""
+    if total == 0:
+        return "No mailings yet: create one with `mailconsole create`."
+    if shown == 0:
+        return f"No mailing sent or sending; {total:,} planned (a shows them)."
+    return f"No mailing matches the filter '{fmt.visible(query)}' (esc clears)."
+
+
 class MailingsTable(LiveTable):
     class Selected(Message):
         def __init__(self, mailing_id: int | None) -> None:
@@ -68,7 +88,7 @@ class MailingsTable(LiveTable):
             self.mailing_id = mailing_id
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(COLUMNS, **kwargs)
+        super().__init__(COLUMNS, compact_drop=COMPACT_DROP, **kwargs)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
@@ -84,7 +104,7 @@ class AnalyticsTab(Vertical, LiveWidget):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="analytics-bar"):
-            yield Checkbox("show planned also (a)", id="show-planned")
+            yield Checkbox(planned_label(False), id="show-planned")
             yield Input(placeholder="filter: name, sender, status…  (enter keeps, esc clears)", id="filter")
         yield MailingsTable(id="mailings")
         yield Static(id="revisions")
@@ -127,8 +147,12 @@ class AnalyticsTab(Vertical, LiveWidget):
     def _keep_filter(self) -> None:
         self.close_filter(clear=False)
 
-    @on(Input.Changed, "#filter")
     @on(Checkbox.Changed, "#show-planned")
+    def _planned_toggled(self, event: Checkbox.Changed) -> None:
+        event.checkbox.label = planned_label(event.value)
+        self._redraw()
+
+    @on(Input.Changed, "#filter")
     def _redraw(self) -> None:
         if self._view is not None:
             self.show(self._view)
@@ -143,18 +167,19 @@ class AnalyticsTab(Vertical, LiveWidget):
         if view.snapshot is None:
             return
         query = self.query_one("#filter", Input).value.strip()
-        mailings = [
-            m for m in view.snapshot.mailings
-            if (self.show_planned or m.status != PLANNED) and (not query or matches(m, query))
-        ]
+        shown = [m for m in view.snapshot.mailings if self.show_planned or m.status != PLANNED]
+        mailings = [m for m in shown if not query or matches(m, query)]
+        # The stop holds every row at once, from its commit: no stale "sending" or rate.
+        stopped = view.stopped
         rows = {
             str(m.id): (
-                fmt.number(m.id), fmt.plain(m.name), status_text(m), fmt.number(m.recipients),
+                fmt.number(m.id), fmt.plain(m.name), status_text(m, stopped), fmt.number(m.recipients),
                 fmt.number(m.sent), fmt.number(m.in_flight), fmt.number(m.queued), fmt.number(m.failed),
-                fmt.number(m.suspended), Text(fmt.rate(view.rates.of(m.id)), justify="right"),
+                fmt.number(m.suspended), Text(fmt.rate(0.0 if stopped else view.rates.of(m.id)), justify="right"),
             )
             for m in mailings
         }
+        self.table.empty = empty_text(len(view.snapshot.mailings), len(shown), query)
         self.table.sync(rows, [str(m.id) for m in mailings])
         selected = self.selected
         self.query_one("#revisions", Static).update(revision_line(view, selected))

@@ -28,17 +28,19 @@ from textual.app import App, ComposeResult
 from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Input, TabbedContent, TabPane, TextArea
+from textual.widgets import DataTable, Input, TabbedContent, TabPane, TextArea
 
 from ..store import Actor, Store, StoreError
 from ..store import accounts, stop_intent
 from ..store.dot_fence import wait_for_allowed_dots
+from . import compact
 from . import format as fmt
 from .account_rates import AccountRates, shown_rate
 from .account_switch import SwitchesAccount
 from .analytics_tab import AnalyticsTab
 from .audit_tab import AuditTab
 from .commands import ConsoleCommands
+from .compact import CompactFooter
 from .detail import DetailScreen
 from .header import ConsoleHeader
 from .help_screen import HelpScreen
@@ -55,6 +57,8 @@ from .resume_dialog import summary as resume_summary
 from .settings_tab import SettingsTab
 from .shutdown import ShutdownWatchdog, exit_on_output_failure, exit_on_signals
 from .stopping import StopProgress, StopRequest, hand_over
+from .table_actions import TableActions
+from .tables import LiveTable
 from .view import LiveWidget, View
 
 if TYPE_CHECKING:
@@ -69,6 +73,7 @@ ENGINE_STOP_TIMEOUT = 15.0  # a graceful stop of the engine inside the console, 
 # After a key, how long an engine on the console's own loop yields to the console
 # (EmbeddedEngine.prioritize_host): about a slow key's handling and frame.
 KEY_PRIORITY = 0.15
+ENGINES_EMPTY = "No engine is running: nothing is sent. Start one with `mailconsole serve`."
 
 
 class Engine(Protocol):
@@ -138,7 +143,7 @@ def _displayed(widget: Widget) -> bool:
     return True
 
 
-class MailConsole(SwitchesAccount, MailingActions, App[None]):
+class MailConsole(SwitchesAccount, MailingActions, TableActions, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "mailconsole"
     BINDINGS = bindings()
@@ -215,10 +220,12 @@ class MailConsole(SwitchesAccount, MailingActions, App[None]):
                 yield PlannedTab(id="planned-tab")
             with TabPane("Audit", id="audit"):
                 yield AuditTab(id="audit-tab")
-        yield Footer()
+        yield CompactFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        self.query_one("#engines", LiveTable).empty = ENGINES_EMPTY
+        compact.apply(self, self.size.width, self.size.height)
         try:
             self._apply(read_snapshot(self.store, self.account, self.clock()), self._next_read())
         except StoreError as exc:
@@ -567,6 +574,7 @@ class MailConsole(SwitchesAccount, MailingActions, App[None]):
 
     def action_show_tab(self, tab: str) -> None:
         self.tabs.active = tab
+        self.focus_shown_table()
 
     def action_toggle_planned(self) -> None:
         self.tabs.active = "analytics"
@@ -584,6 +592,7 @@ class MailConsole(SwitchesAccount, MailingActions, App[None]):
 
     def on_tabbed_content_tab_activated(self) -> None:
         self.refresh_views()  # the pane was skipped while hidden
+        self.focus_shown_table()  # a tab clicked: the arrows move its rows
         self.poll()
 
     def action_open_detail(self) -> None:
@@ -624,6 +633,9 @@ class MailConsole(SwitchesAccount, MailingActions, App[None]):
             config = EngineConfig()
         self._engine_config = config
         return config
+
+    def on_resize(self, event: events.Resize) -> None:
+        compact.apply(self, event.size.width, event.size.height)
 
     def on_mailings_table_selected(self) -> None:
         self.poll()  # fetch the per-revision counts of the newly selected mailing

@@ -12,25 +12,30 @@ from .tables import LiveTable
 from .view import LiveWidget, View
 
 COLUMNS = (
-    ("at", "Time (UTC)", None),
+    ("at", "Time", None),
     ("who", "Who", None),
+    ("ssh", "SSH client", None),
     ("action", "Action", None),
     ("mailing", "Mailing", None),
     ("details", "Details", None),
 )
+COMPACT_DROP = ("ssh", "details")
+EMPTY = "No operator action recorded yet."
+LOCAL = "local"  # the action was taken on the store's host, not over SSH
 
 
 def details(entry: AuditEntry) -> Text:
     return fmt.plain(", ".join(f"{k}={v}" for k, v in sorted(entry.details.items()) if v is not None))
 
 
-def who(entry: AuditEntry) -> Text:
-    return fmt.plain(f"{entry.actor}@{entry.ssh_client}" if entry.ssh_client else entry.actor)
+def when(entry: AuditEntry, now: float) -> Text:
+    """Full UTC time, then how long ago: the questions are "exactly when" and "how recent"."""
+    return Text(f"{fmt.clock_time(entry.at)} ({fmt.ago(entry.at, now)})")
 
 
 class AuditTab(Vertical, LiveWidget):
     def compose(self) -> ComposeResult:
-        yield LiveTable(COLUMNS, id="audit")
+        yield LiveTable(COLUMNS, id="audit", empty=EMPTY, compact_drop=COMPACT_DROP)
 
     def show(self, view: View) -> None:
         if view.snapshot is None or view.snapshot.audit is None:
@@ -38,7 +43,8 @@ class AuditTab(Vertical, LiveWidget):
         log = view.snapshot.audit
         rows = {
             str(e.id): (
-                Text(fmt.clock_time(e.at, zone=False)), who(e), fmt.plain(e.action, style="bold"),
+                when(e, view.now), fmt.plain(e.actor), fmt.plain(e.ssh_client or LOCAL),
+                fmt.plain(e.action, style="bold"),
                 fmt.number(e.mailing_id) if e.mailing_id is not None else Text(""), details(e),
             )
             for e in log

@@ -24,33 +24,45 @@ class Action:
     footer: str | None = None  # a short label when the key is shown in the footer
     priority: bool = False
     palette: bool = True
+    on_mailing: bool = False  # acts on the selected mailing: the palette names it
+    compact: bool = False  # kept in the footer of a small terminal (the rest stay in help and palette)
 
 
 ACTIONS: tuple[Action, ...] = (
     Action("emergency_stop", STOP_KEY, "F2 or !", "STOP ALL",
            "Stop every mailing of the account now. Never asks; pressing it again never resumes.",
-           footer="STOP ALL", priority=True),
+           footer="STOP ALL", priority=True, compact=True),
     Action("resume", "R", "R", "Resume…",
            "Resume the account after a stop; asks first and shows what will be sent and suspended."),
     Action("delete_mailing", "d,delete", "d / Del", "Delete mailing…",
-           "Delete the selected mailing: its unsent messages are dropped (asks first).", footer="Delete"),
+           "Delete the selected mailing: its unsent messages are dropped (asks first).", footer="Delete",
+           on_mailing=True),
     Action("toggle_pause", "p", "p", "Pause / unpause mailing", "Pause or unpause the selected mailing.",
-           footer="Pause"),
+           footer="Pause", on_mailing=True),
     Action("edit_template", "e", "e", "Edit template",
            "Edit the selected mailing's subject, text body and HTML body.",
-           footer="Edit"),
+           footer="Edit", on_mailing=True),
     Action("open_detail", "enter", "enter", "Mailing details",
            "Open the selected mailing: sender, schedule, counters, every revision, the last errors; "
-           "from there diff revisions, preview and test-send (esc goes back)."),
+           "from there diff revisions, preview, test-send and export who got a revision (esc goes back).",
+           on_mailing=True),
     Action("requeue", "u", "u", "Requeue suspended",
-           "Put the selected mailing's suspended messages back in the queue."),
+           "Put the selected mailing's suspended messages back in the queue.", on_mailing=True),
     Action("requeue_failed", "f", "f", "Requeue failed…",
            "Put the selected mailing's failed messages back in the queue, after correcting the template "
-           "(asks first, with the count)."),
-    Action("reschedule", "t", "t", "Change time…", "Move the selected planned mailing to another time."),
+           "(asks first, with the count).", on_mailing=True),
+    Action("reschedule", "t", "t", "Change time…", "Move the selected planned mailing to another time.",
+           on_mailing=True),
+    Action("copy_mailing_id", "c", "c", "Copy mailing id",
+           "Copy the selected mailing's id to the clipboard, over SSH too (OSC 52: the terminal must allow it).",
+           on_mailing=True),
     Action("toggle_planned", "a", "a", "Show planned also", "Add future mailings to Sent Analytics."),
     Action("filter", "slash", "/", "Filter mailings", "Filter Sent Analytics by name, sender or status.",
            footer="Filter"),
+    Action("cycle_sort", "s", "s", "Sort by next column",
+           "Sort the table shown by its next column (▲ in the header); after the last, the natural order."),
+    Action("reverse_sort", "S", "S", "Reverse the sort", "Flip the sort direction of the table shown (▼)."),
+    Action("toggle_wide", "w", "w", "Full names", "Widen the name columns to the full names, or back."),
     Action("show_tab('settings')", "1", "1", "Tab: Settings/Other", "The emergency control and engines."),
     Action("show_tab('analytics')", "2", "2", "Tab: Sent Analytics", "All mailings with live counts."),
     Action("show_tab('planned')", "3", "3", "Tab: Planned", "Mailings scheduled for later."),
@@ -60,12 +72,12 @@ ACTIONS: tuple[Action, ...] = (
            "the account shown, and every key acts on that one only."),
     Action("command_line", "colon", ":", "Command line",
            "Type a command: `account` opens the account picker, `account NAME` switches to NAME."),
-    Action("help", "question_mark", "?", "Help", "List every key.", footer="Help"),
+    Action("help", "question_mark", "?", "Help", "List every key.", footer="Help", compact=True),
     Action("command_palette", "ctrl+p", "ctrl+p", "Commands", "Search and run any action.", palette=False),
     Action("back", "escape", "esc", "Back", "Close a dialog or the editor, clear the filter.", palette=False),
     Action("quit", "q", "q", "Quit",
            "Leave the console (also ctrl+q); an engine running inside it stops gracefully first. Asks first "
-           "if that stops the sending: keep it going with `mailconsole serve`.", footer="Quit"),
+           "if that stops the sending: keep it going with `mailconsole serve`.", footer="Quit", compact=True),
 )
 
 
@@ -93,4 +105,5 @@ SCREEN_KEYS: tuple[tuple[str, str], ...] = (
     ("s", "Mailing details or preview: test send to an address you type (asks first; audited)"),
     ("x", "Mailing details: export who got the revision under the cursor to CSV (the path goes to the clipboard)"),
     ("enter / esc", "Account picker: switch to the highlighted account / keep the one shown"),
+    ("click a header", "Tables: sort by that column; again to reverse"),
 )
