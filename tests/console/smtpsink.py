@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import email.message
 import email.policy
 import socket
 import threading
@@ -17,12 +18,15 @@ class Recorder:
 
     def __init__(self) -> None:
         self.subjects: list[str] = []
+        # (envelope recipients, the parsed message), in the order accepted.
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
         with self.lock:
             self.subjects.append(str(msg["Subject"]))
+            self.messages.append((list(envelope.rcpt_tos), msg))  # type: ignore[arg-type]
         return "250 2.0.0 queued"
 
     @property

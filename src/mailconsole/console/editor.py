@@ -38,6 +38,7 @@ from .edit_conflict import Choice, ConflictScreen, revision_parts
 from .header import ConsoleHeader
 from .keys import STOP_KEY
 from .modals import ConfirmScreen
+from .preview import PreviewScreen
 from .unchanged_parts import Unchanged, changed_titles, in_sentence, unchanged_parts
 from .view import LiveWidget, View
 
@@ -99,6 +100,7 @@ class TemplateEditor(ModalScreen[None]):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save revision"),
         Binding("ctrl+t", "switch_part", "Text/HTML"),
+        Binding("ctrl+r", "preview", "Preview"),
         Binding("escape", "close", "Back"),
         # Shown here because a modal screen's footer lists only its own keys; the app's
         # priority binding acts first either way.
@@ -187,6 +189,10 @@ class TemplateEditor(ModalScreen[None]):
     @property
     def error(self) -> str:
         return str(self.query_one("#editor-error", Static).render())
+
+    def action_preview(self) -> None:
+        """The message as this edit would render it, before anything is saved (a recipient of the operator's choice)."""
+        self.app.push_screen(PreviewScreen(self.mailing.id, parts=self.edited))
 
     def action_switch_part(self) -> None:
         tabs = self.query_one("#parts", TabbedContent)

@@ -96,6 +96,7 @@ def bindings() -> list[Binding]:
 SCREEN_KEYS: tuple[tuple[str, str], ...] = (
     ("ctrl+s", "Template editor: save a new revision (asks if a part is left unchanged)"),
     ("ctrl+t", "Template editor: switch between the text body and the HTML body"),
+    ("ctrl+r", "Template editor: preview the unsaved edit for a recipient (nothing is saved)"),
     ("esc", "Template editor: back; asks first if there are unsaved changes"),
     ("esc / o / t", "Template saved meanwhile: keep editing / save yours over it / take theirs"),
     ("y / n", "Confirmation dialogs: confirm / cancel"),
