@@ -47,3 +47,27 @@ def screen_text(app: MailConsole) -> str:
                       color_system="truecolor", record=True, legacy_windows=False, safe_box=False)
     console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
     return console.export_text(styles=False)
+
+
+def keys_pressed(*keys: str) -> Callable[[Pilot], Awaitable[None]]:
+    """A snapshot's `run_before`: press `keys` one by one as an operator would, each result settled.
+
+    Then every text cursor stops blinking (shown, steady): the picture must not
+    depend on when, in the blink, it is taken.
+    """
+
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+        await still_cursors(pilot)
+
+    return run
+
+
+async def still_cursors(pilot: Pilot) -> None:
+    """Every text cursor on the screen shown and steady, so that a snapshot does not catch it mid-blink."""
+    for field in pilot.app.screen.query("Input, TextArea"):
+        field.cursor_blink = False  # type: ignore[attr-defined]
+    await settle(pilot)

@@ -10,7 +10,7 @@ import pytest
 
 from mailconsole.console.stopping import StopProgress
 
-from .pilot import settle
+from .pilot import keys_pressed, settle
 
 SIZES = [(80, 24), (120, 36)]
 
@@ -29,31 +29,22 @@ VIEWS = {
 }
 
 
-def _press(keys: list[str]):  # type: ignore[no-untyped-def]
-    async def run(pilot) -> None:  # type: ignore[no-untyped-def]
-        await settle(pilot)
-        for key in keys:
-            await pilot.press(key)
-            await settle(pilot)
-
-    return run
-
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("stopped", [False, True], ids=["running", "stopped"])
 @pytest.mark.parametrize("view", list(VIEWS))
 def test_view(snap_compare, make_app, view: str, stopped: bool, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(make_app(stopped), run_before=_press(VIEWS[view]), terminal_size=size)
+    assert snap_compare(make_app(stopped), run_before=keys_pressed(*VIEWS[view]), terminal_size=size)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_resume_dialog(snap_compare, make_app, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(make_app(True), run_before=_press(["R"]), terminal_size=size)
+    assert snap_compare(make_app(True), run_before=keys_pressed("R"), terminal_size=size)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_read_only(snap_compare, make_app, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(make_app(False, read_only=True), run_before=_press(["2"]), terminal_size=size)
+    assert snap_compare(make_app(False, read_only=True), run_before=keys_pressed("2"), terminal_size=size)
 
 
 NARROW = (60, 20)
@@ -62,7 +53,7 @@ NARROW = (60, 20)
 @pytest.mark.parametrize("view", ["settings", "delete", "editor"])
 def test_narrow(snap_compare, make_app, view: str) -> None:  # type: ignore[no-untyped-def]
     """At 60x20 the header still names the store (file name kept), the account and the host."""
-    assert snap_compare(make_app(False), run_before=_press(VIEWS[view]), terminal_size=NARROW)
+    assert snap_compare(make_app(False), run_before=keys_pressed(*VIEWS[view]), terminal_size=NARROW)
 
 
 STOP_STATES = {

@@ -12,7 +12,7 @@ from mailconsole.store import Store
 from .accounts_builder import build_accounts
 from .builder import FIXED, OPERATOR
 from .conftest import HOST, STORE_LABEL
-from .pilot import settle
+from .pilot import keys_pressed
 
 SIZES = [(80, 24), (120, 36)]
 
@@ -23,26 +23,17 @@ def _app(tmp_path: Path) -> MailConsole:
                        store_label=STORE_LABEL)
 
 
-def _press(*keys: str):  # type: ignore[no-untyped-def]
-    async def run(pilot) -> None:  # type: ignore[no-untyped-def]
-        await settle(pilot)
-        for key in keys:
-            await pilot.press(key)
-            await settle(pilot)
-
-    return run
-
 
 class TestPicker:
     @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
     def test_picker(self, snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
         """Every account in words (RUNNING / STOPPED, since and by whom), its queue; the current one marked."""
-        assert snap_compare(_app(tmp_path), run_before=_press("ctrl+a"), terminal_size=size)
+        assert snap_compare(_app(tmp_path), run_before=keys_pressed("ctrl+a"), terminal_size=size)
 
     @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
     def test_switched(self, snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
         """After enter on acme-eu: the header names it, and the state and tables are its own (stopped)."""
-        assert snap_compare(_app(tmp_path), run_before=_press("ctrl+a", "up", "enter", "2"), terminal_size=size)
+        assert snap_compare(_app(tmp_path), run_before=keys_pressed("ctrl+a", "up", "enter", "2"), terminal_size=size)
 
 
 class TestCommandLine:
@@ -50,4 +41,4 @@ class TestCommandLine:
     def test_unknown_account(self, snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
         """`:account nobody` says there is no such account, and which there are; nothing changes."""
         keys = ["colon", *"account nobody", "enter"]
-        assert snap_compare(_app(tmp_path), run_before=_press(*keys), terminal_size=size)
+        assert snap_compare(_app(tmp_path), run_before=keys_pressed(*keys), terminal_size=size)

@@ -13,7 +13,7 @@ from mailconsole.console.analytics_tab import MailingsTable
 from mailconsole.store.identity import KEY
 from mailconsole.store.schema import meta
 
-from .pilot import settle
+from .pilot import settle, still_cursors
 
 SIZES = [(80, 24), (120, 36)]
 SALE = "3"
@@ -25,6 +25,7 @@ VIEWS = {
     "preview": ["v"],
     "test_send": ["s", *"qa@ops.example"],
     "test_send_confirm": ["s", *"qa@ops.example", "enter"],
+    "export": ["down", "x"],
 }
 
 
@@ -45,6 +46,7 @@ def _on_detail(keys: list[str]):  # type: ignore[no-untyped-def]
         for key in ["enter", *keys]:
             await pilot.press(key)
             await settle(pilot)
+        await still_cursors(pilot)
 
     return run
 

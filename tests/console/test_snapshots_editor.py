@@ -14,7 +14,7 @@ from textual.widgets import Input, TextArea
 from mailconsole.console.analytics_tab import MailingsTable
 from mailconsole.store import revisions
 
-from .pilot import settle
+from .pilot import settle, still_cursors
 from .test_editor import BOB, HTML_30, SUBJECT_30, TEXT_30, add_sale_with_html
 
 SIZES = [(80, 24), (120, 36)]
@@ -35,9 +35,7 @@ async def _open(pilot) -> None:  # type: ignore[no-untyped-def]
     table.move_cursor(row=table.get_row_index("8"))
     await pilot.press("e")
     await settle(pilot)
-    # The picture must not depend on when, in the cursor's blink, it is taken.
-    for field in pilot.app.screen.query("Input, TextArea"):
-        field.cursor_blink = False
+    await still_cursors(pilot)
 
 
 def _set(pilot, subject: str | None = None, text: str | None = None, html: str | None = None) -> None:  # type: ignore[no-untyped-def]

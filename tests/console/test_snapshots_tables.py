@@ -14,7 +14,7 @@ from mailconsole.store import Store
 
 from .builder import FIXED, OPERATOR
 from .conftest import HOST, STORE_LABEL
-from .pilot import settle
+from .pilot import keys_pressed
 
 SIZES = [(80, 24), (120, 36)]
 NARROW = (60, 20)
@@ -33,27 +33,18 @@ NARROW_VIEWS = {
 }
 
 
-def _press(keys: list[str]):  # type: ignore[no-untyped-def]
-    async def run(pilot) -> None:  # type: ignore[no-untyped-def]
-        await settle(pilot)
-        for key in keys:
-            await pilot.press(key)
-            await settle(pilot)
-
-    return run
-
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("view", list(VIEWS))
 def test_view(snap_compare, make_app, view: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
     """The planned toggle in words, a sort shown ▼ in its header, full names, the audit's time and SSH client."""
-    assert snap_compare(make_app(False), run_before=_press(VIEWS[view]), terminal_size=size)
+    assert snap_compare(make_app(False), run_before=keys_pressed(*VIEWS[view]), terminal_size=size)
 
 
 @pytest.mark.parametrize("view", list(NARROW_VIEWS))
 def test_compact(snap_compare, make_app, view: str) -> None:  # type: ignore[no-untyped-def]
     """At 60x20: STOP ALL, help and quit in the footer; id, name, status, sent, queue, fail in the table."""
-    assert snap_compare(make_app(False), run_before=_press(NARROW_VIEWS[view]), terminal_size=NARROW)
+    assert snap_compare(make_app(False), run_before=keys_pressed(*NARROW_VIEWS[view]), terminal_size=NARROW)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -63,4 +54,4 @@ def test_empty(snap_compare, tmp_path: Path, tab: str, size: tuple[int, int]) ->
     store = Store(str(tmp_path / "empty.db"), clock=lambda: FIXED)
     app = MailConsole(store, clock=lambda: FIXED, actor=OPERATOR, poll_interval=None, host=HOST,
                       store_label=STORE_LABEL)
-    assert snap_compare(app, run_before=_press([tab]), terminal_size=size)
+    assert snap_compare(app, run_before=keys_pressed(tab), terminal_size=size)

@@ -14,7 +14,7 @@ from mailconsole.store import engines, importer
 
 from .builder import ENGINE, FIXED, OPERATOR, add_gone_engines, build, build_resume
 from .conftest import HOST, STORE_LABEL
-from .pilot import settle
+from .pilot import keys_pressed, settle
 
 SIZES = [(80, 24), (120, 36)]
 size_ids = pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -25,20 +25,11 @@ def _app(store) -> MailConsole:  # type: ignore[no-untyped-def]
                        store_label=STORE_LABEL)
 
 
-def _keys(*keys: str):  # type: ignore[no-untyped-def]
-    async def run(pilot) -> None:  # type: ignore[no-untyped-def]
-        await settle(pilot)
-        for key in keys:
-            await pilot.press(key)
-            await settle(pilot)
-
-    return run
-
 
 @size_ids
 def test_resume_plan(snap_compare, tmp_path: Path, size) -> None:  # type: ignore[no-untyped-def]
     """Per mailing: revision, sent now, suspended by the 7-day rule, held (the paused one): 20 / 6 / 8."""
-    assert snap_compare(_app(build_resume(tmp_path / "store.db")), run_before=_keys("R"), terminal_size=size)
+    assert snap_compare(_app(build_resume(tmp_path / "store.db")), run_before=keys_pressed("R"), terminal_size=size)
 
 
 @size_ids
@@ -47,7 +38,7 @@ def test_resume_plan_many(snap_compare, tmp_path: Path, size) -> None:  # type: 
     store = build(tmp_path / "store.db", stopped=True)
     for n in (3, 4):
         _mailing(store, tmp_path, f"Follow-up {n}", n)
-    assert snap_compare(_app(store), run_before=_keys("R"), terminal_size=size)
+    assert snap_compare(_app(store), run_before=keys_pressed("R"), terminal_size=size)
 
 
 def _mailing(store, tmp_path: Path, name: str, n: int) -> None:  # type: ignore[no-untyped-def]
@@ -67,7 +58,7 @@ def _long_named(tmp_path: Path):  # type: ignore[no-untyped-def]
 @size_ids
 def test_delete_headline(snap_compare, tmp_path: Path, size) -> None:  # type: ignore[no-untyped-def]
     """The mailing's whole name on its own band, and recipients / sent / unsent to drop."""
-    assert snap_compare(_app(_long_named(tmp_path)), run_before=_keys("2", "d"), terminal_size=size)
+    assert snap_compare(_app(_long_named(tmp_path)), run_before=keys_pressed("2", "d"), terminal_size=size)
 
 
 @pytest.mark.parametrize("size", SIZES + [(60, 20)], ids=lambda s: f"{s[0]}x{s[1]}")
