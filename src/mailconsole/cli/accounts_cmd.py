@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 from rich.table import Table
 
 from ..store import status
-from .common import Context, one_line, safe, when
+from .common import Context, bounded_number, safe, when
 
 MAX_INTERVAL = 60.0
 
 
 def interval_value(value: str) -> float:
     """Seconds between the two reads that give each account's rate: 0 (no rate) to MAX_INTERVAL."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{one_line(value)!r} is not a number of seconds") from None
-    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_INTERVAL:
-        raise argparse.ArgumentTypeError(f"{one_line(value)!r} is not a number of seconds from 0 to {MAX_INTERVAL:g}")
-    return seconds
+    return bounded_number(value, "seconds", MAX_INTERVAL)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -165,15 +165,20 @@ def positive_int(value: str) -> int:
     return _whole_number(value, "a positive count")
 
 
+def bounded_number(value: str, unit: str, high: float) -> float:
+    """A finite number of `unit` from 0 to `high`, or an argparse error saying so."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{one_line(value)!r} is not a number of {unit}") from None
+    if not math.isfinite(number) or not 0 <= number <= high:
+        raise argparse.ArgumentTypeError(f"{one_line(value)!r} is not a number of {unit} from 0 to {high:g}")
+    return number
+
+
 def days_value(value: str) -> float:
     """A number of days: finite, from 0 to MAX_AGE_DAYS."""
-    try:
-        days = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{one_line(value)!r} is not a number of days") from None
-    if not math.isfinite(days) or not 0 <= days <= MAX_AGE_DAYS:
-        raise argparse.ArgumentTypeError(f"{one_line(value)!r} is not a number of days from 0 to {MAX_AGE_DAYS:g}")
-    return days
+    return bounded_number(value, "days", MAX_AGE_DAYS)
 
 
 def time_value(value: str) -> float:
@@ -195,5 +200,5 @@ def store_value(value: str) -> str:
 
 __all__ = [
     "Context", "UsageError", "StoreError", "confirm", "when", "parse_time", "printable", "one_line", "safe",
-    "check_regular_file", "text_value", "record_id", "positive_int", "days_value", "time_value", "store_value",
+    "check_regular_file", "text_value", "record_id", "positive_int", "bounded_number", "days_value", "time_value", "store_value",
 ]
