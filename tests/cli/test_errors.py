@@ -63,7 +63,7 @@ def test_non_utf8_file(cli, create):
 def test_template_syntax_error(cli, create):
     cli("init")
     r = create("email,first_name\na@example.com,A\n", body="Hello\n{% if first_name %}\nno end\n")
-    assert r.code == 1 and "body line" in one_line(r.err) and "syntax error" in r.err and no_mailings(cli)
+    assert r.code == 1 and "body line" in one_line(r.err) and "is never closed" in r.err and no_mailings(cli)
 
 
 def test_unknown_merge_field(cli, create):

@@ -72,6 +72,6 @@ def test_status_and_mailings_count_the_messages_suppressed_mid_send(cli, files, 
     assert "1 suppressed" in text
     monkeypatch.setenv("COLUMNS", "200")  # wide enough for every column's header unwrapped
     table = cli("mailings").out
-    assert "suppressed" in table
+    assert "suppr." in table
     [m] = json.loads(cli("mailings", "--json").out)
     assert m["suppressed"] == 1

@@ -178,7 +178,7 @@ def test_the_palette_lists_the_incident_actions_first_naming_the_mailing(make_ap
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         await press(pilot, "2", "down", "down")
         prompts = await _palette(pilot)
-        assert [p.split(" ")[0] for p in prompts[:6]] == ["STOP", "Resume…", "Delete", "Pause", "Edit", "Requeue"]
+        assert [p.split(" ")[0] for p in prompts[:6]] == ["STOP", "Resume…", "Delete", "Pause", "Edit", "Mailing"]
         assert prompts[2] == "Delete mailing… — mailing 3 'Spring sale'  (d / Del)"
         assert prompts.index("Theme") > prompts.index("Quit  (q)")
         await press(pilot, "1")  # no mailing rows on this tab: the palette says so

@@ -47,7 +47,7 @@ def test_delete_sending_with_claimed_messages(store, make_mailing):
 
     assert (summary.status, summary.sent, summary.dropped) == ("sending", 4, 6)
     assert_gone(store, mid)
-    assert status.overview(store).queue == {"queued": 0, "in_flight": 3, "sent": 0, "failed": 0, "suspended": 0}
+    assert status.overview(store).queue == {"queued": 0, "in_flight": 3, "sent": 0, "failed": 0, "suspended": 0, "suppressed": 0}
     details = delete_entry(store, mid).details
     assert (details["sent"], details["dropped"], details["status"]) == (4, 6, "sending")
     # Nothing more can be claimed from it; the engine's gate returns what it still holds.

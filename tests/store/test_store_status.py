@@ -19,7 +19,7 @@ def test_queue_totals_follow_the_counters(store, clock, make_mailing):
     make_mailing(3, name="b", at=clock.now + 3600)  # planned: counted in the totals too
     queue.record(store, "e1", sent(store, queue.claim(store, "e1", 2, 60)))
     queue.claim(store, "e1", 1, 60)
-    assert status.overview(store).queue == {"queued": 5, "in_flight": 1, "sent": 2, "failed": 0, "suspended": 0}
+    assert status.overview(store).queue == {"queued": 5, "in_flight": 1, "sent": 2, "failed": 0, "suspended": 0, "suppressed": 0}
 
 
 def test_engines_acknowledge_the_stop(store, clock):

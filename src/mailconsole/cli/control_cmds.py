@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from rich import box
 from rich.table import Table
 
 from ..store import accounts, audit, status, stop_intent
@@ -85,7 +86,7 @@ def run_status(ctx: Context) -> int:
     live = ov.live_engines
     if ov.account.stopped:
         ctx.print(f"engines: {ov.acknowledged}/{len(live)} acknowledged the stop, {ov.in_flight} in flight")
-    ctx.out.print(mailings_table(ov.mailings))
+    ctx.out.print(mailings_table(ov.mailings, ctx.out.width))
     if ov.engines:
         t = Table("engine", "host", "pid", "workers", "in flight", "msgs/s", "acked gen", "state", title="engines")
         for e in ov.engines:
@@ -104,15 +105,31 @@ def run_status(ctx: Context) -> int:
     return 0
 
 
-def mailings_table(rows) -> Table:  # type: ignore[no-untyped-def]
-    t = Table("id", "name", "status", "scheduled", "recipients", "queued", "in flight", "sent", "failed", "suspended",
-              "suppressed", title="mailings")
+# Short headers and a light box: eleven columns must stay readable in an 80-column
+# terminal (the counts right-aligned, so that they line up). Below WIDE the
+# schedule is left out, and the title says where to find it.
+MAILING_COUNTS = ("rcpts", "queued", "flying", "sent", "failed", "susp.", "suppr.")
+WIDE = 100
+
+
+def mailings_table(rows, width: int | None = None) -> Table:  # type: ignore[no-untyped-def]
+    wide = width is None or width >= WIDE
+    title = "mailings" if wide else "mailings (schedules: a wider terminal, or --json)"
+    t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    t.add_column("id", justify="right")
+    t.add_column("name", ratio=1, min_width=8)
+    t.add_column("status", no_wrap=True)
+    if wide:
+        t.add_column("scheduled (UTC)", no_wrap=True)
+    for name in MAILING_COUNTS:
+        t.add_column(name, justify="right")
     for m in rows:
         st = m.status
         if st == "preparing" and m.expected:
             st = f"preparing {100 * m.recipients // max(m.expected, 1)}%"
-        t.add_row(str(m.id), safe(m.name), st, when(m.scheduled_at), f"{m.recipients:,}", f"{m.queued:,}",
-                  f"{m.in_flight:,}", f"{m.sent:,}", f"{m.failed:,}", f"{m.suspended:,}", f"{m.suppressed:,}")
+        schedule = [when(m.scheduled_at).removesuffix(" UTC")] if wide else []
+        t.add_row(str(m.id), safe(m.name), st, *schedule, f"{m.recipients:,}", f"{m.queued:,}", f"{m.in_flight:,}",
+                  f"{m.sent:,}", f"{m.failed:,}", f"{m.suspended:,}", f"{m.suppressed:,}")
     return t
 
 

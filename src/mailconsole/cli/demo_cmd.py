@@ -39,6 +39,6 @@ def _run(ctx: Context, path: Path | None) -> int:
     time.sleep(0.3)  # let a few batches land so "preparing" shows progress
     from .control_cmds import mailings_table
 
-    ctx.out.print(mailings_table(mailings.list_mailings(store, planned=True)))
+    ctx.out.print(mailings_table(mailings.list_mailings(store, planned=True), ctx.out.width))
     importer.join()
     return 0

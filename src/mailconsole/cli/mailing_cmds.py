@@ -170,7 +170,7 @@ def run_mailings(ctx: Context) -> int:
     if ctx.args.json:
         ctx.print_json([m.as_dict() for m in rows])
     else:
-        ctx.out.print(mailings_table(rows))
+        ctx.out.print(mailings_table(rows, ctx.out.width))
     return 0
 
 
