@@ -51,3 +51,12 @@ def postfix(next_hop: NextHop) -> Iterator[PrivatePostfix]:
         yield relay
     finally:
         relay.cleanup()
+
+
+@pytest.fixture
+def scenario(tmp_path: Path, postfix: PrivatePostfix):  # type: ignore[no-untyped-def]
+    from scenario import Scenario
+
+    s = Scenario(tmp_path, postfix)
+    yield s
+    s.close()

@@ -112,6 +112,9 @@ class Engine:
         self.config = config
         self.engine_id = engine_id or new_engine_id()
         self.transport = transport or make_transport(config)
+        # The relay a sent message waits at (SMTP transports): its reply to the dot is
+        # recorded with the message, so the relay agent can find it there.
+        self._relay: str | None = getattr(self.transport, "relay", None)
         self.started_at = store.now()
         self.held = 0  # messages claimed by this engine and not yet recorded
         self.sent_total = 0
@@ -236,7 +239,7 @@ class Engine:
     async def _record_leftovers(self, outcomes: list[Outcome]) -> None:
         """Record on the way out; if the batch cannot be (one bad outcome), each alone."""
         try:
-            await self._write(queue.record, self.store, self.engine_id, outcomes)
+            await self._write(queue.record, self.store, self.engine_id, outcomes, relay=self._relay)
             self._count(outcomes)
             return
         except StoreError:
@@ -245,7 +248,7 @@ class Engine:
             log.error("recording %d results failed (%s); recording them one by one", len(outcomes), exc)
         for o in outcomes:
             try:
-                await self._write(queue.record, self.store, self.engine_id, [o])
+                await self._write(queue.record, self.store, self.engine_id, [o], relay=self._relay)
             except StoreError:
                 raise
             except Exception as exc:
@@ -492,7 +495,7 @@ class Engine:
 
     async def _transmit(self, c: Claimed, rid: int, built: Built, session: Session, then: Envelope | None) -> Outcome:
         try:
-            await session.send(built, partial(self._gate_check, c), key=c.id, then=then)
+            reply = await session.send(built, partial(self._gate_check, c), key=c.id, then=then)
         except GateClosed:
             return Outcome(c.id, c.mailing_id, "release")
         except SMTPError as exc:
@@ -505,7 +508,7 @@ class Engine:
             if exc.temporary:
                 return self._retry(c, rid, str(exc))._replace(possibly_delivered=twice)
             return self._failure(c, rid, str(exc), SMTP)._replace(possibly_delivered=twice)
-        return Outcome(c.id, c.mailing_id, "sent", rid)
+        return Outcome(c.id, c.mailing_id, "sent", rid, relay_reply=reply if self._relay else None)
 
     async def _connect(self, c: Claimed) -> Session | None:
         """A new connection, for sending c; None if c must go back to the queue first.
@@ -599,7 +602,7 @@ class Engine:
                     continue
                 try:
                     with trio.CancelScope(shield=True):
-                        await self._write(queue.record, self.store, self.engine_id, pending)
+                        await self._write(queue.record, self.store, self.engine_id, pending, relay=self._relay)
                 except StoreError as exc:  # keep the outcomes and try again
                     self._store_failed(exc)
                     failing_since = failing_since or trio.current_time()
