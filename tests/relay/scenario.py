@@ -109,16 +109,19 @@ class Scenario:
             return {s: n for s, n in conn.execute(query)}
 
     def held_ids(self, mailing_id: int | None = None) -> set[str]:
-        query = select(messages.c.relay_queue_id).where(messages.c.relay_state == "held")
+        return self.ids_in_state("held", mailing_id)
+
+    def ids_in_state(self, state: str, mailing_id: int | None = None) -> set[str]:
+        query = select(messages.c.relay_queue_id).where(messages.c.relay_state == state)
         if mailing_id is not None:
             query = query.where(messages.c.mailing_id == mailing_id)
         with self.store.read() as conn:
             return set(conn.execute(query).scalars())
 
     def agent_row(self) -> relays.RelayInfo:
-        live = [r for r in relays.list_relays(self.store) if r.alive]
-        assert len(live) == 1, live
-        return live[0]
+        """The row of the agent started last."""
+        pid = [p for p in self.processes if "agent" in p.log_path.name][-1].proc.pid
+        return next(r for r in relays.list_relays(self.store) if r.pid == pid)
 
     def close(self) -> None:
         for p in self.processes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from mailconsole.store import accounts
+from mailconsole.store import accounts, mailings
 from postfix import CONCURRENCY, NextHop, count
 from scenario import OPERATOR, Scenario, add_mailing, wait
 
@@ -48,3 +48,91 @@ def test_a_stop_holds_what_the_relay_queues_and_resume_delivers_each_exactly_onc
     per = count(next_hop.recipients())
     assert len(per) == n and set(per.values()) == {1}
     wait(lambda: s.relay_states(mid) == {"delivered": n}, 30, "every outcome recorded")
+
+
+def test_deleting_a_mailing_removes_its_messages_from_the_relay_and_counts_them(scenario: Scenario, next_hop: NextHop) -> None:
+    s = scenario
+    next_hop.delay = 0.05
+    mid = add_mailing(s.store, s.tmp, 600)
+    s.agent()
+    s.engine()
+    wait(lambda: s.relay.queue_size() >= 150, 60, "the relay's queue to fill")
+    accounts.stop(s.store, OPERATOR)
+    wait(lambda: _acknowledged(s, accounts.state(s.store).generation), 10, "the hold")
+    held = s.held_ids(mid)
+    mailings.delete_mailing(s.store, OPERATOR, mid)
+    wait(lambda: not s.held_ids(mid), 10, "the deletion at the relay")
+    deleted = s.ids_in_state("deleted", mid)
+    # Held ones the relay was delivering when they were held finish (delivered);
+    # every other one is removed from the relay and recorded so.
+    assert deleted and held <= deleted | s.ids_in_state("delivered", mid)
+    assert not (deleted & {m["queue_id"] for m in s.relay.queue()})  # gone from the relay
+    wait(lambda: s.agent_row().counts["deleted"] == len(deleted), 5, "the count in the heartbeat")
+    delivered = len(next_hop.recipients())
+    accounts.resume(s.store, OPERATOR)
+    time.sleep(2)
+    assert len(next_hop.recipients()) == delivered  # nothing of it comes back
+
+
+def test_pausing_one_mailing_holds_only_its_messages(scenario: Scenario, next_hop: NextHop) -> None:
+    s = scenario
+    next_hop.delay = 0.02
+    wrong = add_mailing(s.store, s.tmp, 400, prefix="wrong", name="wrong")
+    right = add_mailing(s.store, s.tmp, 400, prefix="right", name="right")
+    s.agent()
+    s.engine()
+    wait(lambda: s.relay.queue_size() >= 150, 60, "the relay's queue to fill")
+    mailings.pause(s.store, OPERATOR, wrong)
+    wait(lambda: s.relay_states(wrong).get("held", 0) > 0 and not s.relay_states(wrong).get("queued"), 10, "the hold")
+    paused_at = time.time()
+    wait(lambda: s.relay_states(right).get("delivered", 0) == 400, 60, "the other mailing delivered")
+    assert not s.held_ids(right)
+    late = [r for r in next_hop.recipients(after=paused_at + 1.0) if r.startswith("wrong")]
+    assert late == []
+    mailings.unpause(s.store, OPERATOR, wrong)
+    wait(lambda: s.relay_states(wrong).get("delivered", 0) == 400, 60, "the paused one delivered after unpause")
+    assert set(count(next_hop.recipients()).values()) == {1}
+
+
+def test_an_agent_killed_mid_stop_catches_up_when_restarted(scenario: Scenario, next_hop: NextHop) -> None:
+    s = scenario
+    next_hop.delay = 0.2  # 50 a second: what is queued outlasts the restart
+    mid = add_mailing(s.store, s.tmp, 800)
+    first = s.agent()
+    s.engine()
+    wait(lambda: s.relay.queue_size() >= 200, 60, "the relay's queue to fill")
+    first.kill9()
+    stopped = accounts.stop(s.store, OPERATOR)
+    time.sleep(0.5)
+    assert not s.held_ids(mid)  # no agent: nothing held, nothing claimed to be
+    s.agent()
+    wait(lambda: _acknowledged(s, stopped.generation), 10, "the new agent's acknowledgement")
+    time.sleep(1.5)
+    queued_at_relay = {m["queue_id"] for m in s.relay.queue() if m["queue_name"] != "hold"}
+    mine = s.held_ids(mid)
+    assert mine and mine <= s.relay.held()
+    assert not (queued_at_relay & mine)
+    assert s.relay_states(mid).get("queued", 0) == 0
+    accounts.resume(s.store, OPERATOR)
+    wait(lambda: len(next_hop.recipients()) >= 800, 180, "every message delivered")
+    time.sleep(1)
+    assert set(count(next_hop.recipients()).values()) == {1}
+
+
+def test_outcomes_come_from_the_relays_log_including_a_bounce(scenario: Scenario, next_hop: NextHop) -> None:
+    s = scenario
+    next_hop.refuse = {f"user{i}@example.net" for i in range(0, 50, 10)}
+    mid = add_mailing(s.store, s.tmp, 50)
+    s.agent()
+    s.engine()
+    wait(lambda: s.relay_states(mid) == {"delivered": 45, "bounced": 5}, 60, "every outcome")
+    from sqlalchemy import select
+
+    from mailconsole.store.schema import messages
+
+    with s.store.read() as conn:
+        notes = dict(conn.execute(select(messages.c.email, messages.c.relay_note)
+                                  .where(messages.c.relay_state == "bounced")).all())
+    assert set(notes) == next_hop.refuse
+    assert all("550 5.1.1" in n for n in notes.values())
+    wait(lambda: s.agent_row().counts["bounced"] == 5 and s.agent_row().counts["delivered"] == 45, 5, "the counts")

@@ -209,7 +209,7 @@ class Agent:
         if hold:
             started = time.monotonic()
             done = self.queue.hold(r.queue_id for r in hold)
-            log.info("held %d of %d at the relay in %.1f ms", len(done), len(hold), 1000 * (time.monotonic() - started))
+            log.info("held %d of %d at the relay in %.1f ms (began %.3f)", len(done), len(hold), 1000 * (time.monotonic() - started), time.time() - (time.monotonic() - started))
             changes += [Change(r.message_id, relays.HELD) for r in hold if r.queue_id in done]
             self.counts["held"] += len(done)
             changes += self._unconfirmed([r for r in hold if r.queue_id not in done], {"hold": relays.HELD}, now)
