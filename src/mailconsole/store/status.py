@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .accounts import AccountState, state
 from .connection import Store
 from .engines import EngineInfo, list_engines
 from .mailings import Mailing, list_mailings
+from .relays import RelayInfo, list_relays
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,7 @@ class Overview:
     account: AccountState
     mailings: list[Mailing]  # including planned ones
     engines: list[EngineInfo]  # live ones and recently gone ones
+    relays: list[RelayInfo] = field(default_factory=list)  # relay agents, live and recently gone
 
     @property
     def live_engines(self) -> list[EngineInfo]:
@@ -48,8 +50,19 @@ class Overview:
         )
 
     @property
+    def live_relays(self) -> list[RelayInfo]:
+        return [r for r in self.relays if r.alive]
+
+    @property
+    def relays_acknowledged(self) -> int:
+        """How many live relay agents hold what their relay had queued of the current stop."""
+        return sum(1 for r in self.live_relays if r.honoured(self.account.id, self.account.generation))
+
+    @property
     def quiescent(self) -> bool:
-        return self.account.stopped and self.acknowledged == len(self.live_engines)
+        """Stopped, and every engine and every relay agent has honoured the stop."""
+        return (self.account.stopped and self.acknowledged == len(self.live_engines)
+                and self.relays_acknowledged == len(self.live_relays))
 
     def as_dict(self) -> dict:
         a = self.account
@@ -73,8 +86,22 @@ class Overview:
                 for e in self.engines
             ],
             "rate": self.rate,
+            "relays": [relay_dict(r, a.id, a.generation) for r in self.relays],
         }
 
 
+def relay_dict(r: RelayInfo, account_id: int, generation: int) -> dict:
+    """One relay agent as `status --json` shows it; `stop`: what it did for the current stop."""
+    ack = r.acknowledged.get(account_id)
+    current = ack is not None and ack.generation >= generation
+    return {
+        "id": r.id, "host": r.host, "pid": r.pid, "kind": r.kind, "relay": r.relay, "state": r.state,
+        "alive": r.alive, "heartbeat_at": r.heartbeat_at, "at_relay": r.queue_size, "counts": r.counts,
+        "note": r.note, "honoured": r.honoured(account_id, generation),
+        "stop": ack.as_dict() if current and ack is not None else None,
+    }
+
+
 def overview(store: Store, account: str = "default") -> Overview:
-    return Overview(state(store, account), list_mailings(store, account, planned=True), list_engines(store, include_gone=True))
+    return Overview(state(store, account), list_mailings(store, account, planned=True), list_engines(store, include_gone=True),
+                    list_relays(store, include_gone=True))
