@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -79,6 +80,28 @@ class Process:
         return self.log_path.read_text(errors="replace")
 
 
+class InProcessAgent:
+    def __init__(self, store: Store, relay: PrivatePostfix, **options: object) -> None:
+        from mailconsole.relay.agent import Agent
+        from mailconsole.relay.postfix import PostfixQueue
+
+        self.store = store
+        self.queue = PostfixQueue(str(relay.config))
+        self.agent = Agent(store, self.queue, relay=relay.relay, **options)  # type: ignore[arg-type]
+        self.thread = threading.Thread(target=self.agent.run, daemon=True)
+        self.thread.start()
+        self.log_path = Path("in-process")
+
+    def note(self) -> str:
+        return self.agent.note or ""
+
+    def stop(self) -> None:
+        self.agent.stopping.set()
+        self.thread.join(15)
+        self.queue.close()
+        self.store.close()
+
+
 class Scenario:
     def __init__(self, tmp: Path, relay: PrivatePostfix) -> None:
         self.tmp = tmp
@@ -101,6 +124,12 @@ class Scenario:
         wait(lambda: any(r.alive and r.pid == p.proc.pid for r in relays.list_relays(self.store)), 30, "the agent's heartbeat")
         return p
 
+    def agent_in_process(self, **options: object) -> "InProcessAgent":
+        """The agent on a thread of the test (its knobs within reach), on its own store connection."""
+        a = InProcessAgent(Store(str(self.db)), self.relay, **options)
+        self.processes.append(a)  # type: ignore[arg-type]
+        return a
+
     def relay_states(self, mailing_id: int | None = None) -> dict[str | None, int]:
         query = select(messages.c.relay_state, func.count()).group_by(messages.c.relay_state)
         if mailing_id is not None:
@@ -120,7 +149,7 @@ class Scenario:
 
     def agent_row(self) -> relays.RelayInfo:
         """The row of the agent started last."""
-        pid = [p for p in self.processes if "agent" in p.log_path.name][-1].proc.pid
+        pid = [p for p in self.processes if "agent" in p.log_path.name][-1].proc.pid  # type: ignore[union-attr]
         return next(r for r in relays.list_relays(self.store) if r.pid == pid)
 
     def close(self) -> None:

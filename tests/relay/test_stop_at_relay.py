@@ -77,7 +77,7 @@ def test_deleting_a_mailing_removes_its_messages_from_the_relay_and_counts_them(
 def test_pausing_one_mailing_holds_only_its_messages(scenario: Scenario, next_hop: NextHop) -> None:
     s = scenario
     next_hop.delay = 0.02
-    wrong = add_mailing(s.store, s.tmp, 400, prefix="wrong", name="wrong")
+    wrong = add_mailing(s.store, s.tmp, 3000, prefix="wrong", name="wrong")  # still sending when paused
     right = add_mailing(s.store, s.tmp, 400, prefix="right", name="right")
     s.agent()
     s.engine()
@@ -90,7 +90,9 @@ def test_pausing_one_mailing_holds_only_its_messages(scenario: Scenario, next_ho
     late = [r for r in next_hop.recipients(after=paused_at + 1.0) if r.startswith("wrong")]
     assert late == []
     mailings.unpause(s.store, OPERATOR, wrong)
-    wait(lambda: s.relay_states(wrong).get("delivered", 0) == 400, 60, "the paused one delivered after unpause")
+    wait(lambda: mailings.get_mailing(s.store, wrong).unsent == 0 and not s.relay_states(wrong).get("queued"), 120,
+         "the paused one sent after unpause")
+    wait(lambda: set(s.relay_states(wrong)) == {"delivered"}, 60, "its outcomes")
     assert set(count(next_hop.recipients()).values()) == {1}
 
 

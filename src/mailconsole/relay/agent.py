@@ -52,6 +52,11 @@ FULL_RECHECK = 1.0  # otherwise, at least this often
 GONE_AFTER = 30.0  # an id neither in the queue nor in the log for this long is lost
 UNMATCHED_FOR = 60.0  # a logged outcome whose message is not recorded (yet) is retried this long
 RELAY_RETRY = 0.5  # after a failed call to the relay, wait this long before the next
+# The loop's writes wait this long for the write lock, then try again at the next
+# round: a store that takes no writes must not keep the agent from holding.
+WRITE_WAIT = 0.05
+WRITE_TROUBLE_AFTER = 1.0  # failing writes are shown once they have failed this long
+EVENT_SHOWN_FOR = 60.0  # a relay restart or a log rotation stays in the note this long
 
 
 def new_agent_id() -> str:
@@ -101,6 +106,11 @@ class Agent:
         self._relay_retry_at = 0.0
         self._next_beat = 0.0
         self._beat_now = False
+        self._event_until = 0.0
+        self._failure: RelayError | None = None  # the relay's failure in the current round
+        self._unresolved: set[int] = set()  # accounts with something the relay neither held nor lost
+        self._was_down = False
+        self._failing_since = 0.0
         self.stopping = threading.Event()
 
     # -- the loop ------------------------------------------------------------
@@ -138,8 +148,10 @@ class Agent:
         if self._beat_now or now >= self._next_beat:
             try:
                 self._beat("running")
+                if not self._unwritten:
+                    self._write_ok()
             except StoreError as exc:
-                self._set_problem("store", f"store unreachable: {exc}")
+                self._write_failed(f"cannot write to the store: {exc}")
 
     def _read_control(self) -> Control | None:
         try:
@@ -150,9 +162,9 @@ class Agent:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
-            self._set_problem("store", f"store unreachable, nothing done at the relay: {exc}")
+            self._set_problem("store-read", f"store unreachable, nothing done at the relay: {exc}")
             return None
-        self._set_problem("store", None)
+        self._set_problem("store-read", None)
         return control
 
     def _set_problem(self, source: str, problem: str | None) -> None:
@@ -176,23 +188,24 @@ class Agent:
         try:
             rows = relays.to_act_on(self.store, self.relay, held_accounts)
         except StoreError as exc:
-            self._set_problem("store", f"store unreachable, nothing done at the relay: {exc}")
+            self._set_problem("store-read", f"store unreachable, nothing done at the relay: {exc}")
             return
         rows = [r for r in rows if r.queue_id not in self._missing]
-        try:
-            changes = self._act(rows, now)
-        except RelayError as exc:
-            self._set_problem("relay", f"cannot act at the relay: {exc}")
+        self._failure = None
+        self._unresolved = set()
+        changes = self._act(rows, now)
+        if self._failure is not None:
+            self._set_problem("relay", f"cannot act at the relay: {self._failure}")
             self._relay_retry_at = now + RELAY_RETRY
-            return
-        self._set_problem("relay", None)
+        else:
+            self._set_problem("relay", None)
         self._unwritten.extend(changes)
         self._flush_unwritten()
         self._expire_missing(now)
         wants_hold = bool(held_accounts) or any(st == "paused" for st, _ in control.mailing_status.values())
         self._next_reconcile = now + (HELD_RECHECK if wants_hold else FULL_RECHECK)
-        if not self._unwritten:  # what the relay did is in the store: the stops it covers are honoured
-            self._acknowledge()
+        if not self._unwritten and self._failure is None:
+            self._acknowledge()  # what the relay did is in the store: the stops it covers are honoured
 
     def _act(self, rows: list[AtRelay], now: float) -> list[Change]:
         # Oldest first: the relay delivers in about the order it received, and
@@ -208,33 +221,44 @@ class Agent:
         changes: list[Change] = []
         if hold:
             started = time.monotonic()
-            done = self.queue.hold(r.queue_id for r in hold)
+            done = self._call(self.queue.hold, hold)
             log.info("held %d of %d at the relay in %.1f ms (began %.3f)", len(done), len(hold), 1000 * (time.monotonic() - started), time.time() - (time.monotonic() - started))
             changes += [Change(r.message_id, relays.HELD) for r in hold if r.queue_id in done]
             self.counts["held"] += len(done)
             changes += self._unconfirmed([r for r in hold if r.queue_id not in done], {"hold": relays.HELD}, now)
         if delete:
-            done = self.queue.delete(r.queue_id for r in delete)
+            done = self._call(self.queue.delete, delete)
             changes += [Change(r.message_id, relays.DELETED_AT_RELAY, "removed from the relay: mailing deleted")
                         for r in delete if r.queue_id in done]
             self.counts["deleted"] += len(done)
             self._note_missing([r for r in delete if r.queue_id not in done], now)
         if release:
-            done = self.queue.release(r.queue_id for r in release)
+            done = self._call(self.queue.release, release)
             changes += [Change(r.message_id, relays.QUEUED, None) for r in release if r.queue_id in done]
             self.counts["released"] += len(done)
             rest = [r for r in release if r.queue_id not in done]
             changes += self._unconfirmed(rest, {"active": relays.QUEUED, "incoming": relays.QUEUED,
                                                 "deferred": relays.QUEUED}, now)
         if expire:
-            done = self.queue.delete(r.queue_id for r in expire)
+            done = self._call(self.queue.delete, expire)
             gone = [r.message_id for r in expire if r.queue_id in done]
             self._write_expired(gone)
             self._note_missing([r for r in expire if r.queue_id not in done], now)
         return changes
 
+    def _call(self, operation: Callable[[list[str]], set[str]], rows: list[AtRelay]) -> set[str]:
+        """One relay operation; on failure what it did still counts, the rest waits for a retry."""
+        if self._failure is not None:
+            return set()  # the relay failed already in this round: do not pile on
+        try:
+            return operation([r.queue_id for r in rows])
+        except RelayError as exc:
+            self._failure = exc
+            return exc.done
+
     def _unconfirmed(self, rows: list[AtRelay], already: dict[str, str], now: float) -> list[Change]:
-        """Rows the relay did not act on: already in the wanted state there (recorded so), or gone."""
+        """Rows the relay did not act on: already in the wanted state there (recorded so), or gone;
+        any other is unresolved (its account's stop is not honoured yet)."""
         if not rows:
             return []
         where = self.queue.locate(r.queue_id for r in rows)
@@ -246,6 +270,8 @@ class Agent:
                 missing.append(r)
             elif queue in already:
                 changes.append(Change(r.message_id, already[queue]))
+            else:
+                self._unresolved.add(r.account_id)
         self._note_missing(missing, now)
         return changes
 
@@ -275,21 +301,33 @@ class Agent:
             return
         note = f"held at the relay over {self.max_age / DAY:g} days: removed there, suspended here"
         try:
-            self.counts["expired"] += relays.expire(self.store, message_ids, note)
+            self.counts["expired"] += relays.expire(self.store, message_ids, note, patience=WRITE_WAIT)
         except StoreError as exc:
             # Removed from the relay but not yet suspended here: the row still says
             # held; the next reconcile finds the id gone and waits, then marks it lost.
-            self._set_problem("store", f"store unreachable: {exc}")
+            self._set_problem("store-write", f"cannot write to the store: {exc}")
 
     def _flush_unwritten(self) -> None:
         if not self._unwritten:
             return
         try:
-            relays.apply(self.store, self._unwritten)
+            relays.apply(self.store, self._unwritten, patience=WRITE_WAIT)
         except StoreError as exc:
-            self._set_problem("store", f"store unreachable; {len(self._unwritten)} relay changes kept to write: {exc}")
+            self._write_failed(f"cannot write to the store; {len(self._unwritten)} changes at the relay "
+                               f"kept to record: {exc}")
             return
         self._unwritten = []
+        self._write_ok()
+
+    def _write_failed(self, problem: str) -> None:
+        now = time.monotonic()
+        self._failing_since = self._failing_since or now
+        if now - self._failing_since >= WRITE_TROUBLE_AFTER:
+            self._set_problem("store-write", problem)
+
+    def _write_ok(self) -> None:
+        self._failing_since = 0.0
+        self._set_problem("store-write", None)
 
     # -- acknowledgements ------------------------------------------------------
 
@@ -317,7 +355,7 @@ class Agent:
             return
         for acc in waiting:
             stop = self._stops[acc]
-            if all(e.acknowledged_generation(acc) >= stop.generation for e in live):
+            if acc not in self._unresolved and all(e.acknowledged_generation(acc) >= stop.generation for e in live):
                 stop.acked_at = self.store.now()
                 self._beat_now = True
                 log.info("stop %d of account %d honoured at the relay", stop.generation, acc)
@@ -339,9 +377,18 @@ class Agent:
         except OSError as exc:
             self._set_problem("log", f"cannot read the relay's log: {exc}")
             return
-        problem = self.queue.problem()
-        if problem:
-            self._set_problem("relay-event", problem)
+        down = self.queue.down()
+        self._set_problem("relay-down", down)
+        if self._was_down and down is None:
+            self._relay_retry_at = 0.0  # back: act now, before it delivers what it holds
+            self._next_reconcile = 0.0
+        self._was_down = down is not None
+        for event in self.queue.events():
+            self._set_problem("relay-event", event)
+            self._event_until = time.monotonic() + EVENT_SHOWN_FOR
+        if self._event_until and time.monotonic() > self._event_until:
+            self._event_until = 0.0
+            self._set_problem("relay-event", None)
         if not fresh and not self._unmatched:
             return
         now = time.monotonic()
@@ -353,7 +400,7 @@ class Agent:
         try:
             found = relays.find(self.store, self.relay, list(batch))
         except StoreError as exc:
-            self._set_problem("store", f"store unreachable: {exc}")
+            self._set_problem("store-read", f"store unreachable: {exc}")
             self._unmatched = {q: (o, first_seen[q]) for q, o in batch.items()}
             return
         changes = []
@@ -394,6 +441,7 @@ class Agent:
             size = None
         relays.beat(
             self.store, self.agent_id, acknowledged=self.acknowledgements(), counts=dict(self.counts),
+            patience=WRITE_WAIT if state == "running" else relays.WRITE_PATIENCE,
             host=socket.gethostname(), pid=os.getpid(), kind=self.kind, relay=self.relay,
             started_at=self.started_at, state=state, queue_size=size, note=self.note,
         )

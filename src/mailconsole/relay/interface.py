@@ -13,7 +13,14 @@ from typing import Protocol
 
 
 class RelayError(Exception):
-    """The relay could not be asked (its tools missing, not permitted, the relay down)."""
+    """The relay could not do all it was asked (its tools missing, not permitted, the relay down).
+
+    `done`: the ids it did act on before it failed (they are recorded; the rest is retried).
+    """
+
+    def __init__(self, message: str, done: set[str] | None = None) -> None:
+        super().__init__(message)
+        self.done = done or set()
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,10 @@ class RelayQueue(Protocol):
         """Outcomes logged since the last call (never blocks: what is there now)."""
         ...
 
-    def problem(self) -> str | None:
-        """A condition to show (log rotated, relay restarted), cleared once read."""
+    def events(self) -> list[str]:
+        """What happened at the relay since the last call that an operator should know (restart, log rotated)."""
+        ...
+
+    def down(self) -> str | None:
+        """Why the relay is not running now, or None."""
         ...

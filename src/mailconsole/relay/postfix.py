@@ -48,7 +48,7 @@ class PostfixQueue:
         self.config_dir = config_dir
         self._c = ["-c", config_dir] if config_dir else []
         self.name = f"postfix ({config_dir or 'default configuration'})"
-        self._problem: str | None = None
+        self._events: list[str] = []
         self.log_path = log_path or self._setting("maillog_file")
         if not self.log_path:
             raise RelayError("Postfix logs to syslog here (maillog_file is empty): give the log file with --postfix-log")
@@ -58,6 +58,8 @@ class PostfixQueue:
         self.queue_directory = self._setting("queue_directory")
         self._rotations = 0
         self._caught_up = False  # the first read is the backlog: a start-up in it is not news
+        self._checked_at = -1e9
+        self._running = True
 
     def _setting(self, name: str) -> str:
         try:
@@ -81,10 +83,10 @@ class PostfixQueue:
             raise RelayError("postsuper is not installed (Postfix's tools are needed beside the relay)") from None
         except subprocess.TimeoutExpired:
             raise RelayError(f"postsuper {flag} did not finish within {TIMEOUT:g} s") from None
-        acted = {m.group(1) for line in proc.stderr.splitlines() if (m := _ACTED[flag].match(line))}
-        if proc.returncode != 0 and not acted:
-            raise RelayError(f"postsuper {flag}: {_first_error(proc.stderr) or f'exit {proc.returncode}'}")
-        return acted & set(ids)
+        acted = {m.group(1) for line in proc.stderr.splitlines() if (m := _ACTED[flag].match(line))} & set(ids)
+        if proc.returncode != 0:
+            raise RelayError(f"postsuper {flag}: {_first_error(proc.stderr) or f'exit {proc.returncode}'}", acted)
+        return acted
 
     def hold(self, queue_ids: Iterable[str]) -> set[str]:
         """In growing chunks, oldest first: postsuper does not act in the order of its
@@ -94,7 +96,10 @@ class PostfixQueue:
         done: set[str] = set()
         start, size = 0, HOLD_FIRST
         while start < len(ids):
-            done |= self._postsuper("-h", ids[start:start + size])
+            try:
+                done |= self._postsuper("-h", ids[start:start + size])
+            except RelayError as exc:
+                raise RelayError(str(exc), done | exc.done) from None
             start, size = start + size, size * 4
         return done
 
@@ -150,16 +155,36 @@ class PostfixQueue:
             if m is not None:
                 out.append(Outcome(m.group("id"), _STATUS[m.group("status")], m.group("reply") or "", now))
             elif self._caught_up and _STARTED.search(line):
-                self._problem = f"relay restarted at {time.strftime('%H:%M:%S', time.gmtime(now))} UTC"
+                self._events.append(f"relay restarted at {time.strftime('%H:%M:%S', time.gmtime(now))} UTC")
         self._caught_up = True
         if self._log.rotations != self._rotations:
             self._rotations = self._log.rotations
-            self._problem = self._problem or f"log {self.log_path} rotated; following the new file"
+            self._events.append(f"log {self.log_path} rotated at {time.strftime('%H:%M:%S', time.gmtime(now))} UTC; "
+                                "following the new file")
         return out
 
-    def problem(self) -> str | None:
-        problem, self._problem = self._problem, None
-        return problem
+    def events(self) -> list[str]:
+        events, self._events = self._events, []
+        return events
+
+    def down(self) -> str | None:
+        if self.running():
+            return None
+        return "the relay is down (no Postfix master running); holds still apply to its queue files"
+
+    def running(self) -> bool:
+        """Whether the instance's master process runs (its pid file names a live process), checked at most every 100 ms."""
+        now = time.monotonic()
+        if now - self._checked_at < 0.1:
+            return self._running
+        self._checked_at = now
+        try:
+            with open(os.path.join(self.queue_directory, "pid", "master.pid")) as f:
+                os.kill(int(f.read().split()[0]), 0)
+            self._running = True
+        except (OSError, ValueError, IndexError):
+            self._running = False
+        return self._running
 
     def close(self) -> None:
         self._log.close()

@@ -120,18 +120,21 @@ _MOVE = (
 )
 
 
-def apply(store: Store, changes: Sequence[Change]) -> int:
-    """Record what the relay confirmed; only rows still at the relay move (a final outcome stays)."""
+def apply(store: Store, changes: Sequence[Change], *, patience: float = WRITE_PATIENCE) -> int:
+    """Record what the relay confirmed; only rows still at the relay move (a final outcome stays).
+
+    StoreBusy after `patience` seconds without the write lock: the caller keeps the changes.
+    """
     if not changes:
         return 0
     now = store.now()
     rows = [{"b_id": c.message_id, "b_state": c.relay_state, "b_at": c.at if c.at is not None else now,
              "b_note": c.note[:MAX_NOTE] if c.note else None} for c in changes]
-    with store.write(patience=WRITE_PATIENCE) as conn:
+    with store.write(patience=patience) as conn:
         return conn.execute(_MOVE, rows).rowcount
 
 
-def expire(store: Store, message_ids: Sequence[int], note: str) -> int:
+def expire(store: Store, message_ids: Sequence[int], note: str, *, patience: float = WRITE_PATIENCE) -> int:
     """The 7-day rule for messages removed from the relay on resume: suspended in our queue.
 
     They were counted sent when the relay took them; now they wait like any
@@ -141,7 +144,7 @@ def expire(store: Store, message_ids: Sequence[int], note: str) -> int:
     if not message_ids:
         return 0
     now = store.now()
-    with store.write(patience=WRITE_PATIENCE) as conn:
+    with store.write(patience=patience) as conn:
         rows = conn.execute(
             update(messages)
             .where(messages.c.id.in_(bindparam("ids", expanding=True)), messages.c.state == "sent", AT_RELAY)
@@ -232,13 +235,13 @@ class RelayInfo:
 
 
 def beat(store: Store, agent_id: str, *, acknowledged: dict[int, StopAck], counts: dict[str, int],
-         **values: object) -> None:
+         patience: float = WRITE_PATIENCE, **values: object) -> None:
     """Insert or update this agent's row (values as in the relays table)."""
     row = dict(values)
     row["acknowledged"] = json.dumps({str(k): v.as_dict() for k, v in acknowledged.items()})
     row["counts"] = json.dumps(counts)
     row["heartbeat_at"] = store.now()
-    with store.write() as conn:
+    with store.write(patience=patience) as conn:
         if not conn.execute(update(relays).where(relays.c.id == agent_id).values(**row)).rowcount:
             conn.execute(insert(relays).values(id=agent_id, **row))
 
