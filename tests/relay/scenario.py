@@ -149,8 +149,11 @@ class Scenario:
 
     def agent_row(self) -> relays.RelayInfo:
         """The row of the agent started last."""
-        pid = [p for p in self.processes if "agent" in p.log_path.name][-1].proc.pid  # type: ignore[union-attr]
-        return next(r for r in relays.list_relays(self.store) if r.pid == pid)
+        agent = [p for p in self.processes if "agent" in p.log_path.name][-1]
+        for r in relays.list_relays(self.store):
+            if r.pid == agent.proc.pid:  # type: ignore[union-attr]
+                return r
+        raise AssertionError(f"the agent has no live row; its log:\n{agent.log()[-3000:]}")
 
     def close(self) -> None:
         for p in self.processes:

@@ -122,7 +122,14 @@ class Agent:
             on_ready(self)
         try:
             while not self.stopping.is_set():
-                self.tick()
+                try:
+                    self.tick()
+                except Exception as exc:  # a bug must not end the agent in the middle of a stop
+                    log.exception("relay agent round failed")
+                    self._set_problem("internal", f"internal error: {exc.__class__.__name__}: {exc}")
+                    self.stopping.wait(RELAY_RETRY)
+                else:
+                    self._set_problem("internal", None)
                 self.stopping.wait(self.poll)
         finally:
             try:
@@ -208,10 +215,6 @@ class Agent:
             self._acknowledge()  # what the relay did is in the store: the stops it covers are honoured
 
     def _act(self, rows: list[AtRelay], now: float) -> list[Change]:
-        # Oldest first: the relay delivers in about the order it received, and
-        # postsuper acts in the order of its input (~0.4 ms an id, faster than a
-        # relay delivers), so what would go out next is held first.
-        rows = sorted(rows, key=lambda r: (r.relay_at or 0.0, r.message_id))
         hold = [r for r in rows if r.relay_state == relays.QUEUED and r.mailing_status != DELETED]
         delete = [r for r in rows if r.mailing_status == DELETED]
         release = [r for r in rows if r.relay_state == relays.HELD and r.mailing_status != DELETED]
@@ -222,7 +225,7 @@ class Agent:
         if hold:
             started = time.monotonic()
             done = self._call(self.queue.hold, hold)
-            log.info("held %d of %d at the relay in %.1f ms (began %.3f)", len(done), len(hold), 1000 * (time.monotonic() - started), time.time() - (time.monotonic() - started))
+            log.info("held %d of %d at the relay in %.1f ms", len(done), len(hold), 1000 * (time.monotonic() - started))
             changes += [Change(r.message_id, relays.HELD) for r in hold if r.queue_id in done]
             self.counts["held"] += len(done)
             changes += self._unconfirmed([r for r in hold if r.queue_id not in done], {"hold": relays.HELD}, now)
@@ -231,7 +234,7 @@ class Agent:
             changes += [Change(r.message_id, relays.DELETED_AT_RELAY, "removed from the relay: mailing deleted")
                         for r in delete if r.queue_id in done]
             self.counts["deleted"] += len(done)
-            self._note_missing([r for r in delete if r.queue_id not in done], now)
+            changes += self._unconfirmed([r for r in delete if r.queue_id not in done], {}, now)
         if release:
             done = self._call(self.queue.release, release)
             changes += [Change(r.message_id, relays.QUEUED, None) for r in release if r.queue_id in done]
@@ -243,7 +246,7 @@ class Agent:
             done = self._call(self.queue.delete, expire)
             gone = [r.message_id for r in expire if r.queue_id in done]
             self._write_expired(gone)
-            self._note_missing([r for r in expire if r.queue_id not in done], now)
+            changes += self._unconfirmed([r for r in expire if r.queue_id not in done], {}, now)
         return changes
 
     def _call(self, operation: Callable[[list[str]], set[str]], rows: list[AtRelay]) -> set[str]:

@@ -28,7 +28,8 @@ from .interface import Outcome, Queued, RelayError
 from .logfollow import LogFollower
 
 TIMEOUT = 30.0
-HOLD_FIRST = 16  # ids in the first postsuper -h call; each next call takes four times more
+PARALLEL = 4  # postsuper processes at most per operation
+PER_PROCESS_AT_LEAST = 16  # ids: fewer are not worth another process
 _ACTED = {
     "-h": re.compile(r"^postsuper: ([0-9A-Za-z]+): placed on hold$"),
     "-H": re.compile(r"^postsuper: ([0-9A-Za-z]+): released from hold$"),
@@ -73,35 +74,43 @@ class PostfixQueue:
     # -- queue operations ----------------------------------------------------
 
     def _postsuper(self, flag: str, queue_ids: Iterable[str]) -> set[str]:
+        """One operation on many ids, split over up to PARALLEL postsuper processes.
+
+        The relay delivers from its queue in no order we can know, so every id
+        counts the same and only the whole run's length matters: postsuper spends
+        most of it waiting to log each id (~0.3 ms), and several processes wait
+        side by side (1,000 ids: ~0.4 s in one, ~0.15 s in four).
+        """
         ids = [q for q in queue_ids if q.isalnum()]  # nothing else may reach its standard input
         if not ids:
             return set()
+        parts = max(1, min(PARALLEL, len(ids) // PER_PROCESS_AT_LEAST))
+        chunks = [ids[i::parts] for i in range(parts)]
         try:
-            proc = subprocess.run(["postsuper", *self._c, flag, "-"], input="\n".join(ids) + "\n",
-                                  capture_output=True, text=True, timeout=TIMEOUT)
+            procs = [subprocess.Popen(["postsuper", *self._c, flag, "-"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                     for _ in chunks]
         except FileNotFoundError:
             raise RelayError("postsuper is not installed (Postfix's tools are needed beside the relay)") from None
-        except subprocess.TimeoutExpired:
-            raise RelayError(f"postsuper {flag} did not finish within {TIMEOUT:g} s") from None
-        acted = {m.group(1) for line in proc.stderr.splitlines() if (m := _ACTED[flag].match(line))} & set(ids)
-        if proc.returncode != 0:
-            raise RelayError(f"postsuper {flag}: {_first_error(proc.stderr) or f'exit {proc.returncode}'}", acted)
+        acted: set[str] = set()
+        errors = []
+        for proc, chunk in zip(procs, chunks):
+            try:
+                _, stderr = proc.communicate("\n".join(chunk) + "\n", timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, stderr = proc.communicate()
+                errors.append(f"did not finish within {TIMEOUT:g} s")
+            acted |= {m.group(1) for line in stderr.splitlines() if (m := _ACTED[flag].match(line))}
+            if proc.returncode != 0:
+                errors.append(_first_error(stderr) or f"exit {proc.returncode}")
+        acted &= set(ids)
+        if errors:
+            raise RelayError(f"postsuper {flag}: {errors[0]}", acted)
         return acted
 
     def hold(self, queue_ids: Iterable[str]) -> set[str]:
-        """In growing chunks, oldest first: postsuper does not act in the order of its
-        input, so one call for thousands leaves the next deliveries to chance for
-        its whole run; the first chunk holds what the relay delivers next within ms."""
-        ids = list(queue_ids)
-        done: set[str] = set()
-        start, size = 0, HOLD_FIRST
-        while start < len(ids):
-            try:
-                done |= self._postsuper("-h", ids[start:start + size])
-            except RelayError as exc:
-                raise RelayError(str(exc), done | exc.done) from None
-            start, size = start + size, size * 4
-        return done
+        return self._postsuper("-h", queue_ids)
 
     def locate(self, queue_ids: Iterable[str]) -> dict[str, str]:
         """Which queue each id is in (absent: not in the relay's queue), from the queue's
@@ -194,6 +203,3 @@ def _first_error(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if "fatal" in line or "error" in line] or stderr.splitlines()
     return lines[0].strip()[:300] if lines else ""
 
-
-def is_root() -> bool:
-    return os.geteuid() == 0
