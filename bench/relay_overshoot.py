@@ -9,7 +9,8 @@ after the command returned. "before": no relay agent (the relay delivers all it
 queued); "after": `mailconsole relay-agent --postfix` beside it, with its
 acknowledgement latency: the stop's commit (accounts.stopped_at) -> the time the
 agent acknowledged the new generation (it often does before the stop command has
-even returned). Between runs the mailing is deleted (with
+even returned); "bounded": the agent, and the engine run with `serve
+--relay-backlog --backlog`, so the relay never queues more than that. Between runs the mailing is deleted (with
 the agent: removed from the relay too) and the account resumed.
 """
 
@@ -64,10 +65,10 @@ def acked(store: Store, generation: int) -> bool:
 
 
 def one_run(store: Store, db: Path, relay: PrivatePostfix, hop: NextHop, work: Path, run: str, args: argparse.Namespace,
-            with_agent: bool) -> dict:
+            with_agent: bool, queued: int) -> dict:
     mid = mailing(store, work, args.n, run)
-    if not wait(lambda: relay.queue_size() >= args.queued, 120):
-        raise SystemExit(f"run {run}: the relay never queued {args.queued}")
+    if not wait(lambda: relay.queue_size() >= queued, 120):
+        raise SystemExit(f"run {run}: the relay never queued {queued}")
     at_relay = relay.queue_size()
     subprocess.run([MAILCONSOLE, "--db", str(db), "stop", "--reason", "bench"], check=True, capture_output=True)
     returned = time.time()
@@ -113,7 +114,9 @@ def main() -> None:
     ap.add_argument("--queued", type=int, default=1500, help="messages queued at the relay when the stop is pressed")
     ap.add_argument("--delay", type=float, default=0.02, help="seconds the next hop takes per message")
     ap.add_argument("--settle", type=float, default=3.0, help="seconds counted after the stop (with the agent)")
-    ap.add_argument("--modes", default="before,after")
+    ap.add_argument("--modes", default="before,after,bounded",
+                    help="before: no agent; after: the agent; bounded: the agent and serve --relay-backlog")
+    ap.add_argument("--backlog", type=int, default=100, help="--relay-backlog of the bounded mode")
     args = ap.parse_args()
     why = unavailable()
     if why:
@@ -128,19 +131,27 @@ def main() -> None:
     db = work / "bench.db"
     store = Store(str(db))
     (work / "engine.toml").write_text(ENGINE)
-    engine = subprocess.Popen([MAILCONSOLE, "--db", str(db), "serve", "--quiet", "--transport",
-                               f"smtp://{relay.relay}?starttls=off", "--config", str(work / "engine.toml")])
+    def start_engine(*extra: str) -> subprocess.Popen:
+        return subprocess.Popen([MAILCONSOLE, "--db", str(db), "serve", "--quiet", "--transport",
+                                 f"smtp://{relay.relay}?starttls=off", "--config", str(work / "engine.toml"), *extra])
+
+    engine = start_engine()
     results: dict[str, list[dict]] = {}
     try:
         for mode in args.modes.split(","):
             agent = None
-            if mode == "after":
+            if mode == "bounded":  # serve --relay-backlog: the relay never queues more than that
+                engine.terminate()
+                engine.wait(30)
+                engine = start_engine("--relay-backlog", str(args.backlog))
+            if mode in ("after", "bounded"):
                 agent = subprocess.Popen([MAILCONSOLE, "--db", str(db), "relay-agent", "--quiet", "--postfix",
                                           "--postfix-config", str(relay.config), "--relay", relay.relay])
                 wait(lambda: any(r.alive for r in relays.list_relays(store)), 30)
             rows = []
-            for i in range(args.runs if mode == "after" else args.before_runs):
-                row = one_run(store, db, relay, hop, work, f"{mode}{i}", args, mode == "after")
+            for i in range(args.before_runs if mode == "before" else args.runs):
+                row = one_run(store, db, relay, hop, work, f"{mode}{i}", args, mode != "before",
+                              args.queued if mode != "bounded" else int(args.backlog * 0.8))
                 print(json.dumps(row), flush=True)
                 rows.append(row)
             results[mode] = rows

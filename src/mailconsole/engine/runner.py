@@ -38,6 +38,7 @@ from ..store import queue
 from ..store.dot_fence import DotFence
 from ..store.gate_io import AckWriter, ControlReader
 from ..store.queue import Claimed, Control, Outcome
+from .backlog import RelayBacklog
 from .addresses import address_problem, list_unsubscribe_problem, sender_problem
 from .config import EngineConfig
 from .gate import Gate
@@ -115,6 +116,8 @@ class Engine:
         # The relay a sent message waits at (SMTP transports): its reply to the dot is
         # recorded with the message, so the relay agent can find it there.
         self._relay: str | None = getattr(self.transport, "relay", None)
+        self._backlog = (RelayBacklog(store, self._relay, config.relay_backlog)
+                         if config.relay_backlog and self._relay else None)
         self.started_at = store.now()
         self.held = 0  # messages claimed by this engine and not yet recorded
         self.sent_total = 0
@@ -305,6 +308,10 @@ class Engine:
                 room = min(cfg.batch, self._max_held - self.held)
                 if self._outage.down:
                     room = 0  # what is held already waits for the server; claim no more meanwhile
+                if room > 0 and self._backlog is not None:
+                    allowed = await self._backlog.room(self.held)  # held read before the count: see room()
+                    if allowed is not None:
+                        room = min(room, allowed)
                 claimed: list[Claimed] = []
                 if room > 0:
                     try:
@@ -691,7 +698,7 @@ class Engine:
             sent_total=self.sent_total, failed_total=self.failed_total,
             acknowledged=self.acknowledged,
             # While the server is unreachable: the countdown to the next try, as of now.
-            note=self._outage.note() if self._outage.down else self.note,
+            note=self._outage.note() if self._outage.down else self.note or (self._backlog.note if self._backlog else None),
         )
 
     async def _ack_loop(self, acker: AckWriter) -> None:
