@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from mailconsole.store.schema import SCHEMA_VERSION as HEAD
+
 FIXTURE = Path(__file__).parents[1] / "store" / "fixtures" / "store-v1.db"
 PREVIOUS_RELEASE = "f0f9e9f"  # the commit that built the fixture (schema version 1)
 
@@ -56,7 +58,7 @@ def test_every_other_command_on_an_old_store_says_to_migrate(cli, v1, args):
     r = cli(*args)
     line = one_line(r.err)
     assert r.code == 1 and "Traceback" not in r.err
-    assert f"schema version 1, older than this mailconsole's (3); upgrade it with `mailconsole migrate --db {v1}`" in line
+    assert f"schema version 1, older than this mailconsole's ({HEAD}); upgrade it with `mailconsole migrate --db {v1}`" in line
     assert version(v1) == "1"
 
 
@@ -95,7 +97,7 @@ def test_no_engine_can_start_while_the_upgrade_runs(cli, v1, monkeypatch):
 
     monkeypatch.setattr(migrate, "stamp", stamp_then_start_an_engine)
     r = cli("migrate")
-    assert r.code == 0 and "schema 1 → 3" in r.out, r.err
+    assert r.code == 0 and f"schema 1 → {HEAD}" in r.out, r.err
     [serve] = seen
     assert serve.returncode == 1 and "schema version 1, older" in one_line(serve.stderr)
     conn = sqlite3.connect(v1)
@@ -107,10 +109,10 @@ def test_migrate_upgrades_says_what_it_did_then_has_nothing_to_do(cli, v1):
     r = cli("migrate")
     assert r.code == 0, r.err
     [backup] = backups(v1)
-    assert f"store {v1}: schema 1 → 3 (backup of schema 1: {backup};" in r.out
-    assert version(v1) == "3"
+    assert f"store {v1}: schema 1 → {HEAD} (backup of schema 1: {backup};" in r.out
+    assert version(v1) == str(HEAD)
     again = cli("migrate")
-    assert again.code == 0 and f"store {v1}: schema 3 is current; nothing to do" in again.out
+    assert again.code == 0 and f"store {v1}: schema {HEAD} is current; nothing to do" in again.out
     assert backups(v1) == [backup]
     status = cli("status")
     assert status.code == 0 and "STOPPED" in status.out.upper()
@@ -119,7 +121,7 @@ def test_migrate_upgrades_says_what_it_did_then_has_nothing_to_do(cli, v1):
 def test_migrate_dry_run_prints_both_versions_and_changes_nothing(cli, v1):
     r = cli("migrate", "--dry-run")
     assert r.code == 0, r.err
-    assert f"store {v1}: schema 1, target 3;" in r.out and "nothing changed" in r.out
+    assert f"store {v1}: schema 1, target {HEAD};" in r.out and "nothing changed" in r.out
     assert version(v1) == "1" and backups(v1) == []
     assert cli("status").code == 1
 
@@ -133,7 +135,7 @@ def test_migrate_is_refused_by_a_read_only_invocation(cli, v1):
 def test_migrate_on_a_new_store_has_nothing_to_do(cli, db):
     assert cli("init").code == 0
     r = cli("migrate")
-    assert r.code == 0 and "schema 3 is current; nothing to do" in r.out
+    assert r.code == 0 and f"schema {HEAD} is current; nothing to do" in r.out
     assert backups(Path(db)) == []
 
 
@@ -149,7 +151,7 @@ def test_migrate_refuses_a_newer_store_naming_both_versions(cli, v1):
         conn.execute("UPDATE meta SET value='7' WHERE key='schema_version'")
     conn.close()
     r = cli("migrate")
-    assert r.code == 1 and "schema version 7, newer than this mailconsole understands (3)" in one_line(r.err)
+    assert r.code == 1 and f"schema version 7, newer than this mailconsole understands ({HEAD})" in one_line(r.err)
     assert version(v1) == "7" and backups(v1) == []
 
 
@@ -219,5 +221,5 @@ def test_migrate_refuses_while_the_previous_releases_serve_runs_then_upgrades(cl
             serve.wait()
     assert serve.returncode == 0, serve.stderr.read()
     r = cli("migrate")
-    assert r.code == 0 and "schema 1 → 3" in r.out, r.err
+    assert r.code == 0 and f"schema 1 → {HEAD}" in r.out, r.err
     assert cli("status").code == 0

@@ -111,9 +111,9 @@ class Scenario:
         (tmp / "engine.toml").write_text(ENGINE_CONFIG)
         self.processes: list[Process] = []
 
-    def engine(self) -> Process:
+    def engine(self, *extra: str) -> Process:
         p = Process(self.tmp, "engine", "--db", str(self.db), "serve", "--quiet", "--transport",
-                    f"smtp://{self.relay.relay}?starttls=off", "--config", str(self.tmp / "engine.toml"))
+                    f"smtp://{self.relay.relay}?starttls=off", "--config", str(self.tmp / "engine.toml"), *extra)
         self.processes.append(p)
         return p
 

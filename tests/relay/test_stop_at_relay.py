@@ -29,12 +29,11 @@ def test_a_stop_holds_what_the_relay_queues_and_resume_delivers_each_exactly_onc
     acked = time.time()
     time.sleep(3)  # what was in delivery finishes; nothing else may follow
     after = next_hop.recipients(after=returned)
-    print("after", len(after), "ack", round(acked - returned, 3), sorted(round(d.at - returned, 3) for d in next_hop.deliveries if d.at > returned))
-    # Without the agent, everything queued at the relay goes out (>= 300 here). The
-    # issue's target is at most CONCURRENCY, acknowledged < 0.5 s: see docs/benchmarks.md
-    # for where this stands (engines recording late, postsuper's pace).
+    # Without the agent, everything queued at the relay goes out (>= 300 here). With
+    # hundreds to hold at postsuper's pace a few rounds of deliveries slip through (see
+    # docs/benchmarks.md); a bounded backlog meets the concurrency bound (next test).
     assert len(after) <= 6 * CONCURRENCY, f"{len(after)} delivered after the stop returned"
-    assert acked - returned < 5.0
+    assert acked - returned < 2.0
     held_at_relay = s.relay.held()
     held_in_store = s.held_ids(mid)
     assert len(held_in_store) > 200
@@ -49,6 +48,26 @@ def test_a_stop_holds_what_the_relay_queues_and_resume_delivers_each_exactly_onc
     per = count(next_hop.recipients())
     assert len(per) == n and set(per.values()) == {1}
     wait(lambda: s.relay_states(mid) == {"delivered": n}, 30, "every outcome recorded")
+
+
+def test_with_a_bounded_backlog_the_relay_delivers_at_most_its_concurrency_after_the_stop(
+        scenario: Scenario, next_hop: NextHop) -> None:
+    s = scenario
+    next_hop.delay = 0.02
+    mid = add_mailing(s.store, s.tmp, 2000)
+    s.agent()
+    s.engine("--relay-backlog", "100")
+    wait(lambda: s.relay.queue_size() >= 60, 60, "the relay's queue to fill")
+    time.sleep(1)
+    assert s.relay.queue_size() <= 100 + CONCURRENCY  # bounded (those in delivery have left the count)
+    stopped = accounts.stop(s.store, OPERATOR)
+    returned = time.time()
+    wait(lambda: _acknowledged(s, stopped.generation), 5, "the agent's acknowledgement")
+    ack = s.agent_row().acknowledged[stopped.id]
+    assert ack.at - accounts.state(s.store).stopped_at < 0.5  # after the commit
+    time.sleep(2)
+    assert len(next_hop.recipients(after=returned)) <= CONCURRENCY
+    assert s.held_ids(mid) and s.held_ids(mid) <= s.relay.held()
 
 
 def test_deleting_a_mailing_removes_its_messages_from_the_relay_and_counts_them(scenario: Scenario, next_hop: NextHop) -> None:
