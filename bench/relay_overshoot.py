@@ -84,20 +84,30 @@ def one_run(store: Store, db: Path, relay: PrivatePostfix, hop: NextHop, work: P
         wait(lambda: relay.queue_size() == 0, 120)  # everything it queued goes out
         time.sleep(0.5)
     after = len(hop.recipients(after=returned, ending="@example.net"))
+    committed = accounts.state(store).stopped_at or returned
+    after_commit = len(hop.recipients(after=committed, ending="@example.net"))
     delete_mailing(store, BENCH, mid)
     accounts.resume(store, BENCH)
-    wait(lambda: all(m["queue_name"] == "hold" for m in relay.queue()) if with_agent else relay.queue_size() == 0, 60)
-    if with_agent:  # whatever the relay finished while held stays as a done file in hold: clear it
+    if with_agent:
+        # The agent removes the deleted mailing's held messages; what the relay finished
+        # while held stays as a done file in hold (recorded delivered): cleared after.
+        wait(lambda: not relays.to_act_on(store, relay.relay, []) and relays.held_per_account(store, relay.relay) == {}, 60)
+        wait(lambda: all(m["queue_name"] == "hold" for m in relay.queue()), 60)
         relay.command("postsuper", "-d", "ALL", "hold")
+    else:
+        wait(lambda: relay.queue_size() == 0, 60)
     return {"run": run, "agent": with_agent, "at_relay_at_stop": at_relay, "delivered_after_stop": after,
-            "ack_s": ack}
+            "delivered_after_commit": after_commit, "stop_returned_after_commit_s": returned - committed, "ack_s": ack}
 
 
 def summary(rows: list[dict], label: str) -> dict:
     after = [r["delivered_after_stop"] for r in rows]
     out = {"mode": label, "runs": len(rows), "delivered_after_median": statistics.median(after),
            "delivered_after_max": max(after), "at_relay_median": statistics.median(r["at_relay_at_stop"] for r in rows),
-           "within_concurrency": sum(1 for a in after if a <= CONCURRENCY)}
+           "within_concurrency": sum(1 for a in after if a <= CONCURRENCY),
+           "after_commit_median": statistics.median(r["delivered_after_commit"] for r in rows),
+           "after_commit_max": max(r["delivered_after_commit"] for r in rows),
+           "stop_returned_after_commit_median_ms": round(1000 * statistics.median(r["stop_returned_after_commit_s"] for r in rows))}
     acks = [r["ack_s"] for r in rows if r["ack_s"] is not None]
     if acks:
         out |= {"ack_median_ms": round(1000 * statistics.median(acks), 1), "ack_max_ms": round(1000 * max(acks), 1),
