@@ -193,7 +193,13 @@ class RelaysTable(LiveTable, LiveWidget):
 
 
 class RelaysPanel(Vertical, LiveWidget):
-    """The relays section, shown only once a relay agent has reported; its problems under the table."""
+    """The relays section, shown only once a relay agent has reported; its problems above the table."""
+
+    DEFAULT_CSS = """
+    RelaysPanel { height: auto; }
+    #relay-problems { color: $warning; padding: 0 1; }
+    RelaysTable { height: auto; max-height: 8; }
+    """
 
     def compose(self) -> ComposeResult:
         yield Static("Relays", classes="section-title")
