@@ -107,11 +107,14 @@ def test_a_relay_that_is_down_is_shown_nothing_is_marked_held_and_the_agent_hold
     at_relay = {m["queue_id"]: m["queue_name"] for m in s.relay.queue()}
     assert all(at_relay.get(q) in (None, "hold") for q in s.ids_in_state("queued", mid))
     assert "relay restarted" in agent.note() and "is down" not in agent.note()
-    # Back up, the relay may start a round of deliveries before the agent's hold lands.
-    assert len(next_hop.recipients()) - before <= 2 * CONCURRENCY
+    # Back up, the relay may start a round or two of deliveries before the agent's hold
+    # lands (it retries as soon as the master runs again); then it holds.
+    assert len(next_hop.recipients()) - before <= 3 * CONCURRENCY
     settled = len(next_hop.recipients())
     time.sleep(1.5)
-    assert len(next_hop.recipients()) - settled <= CONCURRENCY  # only what was in delivery at the hold
+    assert len(next_hop.recipients()) - settled <= 2 * CONCURRENCY  # what was in delivery at the hold
+    time.sleep(1.5)
+    assert len(next_hop.recipients()) - settled <= 2 * CONCURRENCY  # and nothing after
 
 
 def test_a_rotated_log_is_followed_and_outcomes_keep_being_recorded(scenario: Scenario, next_hop: NextHop) -> None:
