@@ -253,6 +253,16 @@ class PrivatePostfix:
                 return
             time.sleep(0.05)
 
+    def start_again(self, timeout: float = 30.0) -> None:
+        """`postfix start` after a stop. A session cut by the stop can leave a temporary
+        file in incoming/ ("bogus file name"); start-up's postsuper would warn about it
+        and, with postlogd not yet running, fail to open the log as root: removed first,
+        as that postsuper would."""
+        for stray in (self.base / "queue" / "incoming").glob("*.*"):
+            stray.unlink(missing_ok=True)
+        self.command("postfix", "start")
+        self.wait_ready(timeout)
+
     def abort(self) -> None:
         """Stop at once (`postfix abort`), for tests of a relay that went away."""
         self.command("postfix", "abort", check=False)

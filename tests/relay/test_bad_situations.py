@@ -99,8 +99,7 @@ def test_a_relay_that_is_down_is_shown_nothing_is_marked_held_and_the_agent_hold
     assert s.held_ids(mid) <= hold_dir  # nothing claimed held that is not
     assert stopped.id not in agent.agent.acknowledgements()
     before = len(next_hop.recipients())
-    s.relay.command("postfix", "start")
-    s.relay.wait_ready()
+    s.relay.start_again()
     wait(lambda: stopped.id in agent.agent.acknowledgements(), 10, "the hold once the relay is back")
     # Still 'queued' here only what is no longer in the relay's queue (delivered while it
     # was going down, its log line lost with it): awaited, then marked lost.
