@@ -26,7 +26,7 @@ from storehelp import ALICE, assert_counters_match, sent
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-v1.db"
 TABLES = ("meta", "accounts", "mailings", "revisions", "messages", "engines", "audit")
-NEW_TABLES = ("suppressions",)
+NEW_TABLES = ("suppressions", "relays")
 HEAD = schema.SCHEMA_VERSION  # what every upgrade here ends at
 
 
@@ -39,8 +39,9 @@ def v1(tmp_path: Path) -> Path:
     return path
 
 
-# Columns the first release did not have (schemas 2 and 3).
-ADDED = ("fail_kind", "sender_name", "reply_to", "list_id", "suppressed")
+# Columns the first release did not have (schemas 2 to 4).
+ADDED = ("fail_kind", "sender_name", "reply_to", "list_id", "suppressed",
+         "relay", "relay_queue_id", "relay_state", "relay_at", "relay_note")
 
 
 def dump(path: Path, *, without: tuple[str, ...] = ADDED) -> dict[str, list[dict]]:
@@ -240,6 +241,7 @@ def test_a_newer_store_is_refused_by_the_upgrade_naming_both_versions(v1):
         conn.execute(f"UPDATE meta SET value='{HEAD + 1}' WHERE key='schema_version'")
     conn.close()
     store = migrate.open_store(str(v1))
+    newer, ours = schema.SCHEMA_VERSION + 1, schema.SCHEMA_VERSION
     try:
         with pytest.raises(StoreError, match=rf"schema version {HEAD + 1}, newer than this mailconsole understands \({HEAD}\)"):
             migrate.upgrade(store)

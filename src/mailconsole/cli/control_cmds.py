@@ -85,7 +85,10 @@ def run_status(ctx: Context) -> int:
     )
     live = ov.live_engines
     if ov.account.stopped:
-        ctx.print(f"engines: {ov.acknowledged}/{len(live)} acknowledged the stop, {ov.in_flight} in flight")
+        line = f"engines: {ov.acknowledged}/{len(live)} acknowledged the stop, {ov.in_flight} in flight"
+        if ov.live_relays:
+            line += f"; relays: {ov.relays_acknowledged}/{len(ov.live_relays)} holding what they had queued"
+        ctx.print(line)
     ctx.out.print(mailings_table(ov.mailings, ctx.out.width))
     if ov.engines:
         t = Table("engine", "host", "pid", "workers", "in flight", "msgs/s", "acked gen", "state", title="engines")
@@ -102,7 +105,26 @@ def run_status(ctx: Context) -> int:
         ctx.print("engines: none running (start one with `mailconsole serve`)")
     if status.hidden_engines_note(ov):
         ctx.print(f"engines: {status.hidden_engines_note(ov)}")
+    if ov.relays:
+        ctx.out.print(relays_table(ov))
+        for r in ov.relays:
+            if r.alive and r.note:
+                ctx.print(f"relay agent {safe(r.id)} ({safe(r.host)} pid {r.pid}): {safe(r.note)}")
     return 0
+
+
+def relays_table(ov: status.Overview) -> Table:
+    """Each relay agent; for the current stop: held, in delivery at it, delivered and bounced after it."""
+    t = Table("relay agent", "relay", "at relay", "held", "in delivery", "delivered after", "bounced after",
+              "honoured", "state", title="relays")
+    for r in ov.relays:
+        d = status.relay_dict(r, ov.account.id, ov.account.generation)
+        stop = d["stop"] or {}
+        t.add_row(safe(r.id), safe(r.relay or "any"), "?" if r.queue_size is None else f"{r.queue_size:,}",
+                  *(f"{stop[k]:,}" if k in stop else "-" for k in ("held", "in_delivery", "delivered_after", "bounced_after")),
+                  ("yes" if d["honoured"] else "NOT YET") if ov.account.stopped else "-",
+                  r.state if r.alive else "gone")
+    return t
 
 
 # Short headers and a light box: eleven columns must stay readable in an 80-column

@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                         "the SMTP password comes from $MAILCONSOLE_SMTP_PASSWORD or the config file")
     p.add_argument("--rate", default=None, help="messages per second at most, 0.001 to 1000000 (default: no cap)")
     p.add_argument("--batch", default=None, help="messages per claim, 1 to 1000 (default 100)")
+    p.add_argument("--relay-backlog", default=None, metavar="N",
+                   help="keep at most N of our messages waiting at the relay, 1 to 100000000 (needs a relay agent: "
+                        "`mailconsole relay-agent`; default: no limit)")
     p.add_argument("--config", default=None, help="TOML configuration file (keys of an [engine] table)")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
     p.add_argument("--verbose", action="store_true", help="log debug details too (stop timings)")
@@ -54,6 +57,7 @@ def run(ctx: Context) -> int:
             "workers": _number("--workers", args.workers, int),
             "rate": _number("--rate", args.rate, float),
             "batch": _number("--batch", args.batch, int),
+            "relay_backlog": _number("--relay-backlog", args.relay_backlog, int),
         }
         config = load_config(flags={**flags, "transport": args.transport}, toml_path=args.config)
         from ..engine.transports import make_transport

@@ -35,8 +35,12 @@ def drain_line(view: View) -> Text:
         return Text("No engine is running: nothing can be sent.", style="bold")
     start = view.drain_from if view.drain_from is not None else ov.in_flight
     acked = ov.acknowledged if snap.stopped else 0
-    done = acked == engines and ov.in_flight == 0
+    relays = len(ov.live_relays)
+    holding = ov.relays_acknowledged if snap.stopped else 0
+    done = acked == engines and ov.in_flight == 0 and holding == relays
     text = Text(f"in flight {fmt.count(start)} → {fmt.count(ov.in_flight)}, {acked}/{engines} engines stopped")
+    if relays:
+        text.append(f", {holding}/{relays} relays holding")
     text.append("  ✔ quiescent: nothing more will go out" if done else "  … draining", style="bold")
     return text
 
@@ -187,3 +191,72 @@ class SettingsTab(Vertical):
         yield EnginesTitle(classes="section-title")
         yield EngineProblems(id="engine-problems")
         yield EnginesTable(id="engines")
+        yield RelaysPanel(id="relays")
+
+
+RELAY_COLUMNS = (
+    ("relay", "Relay", None),
+    ("held", "Held", None),
+    ("in_delivery", "In delivery at stop", None),
+    ("delivered", "Delivered after", None),
+    ("bounced", "Bounced after", None),
+    ("ack", "Stop honoured", None),
+    ("beat", "Heartbeat", None),
+)
+
+
+class RelaysTable(LiveTable, LiveWidget):
+    """Each relay agent (mailconsole relay-agent): what it holds of the current stop."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(RELAY_COLUMNS, **kwargs)
+
+    def show(self, view: View) -> None:
+        if view.snapshot is None:
+            return
+        ov = view.snapshot.overview
+        acc = ov.account
+        rows = {}
+        for r in ov.relays:
+            ack = r.acknowledged.get(acc.id)
+            stop = ack if acc.stopped and ack is not None and ack.generation >= acc.generation else None
+            figures = (stop.held, stop.in_delivery, stop.delivered_after, stop.bounced_after) if stop else None
+            honoured = ("yes" if r.honoured(acc.id, acc.generation) else "not yet") if acc.stopped else "-"
+            rows[r.id] = (
+                fmt.plain(f"{r.host} {r.relay or ''}".strip()),
+                *(fmt.number(n) if figures else Text("-") for n in (figures or (0, 0, 0, 0))),
+                Text(honoured),
+                Text(fmt.ago(r.heartbeat_at, view.now) if r.alive else "gone"),
+            )
+        self.sync(rows, [r.id for r in ov.relays])
+
+
+class RelaysPanel(Vertical, LiveWidget):
+    """The relays section, shown only once a relay agent has reported; its problems above the table."""
+
+    DEFAULT_CSS = """
+    RelaysPanel { height: auto; }
+    #relay-problems { color: $warning; padding: 0 1; }
+    RelaysTable { height: auto; max-height: 8; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("Relays", classes="section-title")
+        yield Static(id="relay-problems")
+        yield RelaysTable(id="relays-table")
+
+    def show(self, view: View) -> None:
+        if view.snapshot is None:
+            return
+        relays = view.snapshot.overview.relays
+        # Height 0 rather than display: none, which would keep show() from being called.
+        self.styles.height = "auto" if relays else 0
+        text = Text()
+        for r in relays:
+            if r.alive and r.note:
+                text.append("\n" if text else "")
+                text.append(f"{fmt.visible(r.host)} pid {r.pid}: ", style="bold")
+                text.append(fmt.plain(r.note))
+        problems = self.query_one("#relay-problems", Static)
+        problems.styles.height = "auto" if text else 0
+        problems.update(text)

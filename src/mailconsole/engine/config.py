@@ -51,6 +51,9 @@ class EngineConfig:
     dkim_key_file: str | None = None
     dkim_selector: str | None = None
     dkim_domain: str | None = None
+    # At most this many of our messages waiting at the relay (engine/backlog.py): bounds
+    # what a stop has to hold there. Needs a relay agent; None: no limit.
+    relay_backlog: int | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -101,6 +104,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "result_flush": (0, 1),
     "poll_interval": (0.001, 1),  # an idle engine's acknowledgement of a stop waits up to this long
     "heartbeat_interval": (0.01, 2.5),  # an engine silent for 5 s is shown as gone
+    "relay_backlog": (1, 100_000_000),
 }
 # Every other number: a positive, finite time in seconds (at most about 30 years).
 _TIME: tuple[float, float] = (0.001, 1_000_000_000)

@@ -38,6 +38,7 @@ from ..store import queue
 from ..store.dot_fence import DotFence
 from ..store.gate_io import AckWriter, ControlReader
 from ..store.queue import Claimed, Control, Outcome
+from .backlog import RelayBacklog
 from .addresses import address_problem, list_unsubscribe_problem, sender_problem
 from .config import EngineConfig
 from .gate import Gate
@@ -112,6 +113,11 @@ class Engine:
         self.config = config
         self.engine_id = engine_id or new_engine_id()
         self.transport = transport or make_transport(config)
+        # The relay a sent message waits at (SMTP transports): its reply to the dot is
+        # recorded with the message, so the relay agent can find it there.
+        self._relay: str | None = getattr(self.transport, "relay", None)
+        self._backlog = (RelayBacklog(store, self._relay, config.relay_backlog)
+                         if config.relay_backlog and self._relay else None)
         self.started_at = store.now()
         self.held = 0  # messages claimed by this engine and not yet recorded
         self.sent_total = 0
@@ -236,7 +242,7 @@ class Engine:
     async def _record_leftovers(self, outcomes: list[Outcome]) -> None:
         """Record on the way out; if the batch cannot be (one bad outcome), each alone."""
         try:
-            await self._write(queue.record, self.store, self.engine_id, outcomes)
+            await self._write(queue.record, self.store, self.engine_id, outcomes, relay=self._relay)
             self._count(outcomes)
             return
         except StoreError:
@@ -245,7 +251,7 @@ class Engine:
             log.error("recording %d results failed (%s); recording them one by one", len(outcomes), exc)
         for o in outcomes:
             try:
-                await self._write(queue.record, self.store, self.engine_id, [o])
+                await self._write(queue.record, self.store, self.engine_id, [o], relay=self._relay)
             except StoreError:
                 raise
             except Exception as exc:
@@ -302,6 +308,10 @@ class Engine:
                 room = min(cfg.batch, self._max_held - self.held)
                 if self._outage.down:
                     room = 0  # what is held already waits for the server; claim no more meanwhile
+                if room > 0 and self._backlog is not None:
+                    allowed = await self._backlog.room(self.held)  # held read before the count: see room()
+                    if allowed is not None:
+                        room = min(room, allowed)
                 claimed: list[Claimed] = []
                 if room > 0:
                     try:
@@ -492,7 +502,7 @@ class Engine:
 
     async def _transmit(self, c: Claimed, rid: int, built: Built, session: Session, then: Envelope | None) -> Outcome:
         try:
-            await session.send(built, partial(self._gate_check, c), key=c.id, then=then)
+            reply = await session.send(built, partial(self._gate_check, c), key=c.id, then=then)
         except GateClosed:
             return Outcome(c.id, c.mailing_id, "release")
         except SMTPError as exc:
@@ -505,7 +515,7 @@ class Engine:
             if exc.temporary:
                 return self._retry(c, rid, str(exc))._replace(possibly_delivered=twice)
             return self._failure(c, rid, str(exc), SMTP)._replace(possibly_delivered=twice)
-        return Outcome(c.id, c.mailing_id, "sent", rid)
+        return Outcome(c.id, c.mailing_id, "sent", rid, relay_reply=reply if self._relay else None)
 
     async def _connect(self, c: Claimed) -> Session | None:
         """A new connection, for sending c; None if c must go back to the queue first.
@@ -599,7 +609,7 @@ class Engine:
                     continue
                 try:
                     with trio.CancelScope(shield=True):
-                        await self._write(queue.record, self.store, self.engine_id, pending)
+                        await self._write(queue.record, self.store, self.engine_id, pending, relay=self._relay)
                 except StoreError as exc:  # keep the outcomes and try again
                     self._store_failed(exc)
                     failing_since = failing_since or trio.current_time()
@@ -688,7 +698,7 @@ class Engine:
             sent_total=self.sent_total, failed_total=self.failed_total,
             acknowledged=self.acknowledged,
             # While the server is unreachable: the countdown to the next try, as of now.
-            note=self._outage.note() if self._outage.down else self.note,
+            note=self._outage.note() if self._outage.down else self.note or (self._backlog.note if self._backlog else None),
         )
 
     async def _ack_loop(self, acker: AckWriter) -> None:

@@ -160,6 +160,11 @@ class SMTPTransport:
     settings: SMTPSettings
     name: str
 
+    @property
+    def relay(self) -> str:
+        """host:port, recorded with each message handed over (the relay agent's key)."""
+        return f"{self.settings.host}:{self.settings.port}"
+
     async def open(self) -> Session:
         return _SMTPSession(await SMTPConnection.open(self.settings))
 

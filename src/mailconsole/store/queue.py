@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, and_, bindparam, case, exists, func, or_, select, update
 
-from . import stop_intent, suppressions
+from . import relay_reply, stop_intent, suppressions
 from .connection import Store
 from .identity import read_store_id
 from .mailings import PLANNED, SENDING, finished_status
@@ -53,6 +53,9 @@ class Outcome(NamedTuple):
     possibly_delivered: bool = False
     # For "failed": why (messages.fail_kind: "template", "address" or "smtp").
     fail_kind: str | None = None
+    # For "sent" through a relay: its reply to the dot, as it came (parsed for the
+    # relay's queue id only when recorded: see store/relay_reply.py).
+    relay_reply: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,8 +197,12 @@ def _merge(total: dict[int, int], part: dict[int, int]) -> None:
 _COUNTER = {"sent": "sent", "failed": "failed", "retry": "queued", "release": "queued"}
 
 
-def record(store: Store, owner: str, outcomes: Iterable[Outcome]) -> None:
-    """Record a batch of outcomes; messages whose lease this engine lost are left alone."""
+def record(store: Store, owner: str, outcomes: Iterable[Outcome], *, relay: str | None = None) -> None:
+    """Record a batch of outcomes; messages whose lease this engine lost are left alone.
+
+    `relay`: the host:port the engine hands messages to; a sent outcome's reply
+    to the dot then records where the message waits (the relay's queue id).
+    """
     now = store.now()
     groups: dict[tuple, list[Outcome]] = defaultdict(list)
     for o in outcomes:
@@ -215,6 +222,8 @@ def record(store: Store, owner: str, outcomes: Iterable[Outcome]) -> None:
                 n = sum(moved.values())
                 if n and rid is not None:
                     conn.execute(update(revisions).where(revisions.c.id == rid).values(sent=revisions.c.sent + n))
+                if n and relay is not None:
+                    _record_relay(conn, relay, now, items)
             elif kind in ("failed", "retry"):
                 for o in items:
                     values = (
@@ -243,6 +252,29 @@ def record(store: Store, owner: str, outcomes: Iterable[Outcome]) -> None:
             conn.execute(update(mailings).where(mailings.c.id == mid).values(recovered=mailings.c.recovered + n))
         if touched:
             _finish(conn, touched)
+
+
+# One statement for a whole batch (executemany): each message its own queue id.
+_RELAYED = (
+    update(messages)
+    .where(messages.c.id == bindparam("b_id"), messages.c.state == "sent")
+    .values(relay=bindparam("b_relay"), relay_queue_id=bindparam("b_queue_id"), relay_state=bindparam("b_state"),
+            relay_at=bindparam("b_at"), relay_note=bindparam("b_note"))
+)
+
+
+def _record_relay(conn: Connection, relay: str, now: float, items: list[Outcome]) -> None:
+    """Where each message handed to the relay waits: 'queued' under its queue id, or
+    no state (nothing to follow it by) with the reply kept."""
+    rows = []
+    for o in items:
+        if o.relay_reply is None:
+            continue
+        queue_id, raw = relay_reply.parse(o.relay_reply)
+        rows.append({"b_id": o.message_id, "b_relay": relay, "b_queue_id": queue_id,
+                     "b_state": "queued" if queue_id else None, "b_at": now, "b_note": raw})
+    if rows:
+        conn.execute(_RELAYED, rows)
 
 
 def _finish(conn: Connection, mailing_ids: set[int]) -> None:

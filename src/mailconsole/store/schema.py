@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 # Bump when the tables change, together with a new Alembic revision in
@@ -28,8 +29,9 @@ from sqlalchemy import (
 # written by a newer program is refused, an older one is upgraded by
 # `mailconsole migrate`. Version 2 added messages.fail_kind; version 3 the sender's
 # display name, Reply-To, List-Id, the suppression list and the store id; version 4
-# the recipients index (ix_messages_recipients).
-SCHEMA_VERSION = 4
+# the recipients index (ix_messages_recipients); version 5 what the relay holds
+# (messages.relay_*, the relays table).
+SCHEMA_VERSION = 5
 
 
 def revision_of(version: int) -> str:
@@ -139,6 +141,17 @@ messages = Table(
     # Last, where ALTER TABLE ADD COLUMN put it in upgraded stores: new and upgraded
     # stores have the same columns in the same order.
     Column("fail_kind", String(20)),
+    # From here: schema 4, what the relay did with a message handed to it (see
+    # store/relays.py). relay: the host:port it was handed to; relay_queue_id: the
+    # relay's queue id from its reply to the dot; relay_state: where it is there
+    # (RELAY_STATES; NULL: no relay, or no queue id to follow it by); relay_at:
+    # when relay_state last changed; relay_note: the reply to the dot when it named
+    # no queue id, else the relay's last word (deferral reason, remote reply).
+    Column("relay", String(255)),
+    Column("relay_queue_id", String(64)),
+    Column("relay_state", String(12)),
+    Column("relay_at", Float),
+    Column("relay_note", Text),
     UniqueConstraint("mailing_id", "email", name="uq_messages_recipient"),
 )
 # Claiming walks (mailing, state, due) for the few mailings that may send, so its
@@ -150,6 +163,13 @@ Index("ix_messages_state", messages.c.state, messages.c.lease_expires)
 # state and revision in id order, 5,000 at a time from the last id seen: with
 # this index each chunk is a seek and a short range, not a scan of the mailing.
 Index("ix_messages_recipients", messages.c.mailing_id, messages.c.state, messages.c.revision_id, messages.c.id)
+
+# The messages still in a relay's queue (waiting or held there), by queue id: a
+# partial index, so it holds only what relays hold now, not every message ever
+# relayed; queries name the same literal condition (relays.AT_RELAY) to use it.
+AT_RELAY_SQL = "relay_state IN ('queued', 'held')"
+Index("ix_messages_at_relay", messages.c.relay_state, messages.c.relay_queue_id,
+      sqlite_where=text(AT_RELAY_SQL), postgresql_where=text(AT_RELAY_SQL))
 
 # Addresses an account never sends to again (unsubscribed, bounced, complained).
 # The primary key is the lookup the claim and the import make: one row per
@@ -183,6 +203,27 @@ engines = Table(
     Column("failed_total", Integer, nullable=False, default=0),
     # JSON {account_id: generation} this engine has fully honoured.
     Column("acknowledged", Text, nullable=False, default="{}"),
+    Column("note", Text),
+)
+
+# Relay agents (mailconsole relay-agent), one row each: their heartbeat, the stops
+# they acknowledged and what they did at the relay.
+relays = Table(
+    "relays",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("kind", String(20), nullable=False),  # "postfix"
+    Column("relay", String(255)),  # the host:port engines hand messages to; NULL: any
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("state", String(20), nullable=False),
+    # JSON {account_id: {"generation", "held", "in_delivery", "at", ...}}: the stops honoured.
+    Column("acknowledged", Text, nullable=False, default="{}"),
+    # JSON of the agent's totals: held, released, deleted, delivered, bounced, deferred, expired.
+    Column("counts", Text, nullable=False, default="{}"),
+    Column("queue_size", Integer),
     Column("note", Text),
 )
 

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
@@ -15,6 +15,7 @@ from .engines import GONE_LISTED_FOR, EngineInfo, roster
 from .mailings import DELETED, Mailing, list_mailings
 from .schema import accounts as accounts_table
 from .schema import mailings as mailings_table
+from .relays import RelayInfo, list_relays
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Overview:
     mailings: list[Mailing]  # including planned ones
     engines: list[EngineInfo]  # live ones and recently gone ones
     hidden_engines: int = 0  # gone longer ago than GONE_LISTED_FOR: counted, not listed
+    relays: list[RelayInfo] = field(default_factory=list)  # relay agents, live and recently gone
 
     @property
     def live_engines(self) -> list[EngineInfo]:
@@ -56,8 +58,19 @@ class Overview:
         )
 
     @property
+    def live_relays(self) -> list[RelayInfo]:
+        return [r for r in self.relays if r.alive]
+
+    @property
+    def relays_acknowledged(self) -> int:
+        """How many live relay agents hold what their relay had queued of the current stop."""
+        return sum(1 for r in self.live_relays if r.honoured(self.account.id, self.account.generation))
+
+    @property
     def quiescent(self) -> bool:
-        return self.account.stopped and self.acknowledged == len(self.live_engines)
+        """Stopped, and every engine and every relay agent has honoured the stop."""
+        return (self.account.stopped and self.acknowledged == len(self.live_engines)
+                and self.relays_acknowledged == len(self.live_relays))
 
     def as_dict(self) -> dict:
         a = self.account
@@ -83,13 +96,26 @@ class Overview:
             "live_engines": len(self.live_engines),  # 0 while running: nothing is being sent
             "hidden_engines": self.hidden_engines,
             "rate": self.rate,
+            "relays": [relay_dict(r, a.id, a.generation) for r in self.relays],
         }
+
+
+def relay_dict(r: RelayInfo, account_id: int, generation: int) -> dict:
+    """One relay agent as `status --json` shows it; `stop`: what it did for the current stop."""
+    ack = r.acknowledged.get(account_id)
+    current = ack is not None and ack.generation >= generation
+    return {
+        "id": r.id, "host": r.host, "pid": r.pid, "kind": r.kind, "relay": r.relay, "state": r.state,
+        "alive": r.alive, "heartbeat_at": r.heartbeat_at, "at_relay": r.queue_size, "counts": r.counts,
+        "note": r.note, "honoured": r.honoured(account_id, generation),
+        "stop": ack.as_dict() if current and ack is not None else None,
+    }
 
 
 def overview(store: Store, account: str = "default") -> Overview:
     engines = roster(store)
     return Overview(state(store, account), list_mailings(store, account, planned=True), engines.engines,
-                    engines.hidden)
+                    engines.hidden, list_relays(store, include_gone=True))
 
 
 def hidden_engines_note(ov: Overview) -> str:

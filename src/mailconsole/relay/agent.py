@@ -1,0 +1,450 @@
+"""The relay agent's loop: keep the relay's queue in step with the stop.
+
+    every POLL (5 ms): read the stop state (the gate's ~10 µs read, intents too)
+         │ changed, or something is held, or a second has passed
+         ▼
+    reconcile: messages at the relay whose state there differs from what the
+         stop wants (store/relays.to_act_on) ──► hold / release / delete
+         │                                         by queue id (RelayQueue)
+         ▼
+    record what the relay confirmed; acknowledge each stop generation
+    follow the relay's log: delivered / deferred / bounced per message
+    heartbeat (like an engine): counts, acknowledgements, the current problem
+
+Nudged, not only polled: a stop's commit is seen at the next 5 ms read of the
+store (no other process has to tell the agent), so the hold follows the
+commit within milliseconds; nothing else runs that often.
+
+Nothing is recorded that the relay did not confirm: a hold that the relay did
+not report (the id gone, or already held) is checked against its queue listing
+before anything is written; an id that is in neither the queue nor the log yet
+waits (GONE_AFTER) for its outcome before it is marked lost. When the store
+cannot be read, nothing is done at the relay; when it cannot be written, what
+the relay did is kept and written once it can.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..store import Store, StoreError
+from ..store import engines as engine_rows
+from ..store import relays
+from ..store.accounts import DAY, DEFAULT_MAX_AGE_DAYS
+from ..store.gate_io import ControlReader
+from ..store.mailings import DELETED
+from ..store.queue import Control
+from ..store.relays import AtRelay, Change, StopAck
+from .interface import Outcome, RelayError, RelayQueue
+
+log = logging.getLogger("mailconsole.relay")
+
+POLL = 0.005  # how often the stop state is read
+HELD_RECHECK = 0.02  # while something should be held: look for newly recorded messages this often
+FULL_RECHECK = 1.0  # otherwise, at least this often
+GONE_AFTER = 30.0  # an id neither in the queue nor in the log for this long is lost
+UNMATCHED_FOR = 60.0  # a logged outcome whose message is not recorded (yet) is retried this long
+RELAY_RETRY = 0.5  # after a failed call to the relay, wait this long before the next
+# The loop's writes wait this long for the write lock, then try again at the next
+# round: a store that takes no writes must not keep the agent from holding.
+WRITE_WAIT = 0.05
+WRITE_TROUBLE_AFTER = 1.0  # failing writes are shown once they have failed this long
+EVENT_SHOWN_FOR = 60.0  # a relay restart or a log rotation stays in the note this long
+
+
+def new_agent_id() -> str:
+    return f"relay-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class _Stop:
+    """The current stop of one account, as this agent has acted on it."""
+
+    generation: int
+    noticed: float  # store time the agent first saw it
+    acked_at: float | None = None
+    in_delivery: int = 0
+    delivered_after: int = 0
+    bounced_after: int = 0
+
+
+class Agent:
+    def __init__(
+        self, store: Store, queue: RelayQueue, *, relay: str | None = None, agent_id: str | None = None,
+        kind: str = "postfix", poll: float = POLL, heartbeat_interval: float = 1.0,
+        max_age_days: float = DEFAULT_MAX_AGE_DAYS, gone_after: float = GONE_AFTER,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.relay = relay
+        self.agent_id = agent_id or new_agent_id()
+        self.kind = kind
+        self.poll = poll
+        self.heartbeat_interval = heartbeat_interval
+        self.max_age = max_age_days * DAY
+        self.gone_after = gone_after
+        self.started_at = store.now()
+        self.counts: dict[str, int] = {k: 0 for k in
+                                       ("held", "released", "deleted", "delivered", "bounced", "deferred", "expired", "lost")}
+        self.note: str | None = None
+        self._problems: dict[str, str] = {}  # source -> current problem; the note joins them
+        self._reader: ControlReader | None = None
+        self._last: tuple | None = None
+        self._control: Control | None = None
+        self._stops: dict[int, _Stop] = {}
+        self._missing: dict[str, float] = {}  # queue id -> monotonic time first not found at the relay
+        self._unmatched: dict[str, tuple[Outcome, float]] = {}
+        self._unwritten: list[Change] = []  # confirmed by the relay, not yet in the store
+        self._next_reconcile = 0.0
+        self._relay_retry_at = 0.0
+        self._next_beat = 0.0
+        self._beat_now = False
+        self._event_until = 0.0
+        self._failure: RelayError | None = None  # the relay's failure in the current round
+        self._unresolved: set[int] = set()  # accounts with something the relay neither held nor lost
+        self._was_down = False
+        self._failing_since = 0.0
+        self.stopping = threading.Event()
+
+    # -- the loop ------------------------------------------------------------
+
+    def run(self, on_ready: Callable[["Agent"], None] | None = None) -> None:
+        """Until `stopping` is set (SIGTERM/SIGINT in the command); heartbeats 'stopped' at the end."""
+        self._beat("running")
+        if on_ready is not None:
+            on_ready(self)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self.tick()
+                except Exception as exc:  # a bug must not end the agent in the middle of a stop
+                    log.exception("relay agent round failed")
+                    self._set_problem("internal", f"internal error: {exc.__class__.__name__}: {exc}")
+                    self.stopping.wait(RELAY_RETRY)
+                else:
+                    self._set_problem("internal", None)
+                self.stopping.wait(self.poll)
+        finally:
+            try:
+                self._beat("stopped")
+            except StoreError as exc:
+                log.warning("last heartbeat failed: %s", exc)
+            if self._reader is not None:
+                self._reader.close()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        control = self._read_control()
+        if control is not None:
+            wanted = (control.stopped_accounts, tuple(sorted(control.generations.items())),
+                      tuple(sorted(control.mailing_status.items())))
+            changed = wanted != self._last
+            self._last, self._control = wanted, control
+            if changed or now >= self._next_reconcile:
+                if now >= self._relay_retry_at:
+                    self._reconcile(control)
+        self._follow_log()
+        self._flush_unwritten()
+        if self._beat_now or now >= self._next_beat:
+            try:
+                self._beat("running")
+                if not self._unwritten:
+                    self._write_ok()
+            except StoreError as exc:
+                self._write_failed(f"cannot write to the store: {exc}")
+
+    def _read_control(self) -> Control | None:
+        try:
+            if self._reader is None:
+                self._reader = ControlReader(self.store)
+            control = self._reader.read()
+        except Exception as exc:  # the driver's own errors too: the store cannot be read
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+            self._set_problem("store-read", f"store unreachable, nothing done at the relay: {exc}")
+            return None
+        self._set_problem("store-read", None)
+        return control
+
+    def _set_problem(self, source: str, problem: str | None) -> None:
+        before = self.note
+        if problem is None:
+            self._problems.pop(source, None)
+        else:
+            if self._problems.get(source) != problem:
+                log.warning("%s", problem)
+            self._problems[source] = problem
+        self.note = "; ".join(self._problems.values()) or None
+        if self.note != before:
+            self._beat_now = True
+
+    # -- reconciling the relay with the stop ------------------------------------
+
+    def _reconcile(self, control: Control) -> None:
+        now = time.monotonic()
+        held_accounts = control.stopped_accounts
+        self._track_stops(control)
+        try:
+            rows = relays.to_act_on(self.store, self.relay, held_accounts)
+        except StoreError as exc:
+            self._set_problem("store-read", f"store unreachable, nothing done at the relay: {exc}")
+            return
+        rows = [r for r in rows if r.queue_id not in self._missing]
+        self._failure = None
+        self._unresolved = set()
+        changes = self._act(rows, now)
+        if self._failure is not None:
+            self._set_problem("relay", f"cannot act at the relay: {self._failure}")
+            self._relay_retry_at = now + RELAY_RETRY
+        else:
+            self._set_problem("relay", None)
+        self._unwritten.extend(changes)
+        self._flush_unwritten()
+        self._expire_missing(now)
+        wants_hold = bool(held_accounts) or any(st == "paused" for st, _ in control.mailing_status.values())
+        self._next_reconcile = now + (HELD_RECHECK if wants_hold else FULL_RECHECK)
+        if not self._unwritten and self._failure is None:
+            self._acknowledge()  # what the relay did is in the store: the stops it covers are honoured
+
+    def _act(self, rows: list[AtRelay], now: float) -> list[Change]:
+        hold = [r for r in rows if r.relay_state == relays.QUEUED and r.mailing_status != DELETED]
+        delete = [r for r in rows if r.mailing_status == DELETED]
+        release = [r for r in rows if r.relay_state == relays.HELD and r.mailing_status != DELETED]
+        cutoff = self.store.now() - self.max_age
+        expire = [r for r in release if r.relay_at is not None and r.relay_at < cutoff]
+        release = [r for r in release if not (r.relay_at is not None and r.relay_at < cutoff)]
+        changes: list[Change] = []
+        if hold:
+            started = time.monotonic()
+            done = self._call(self.queue.hold, hold)
+            log.info("held %d of %d at the relay in %.1f ms", len(done), len(hold), 1000 * (time.monotonic() - started))
+            changes += [Change(r.message_id, relays.HELD) for r in hold if r.queue_id in done]
+            self.counts["held"] += len(done)
+            changes += self._unconfirmed([r for r in hold if r.queue_id not in done], {"hold": relays.HELD}, now)
+        if delete:
+            done = self._call(self.queue.delete, delete)
+            changes += [Change(r.message_id, relays.DELETED_AT_RELAY, "removed from the relay: mailing deleted")
+                        for r in delete if r.queue_id in done]
+            self.counts["deleted"] += len(done)
+            changes += self._unconfirmed([r for r in delete if r.queue_id not in done], {}, now)
+        if release:
+            done = self._call(self.queue.release, release)
+            changes += [Change(r.message_id, relays.QUEUED, None) for r in release if r.queue_id in done]
+            self.counts["released"] += len(done)
+            rest = [r for r in release if r.queue_id not in done]
+            changes += self._unconfirmed(rest, {"active": relays.QUEUED, "incoming": relays.QUEUED,
+                                                "deferred": relays.QUEUED}, now)
+        if expire:
+            done = self._call(self.queue.delete, expire)
+            gone = [r.message_id for r in expire if r.queue_id in done]
+            self._write_expired(gone)
+            changes += self._unconfirmed([r for r in expire if r.queue_id not in done], {}, now)
+        return changes
+
+    def _call(self, operation: Callable[[list[str]], set[str]], rows: list[AtRelay]) -> set[str]:
+        """One relay operation; on failure what it did still counts, the rest waits for a retry."""
+        if self._failure is not None:
+            return set()  # the relay failed already in this round: do not pile on
+        try:
+            return operation([r.queue_id for r in rows])
+        except RelayError as exc:
+            self._failure = exc
+            return exc.done
+
+    def _unconfirmed(self, rows: list[AtRelay], already: dict[str, str], now: float) -> list[Change]:
+        """Rows the relay did not act on: already in the wanted state there (recorded so), or gone;
+        any other is unresolved (its account's stop is not honoured yet)."""
+        if not rows:
+            return []
+        where = self.queue.locate(r.queue_id for r in rows)
+        changes = []
+        missing = []
+        for r in rows:
+            queue = where.get(r.queue_id)
+            if queue is None:
+                missing.append(r)
+            elif queue in already:
+                changes.append(Change(r.message_id, already[queue]))
+            else:
+                self._unresolved.add(r.account_id)
+        self._note_missing(missing, now)
+        return changes
+
+    def _note_missing(self, rows: list[AtRelay], now: float) -> None:
+        """Not in the relay's queue: its outcome is in the log, or coming; wait for it."""
+        for r in rows:
+            self._missing.setdefault(r.queue_id, now)
+
+    def _expire_missing(self, now: float) -> None:
+        lost = [q for q, since in self._missing.items() if now - since > self.gone_after]
+        if not lost:
+            return
+        try:
+            found = relays.find(self.store, self.relay, lost)
+        except StoreError:
+            return
+        for q in lost:
+            del self._missing[q]
+        if found:
+            self._unwritten += [Change(r.message_id, relays.LOST, "no longer in the relay's queue, no outcome in its log")
+                                for r in found.values()]
+            self.counts["lost"] += len(found)
+            self._set_problem("lost", f"{self.counts['lost']} queue ids no longer at the relay without an outcome logged")
+
+    def _write_expired(self, message_ids: list[int]) -> None:
+        if not message_ids:
+            return
+        note = f"held at the relay over {self.max_age / DAY:g} days: removed there, suspended here"
+        try:
+            self.counts["expired"] += relays.expire(self.store, message_ids, note, patience=WRITE_WAIT)
+        except StoreError as exc:
+            # Removed from the relay but not yet suspended here: the row still says
+            # held; the next reconcile finds the id gone and waits, then marks it lost.
+            self._set_problem("store-write", f"cannot write to the store: {exc}")
+
+    def _flush_unwritten(self) -> None:
+        if not self._unwritten:
+            return
+        try:
+            relays.apply(self.store, self._unwritten, patience=WRITE_WAIT)
+        except StoreError as exc:
+            self._write_failed(f"cannot write to the store; {len(self._unwritten)} changes at the relay "
+                               f"kept to record: {exc}")
+            return
+        self._unwritten = []
+        self._write_ok()
+
+    def _write_failed(self, problem: str) -> None:
+        now = time.monotonic()
+        self._failing_since = self._failing_since or now
+        if now - self._failing_since >= WRITE_TROUBLE_AFTER:
+            self._set_problem("store-write", problem)
+
+    def _write_ok(self) -> None:
+        self._failing_since = 0.0
+        self._set_problem("store-write", None)
+
+    # -- acknowledgements ------------------------------------------------------
+
+    def _track_stops(self, control: Control) -> None:
+        for acc in list(self._stops):
+            if acc not in control.stopped_accounts or control.generations.get(acc) != self._stops[acc].generation:
+                del self._stops[acc]
+        for acc in control.stopped_accounts:
+            generation = control.generations.get(acc, 0)
+            if acc not in self._stops:
+                self._stops[acc] = _Stop(generation, self.store.now())
+
+    def _acknowledge(self) -> None:
+        """A stop is honoured once what its account had queued at the relay is held (or gone).
+
+        Only after every live engine has acknowledged it too: until then an engine
+        may still be recording messages it handed to the relay before the stop.
+        """
+        waiting = [acc for acc, stop in self._stops.items() if stop.acked_at is None]
+        if not waiting:
+            return
+        try:
+            live = engine_rows.live_engines(self.store)
+        except StoreError:
+            return
+        for acc in waiting:
+            stop = self._stops[acc]
+            if acc not in self._unresolved and all(e.acknowledged_generation(acc) >= stop.generation for e in live):
+                stop.acked_at = self.store.now()
+                self._beat_now = True
+                log.info("stop %d of account %d honoured at the relay", stop.generation, acc)
+
+    def acknowledgements(self) -> dict[int, StopAck]:
+        try:
+            held = relays.held_per_account(self.store, self.relay)
+        except StoreError:
+            held = {}
+        return {acc: StopAck(s.generation, held.get(acc, 0), s.in_delivery, s.delivered_after, s.bounced_after,
+                             s.acked_at or 0.0)
+                for acc, s in self._stops.items() if s.acked_at is not None}
+
+    # -- outcomes from the relay's log --------------------------------------------
+
+    def _follow_log(self) -> None:
+        try:
+            fresh = self.queue.outcomes()
+        except OSError as exc:
+            self._set_problem("log", f"cannot read the relay's log: {exc}")
+            return
+        down = self.queue.down()
+        self._set_problem("relay-down", down)
+        if self._was_down and down is None:
+            self._relay_retry_at = 0.0  # back: act now, before it delivers what it holds
+            self._next_reconcile = 0.0
+        self._was_down = down is not None
+        for event in self.queue.events():
+            self._set_problem("relay-event", event)
+            self._event_until = time.monotonic() + EVENT_SHOWN_FOR
+        if self._event_until and time.monotonic() > self._event_until:
+            self._event_until = 0.0
+            self._set_problem("relay-event", None)
+        if not fresh and not self._unmatched:
+            return
+        now = time.monotonic()
+        batch = {o.queue_id: o for o, _ in self._unmatched.values()}
+        first_seen = {q: t for q, (_, t) in self._unmatched.items()}
+        for o in fresh:
+            batch[o.queue_id] = o  # the latest word on an id wins (a deferral, then delivered)
+            first_seen.setdefault(o.queue_id, now)
+        try:
+            found = relays.find(self.store, self.relay, list(batch))
+        except StoreError as exc:
+            self._set_problem("store-read", f"store unreachable: {exc}")
+            self._unmatched = {q: (o, first_seen[q]) for q, o in batch.items()}
+            return
+        changes = []
+        for q, o in batch.items():
+            r = found.get(q)
+            if r is None:
+                continue
+            self._missing.pop(q, None)
+            if o.status == "deferred":
+                changes.append(Change(r.message_id, r.relay_state, f"deferred: {o.reply}", r.relay_at))
+                self.counts["deferred"] += 1
+                continue
+            state = relays.DELIVERED if o.status == "delivered" else relays.BOUNCED
+            changes.append(Change(r.message_id, state, o.reply))
+            self.counts[o.status] += 1
+            stop = self._stops.get(r.account_id)
+            if stop is not None:
+                if r.relay_state == relays.HELD:
+                    stop.in_delivery += 1
+                if o.status == "delivered":
+                    stop.delivered_after += 1
+                else:
+                    stop.bounced_after += 1
+        self._unwritten += changes
+        # Outcomes of messages not recorded yet (the engine writes its results in
+        # batches) are tried again; those of messages not ours are dropped in time.
+        self._unmatched = {q: (o, first_seen[q]) for q, o in batch.items()
+                           if q not in found and now - first_seen[q] < UNMATCHED_FOR}
+
+    # -- heartbeat -------------------------------------------------------------
+
+    def _beat(self, state: str) -> None:
+        self._beat_now = False
+        self._next_beat = time.monotonic() + self.heartbeat_interval
+        try:
+            size: int | None = relays.at_relay(self.store, self.relay)
+        except StoreError:
+            size = None
+        relays.beat(
+            self.store, self.agent_id, acknowledged=self.acknowledgements(), counts=dict(self.counts),
+            patience=WRITE_WAIT if state == "running" else relays.WRITE_PATIENCE,
+            host=socket.gethostname(), pid=os.getpid(), kind=self.kind, relay=self.relay,
+            started_at=self.started_at, state=state, queue_size=size, note=self.note,
+        )

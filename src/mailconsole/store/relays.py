@@ -1,0 +1,272 @@
+"""What the relays hold: the messages still in a relay's queue, and the relay agents.
+
+An engine that hands a message to a relay records where it waits there
+(messages.relay, relay_queue_id; relay_state 'queued': see queue.record). The
+relay agent (mailconsole relay-agent) beside the relay then keeps the relay in
+step with the stop: what should not go out is put on hold there, released on
+resume, removed on delete; and it records what the relay finally did with each
+message. relay_state moves only here, and only to what the relay confirmed:
+
+    queued ──hold──► held ──release──► queued
+      │  ╲             │  ╲
+      │   ╲ delete      │   ╲ 7-day rule on resume: expired (the message is
+      │    ► deleted ◄──┘    ► suspended in our queue, a requeue sends it again)
+      ▼
+    delivered / bounced   (from the relay's log; also from 'held': a message the
+                           relay was already delivering when it was held)
+    lost                  (gone from the relay's queue with no outcome in its log)
+
+Only 'queued' and 'held' are "at the relay"; the partial index
+ix_messages_at_relay holds just those rows, so every query here walks what the
+relays hold now, never every message ever relayed. Each query names the same
+literal condition (AT_RELAY) so that SQLite can use that index.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, not_, or_, select, text, update
+
+from .connection import Store
+from .mailings import DELETED, PAUSED
+from .schema import AT_RELAY_SQL, mailings, messages, relays, revisions
+
+QUEUED, HELD, DELIVERED, BOUNCED = "queued", "held", "delivered", "bounced"
+DELETED_AT_RELAY, EXPIRED, LOST = "deleted", "expired", "lost"
+RELAY_STATES = (QUEUED, HELD, DELIVERED, BOUNCED, DELETED_AT_RELAY, EXPIRED, LOST)
+FINAL = (DELIVERED, BOUNCED)
+AT_RELAY = text(AT_RELAY_SQL)
+
+# An agent whose heartbeat is older than this is considered gone (as engines).
+LIVE_WITHIN = 5.0
+MAX_NOTE = 500
+# The agent's writes take the lock by polling (as a stop does), not through
+# SQLite's backing-off busy handler: what the relay did is recorded, and the next
+# round of holds read, milliseconds after the engines' transactions end.
+WRITE_PATIENCE = 5.0
+
+
+class AtRelay(NamedTuple):
+    """A message in a relay's queue that the agent must act on."""
+
+    message_id: int
+    queue_id: str
+    relay_state: str  # queued | held
+    relay_at: float | None
+    mailing_id: int
+    mailing_status: str
+    account_id: int
+
+
+def _relay_filter(relay: str | None):  # type: ignore[no-untyped-def]
+    return messages.c.relay == relay if relay is not None else messages.c.relay.is_not(None)
+
+
+def to_act_on(store: Store, relay: str | None, held_accounts: Iterable[int]) -> list[AtRelay]:
+    """Messages at the relay whose state there differs from what the stop wants.
+
+    Wanted on hold: the account is stopped (or held by a stop intent: the caller
+    passes those in `held_accounts`), the mailing paused or deleted. 'queued' ones
+    that should be held, 'held' ones that should not (released, or deleted).
+    """
+    accounts_held = list(held_accounts)
+    want_held = or_(mailings.c.status.in_((PAUSED, DELETED)), mailings.c.account_id.in_(accounts_held))
+    query = (
+        select(messages.c.id, messages.c.relay_queue_id, messages.c.relay_state, messages.c.relay_at,
+               mailings.c.id, mailings.c.status, mailings.c.account_id)
+        .join(mailings, mailings.c.id == messages.c.mailing_id)
+        .where(
+            AT_RELAY, _relay_filter(relay),
+            or_(
+                and_(messages.c.relay_state == QUEUED, want_held),
+                and_(messages.c.relay_state == HELD, or_(not_(want_held), mailings.c.status == DELETED)),
+            ),
+        )
+    )
+    with store.read() as conn:
+        return [AtRelay(*r) for r in conn.execute(query)]
+
+
+def find(store: Store, relay: str | None, queue_ids: Sequence[str]) -> dict[str, AtRelay]:
+    """The messages at the relay with these queue ids (absent: unknown, or final already)."""
+    if not queue_ids:
+        return {}
+    query = (
+        select(messages.c.id, messages.c.relay_queue_id, messages.c.relay_state, messages.c.relay_at,
+               mailings.c.id, mailings.c.status, mailings.c.account_id)
+        .join(mailings, mailings.c.id == messages.c.mailing_id)
+        .where(AT_RELAY, _relay_filter(relay), messages.c.relay_queue_id.in_(bindparam("ids", expanding=True)))
+    )
+    with store.read() as conn:
+        return {r[1]: AtRelay(*r) for r in conn.execute(query, {"ids": list(queue_ids)})}
+
+
+class Change(NamedTuple):
+    message_id: int
+    relay_state: str
+    note: str | None = None
+    at: float | None = None  # when the relay did it (its log); None: now
+
+
+_MOVE = (
+    update(messages)
+    .where(messages.c.id == bindparam("b_id"), AT_RELAY)
+    .values(relay_state=bindparam("b_state"), relay_at=bindparam("b_at"), relay_note=bindparam("b_note"))
+)
+
+
+def apply(store: Store, changes: Sequence[Change], *, patience: float = WRITE_PATIENCE) -> int:
+    """Record what the relay confirmed; only rows still at the relay move (a final outcome stays).
+
+    StoreBusy after `patience` seconds without the write lock: the caller keeps the changes.
+    """
+    if not changes:
+        return 0
+    now = store.now()
+    rows = [{"b_id": c.message_id, "b_state": c.relay_state, "b_at": c.at if c.at is not None else now,
+             "b_note": c.note[:MAX_NOTE] if c.note else None} for c in changes]
+    with store.write(patience=patience) as conn:
+        return conn.execute(_MOVE, rows).rowcount
+
+
+def expire(store: Store, message_ids: Sequence[int], note: str, *, patience: float = WRITE_PATIENCE) -> int:
+    """The 7-day rule for messages removed from the relay on resume: suspended in our queue.
+
+    They were counted sent when the relay took them; now they wait like any
+    other suspended message (visible, deletable, requeueable): the sent counters
+    of their mailing and revision go back, the suspended counter up.
+    """
+    if not message_ids:
+        return 0
+    now = store.now()
+    with store.write(patience=patience) as conn:
+        rows = conn.execute(
+            update(messages)
+            .where(messages.c.id.in_(bindparam("ids", expanding=True)), messages.c.state == "sent", AT_RELAY)
+            .values(state="suspended", relay_state=EXPIRED, relay_at=now, relay_note=note[:MAX_NOTE])
+            .returning(messages.c.mailing_id, messages.c.revision_id),
+            {"ids": list(message_ids)},
+        ).all()
+        _move_counters(conn, rows)
+    return len(rows)
+
+
+def _move_counters(conn: Connection, rows: Sequence[tuple[int, int | None]]) -> None:
+    per_mailing: dict[int, int] = defaultdict(int)
+    per_revision: dict[int, int] = defaultdict(int)
+    for mid, rid in rows:
+        per_mailing[mid] += 1
+        if rid is not None:
+            per_revision[rid] += 1
+    for mid, n in per_mailing.items():
+        conn.execute(update(mailings).where(mailings.c.id == mid)
+                     .values(sent=mailings.c.sent - n, suspended=mailings.c.suspended + n))
+    for rid, n in per_revision.items():
+        conn.execute(update(revisions).where(revisions.c.id == rid).values(sent=revisions.c.sent - n))
+
+
+def held_per_account(store: Store, relay: str | None) -> dict[int, int]:
+    """How many messages each account has on hold at the relay now."""
+    query = (
+        select(mailings.c.account_id, func.count())
+        .select_from(messages.join(mailings, mailings.c.id == messages.c.mailing_id))
+        .where(AT_RELAY, _relay_filter(relay), messages.c.relay_state == HELD)
+        .group_by(mailings.c.account_id)
+    )
+    with store.read() as conn:
+        return {acc: n for acc, n in conn.execute(query)}
+
+
+def at_relay(store: Store, relay: str | None) -> int:
+    """How many of our messages wait at the relay (queued or held): for flow control and status."""
+    with store.read() as conn:
+        return conn.execute(select(func.count()).select_from(messages).where(AT_RELAY, _relay_filter(relay))).scalar_one()
+
+
+# -- the agents' rows -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StopAck:
+    """What an agent did for one stop of one account."""
+
+    generation: int
+    held: int  # messages it put on hold at the relay for this stop
+    in_delivery: int  # held ones the relay was already delivering: finished after the hold
+    delivered_after: int  # messages of the account the relay delivered after the stop's commit
+    bounced_after: int
+    at: float  # when it acknowledged (all it could hold was held)
+
+    def as_dict(self) -> dict:
+        return {"generation": self.generation, "held": self.held, "in_delivery": self.in_delivery,
+                "delivered_after": self.delivered_after, "bounced_after": self.bounced_after, "at": self.at}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StopAck":
+        return cls(int(d.get("generation", 0)), int(d.get("held", 0)), int(d.get("in_delivery", 0)),
+                   int(d.get("delivered_after", 0)), int(d.get("bounced_after", 0)), float(d.get("at", 0.0)))
+
+
+@dataclass(frozen=True)
+class RelayInfo:
+    id: str
+    host: str
+    pid: int
+    kind: str
+    relay: str | None
+    started_at: float
+    heartbeat_at: float
+    state: str
+    acknowledged: dict[int, StopAck]
+    counts: dict[str, int]
+    queue_size: int | None
+    note: str | None
+    alive: bool
+
+    def honoured(self, account_id: int, generation: int) -> bool:
+        """Whether this agent has acted on stop `generation` of the account (and is alive to keep it)."""
+        ack = self.acknowledged.get(account_id)
+        return self.alive and ack is not None and ack.generation >= generation
+
+
+def beat(store: Store, agent_id: str, *, acknowledged: dict[int, StopAck], counts: dict[str, int],
+         patience: float = WRITE_PATIENCE, **values: object) -> None:
+    """Insert or update this agent's row (values as in the relays table)."""
+    row = dict(values)
+    row["acknowledged"] = json.dumps({str(k): v.as_dict() for k, v in acknowledged.items()})
+    row["counts"] = json.dumps(counts)
+    row["heartbeat_at"] = store.now()
+    with store.write(patience=patience) as conn:
+        if not conn.execute(update(relays).where(relays.c.id == agent_id).values(**row)).rowcount:
+            conn.execute(insert(relays).values(id=agent_id, **row))
+
+
+def forget(store: Store, agent_id: str) -> None:
+    with store.write() as conn:
+        conn.execute(delete(relays).where(relays.c.id == agent_id))
+
+
+def list_relays(store: Store, *, include_gone: bool = False, gone_after: float = 300.0) -> list[RelayInfo]:
+    """Relay agents with a recent heartbeat (and, if asked, those gone in the last minutes)."""
+    now = store.now()
+    with store.read() as conn:
+        rows = conn.execute(select(relays).order_by(relays.c.started_at)).all()
+    out = []
+    for r in rows:
+        alive = r.state != "stopped" and now - r.heartbeat_at <= LIVE_WITHIN
+        if not alive and (not include_gone or now - r.heartbeat_at > gone_after):
+            continue
+        acks = {int(k): StopAck.from_dict(v) for k, v in json.loads(r.acknowledged or "{}").items()}
+        out.append(RelayInfo(r.id, r.host, r.pid, r.kind, r.relay, r.started_at, r.heartbeat_at, r.state, acks,
+                             {str(k): int(v) for k, v in json.loads(r.counts or "{}").items()}, r.queue_size,
+                             r.note, alive))
+    return out
+
+
+__all__ = ["AT_RELAY", "AtRelay", "Change", "RelayInfo", "StopAck", "apply", "at_relay", "beat", "expire", "find",
+           "forget", "held_per_account", "list_relays", "to_act_on", "RELAY_STATES", "FINAL"]
