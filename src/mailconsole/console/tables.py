@@ -13,7 +13,7 @@ terminals. An empty table says why it is empty instead of showing nothing.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 
 from rich.segment import Segment
 from rich.style import Style
@@ -200,6 +200,14 @@ class LiveTable(DataTable):
         self._show()
         if selected in self._rows:
             self.move_cursor(row=self.get_row_index(selected))
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        # Textual measures new rows when idle, but keeps the lines it rendered (and
+        # cached) before that with the header-wide columns: a table drawn in that gap
+        # stayed cut ("2026-09-21 14:") until something else changed. Invalidate them.
+        super()._update_dimensions(new_rows)
+        self._update_count += 1
+        self.refresh()
 
     def _arrange(self, order: Sequence[Hashable]) -> None:
         # DataTable.sort() sees cell values only, never row keys; ordering by key is
