@@ -16,10 +16,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mailconsole demo
 
-test: $(STAMP)
+test: $(STAMP) deps
 	TEXTUAL_ANIMATIONS=none $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# System packages the tests drive for real (tmux, Postfix); needs root and apt-get.
+# System packages the tests drive for real (tmux, Postfix): installed by `make test`
+# itself where it runs as root with apt-get; elsewhere the tests that need them skip.
 deps:
 	scripts/install-system-deps.sh
 
