@@ -334,6 +334,11 @@ def resume(
             stop_intent.remove(store, current.id, intent.generation if intent.generation >= 0 else None)
             return ResumePlan(False, cutoff, 0, 0, intent=intent)
         return ResumePlan(False, cutoff, 0, 0)
+    # Imported here, not in the last transaction: a first import in a fresh
+    # process costs tens of milliseconds, and that transaction holds the write lock.
+    from .mailings import finished_status  # late: mailings imports this module
+
+    status_when_finished = finished_status()
     with store.read() as conn:
         live = _live_mailing_ids(conn, current.id)
     batches = TimedBatches()
@@ -355,7 +360,7 @@ def resume(
             with store.write() as conn:
                 t0 = time.perf_counter()
                 plan = _finish_resume(conn, store, actor, account, current.generation, cutoff, batches.size,
-                                      done, max_age_days, now)
+                                      done, max_age_days, now, status_when_finished)
             batches.observe(batches.size, time.perf_counter() - t0)
             if plan is not None:
                 break
@@ -368,7 +373,7 @@ def resume(
 
 def _finish_resume(
     conn: Connection, store: Store, actor: Actor, account: str, generation: int, cutoff: float, limit: int,
-    done: dict[int, int], max_age_days: float, now: float,
+    done: dict[int, int], max_age_days: float, now: float, finished_status: ColumnElement,
 ) -> ResumePlan | None:
     """The resume's last transaction; None if stale rows were still left (committed, try again)."""
     acc = _still_stopped(conn, account, generation)
@@ -381,8 +386,6 @@ def _finish_resume(
     if left:
         return None
     if done:
-        from .mailings import finished_status  # late: mailings imports this module
-
         # A sending mailing whose every unsent message was just suspended has
         # nothing left to send: it is finished, sent or failed (requeue makes
         # it sending again).
@@ -394,7 +397,7 @@ def _finish_resume(
                 mailings.c.queued == 0,
                 mailings.c.claimed == 0,
             )
-            .values(status=finished_status())
+            .values(status=finished_status)
         )
     plan = _totals(True, cutoff, _mailing_plans(conn, acc.id, done, before=False), done)
     conn.execute(
