@@ -56,6 +56,9 @@ RELAY_RETRY = 0.5  # after a failed call to the relay, wait this long before the
 # round: a store that takes no writes must not keep the agent from holding.
 WRITE_WAIT = 0.05
 WRITE_TROUBLE_AFTER = 1.0  # failing writes are shown once they have failed this long
+# A stop not honoured because engines still have its messages in flight says so
+# in the note once that has lasted this long (a result batch takes ~0.1-0.3 s).
+WAITING_SHOWN_AFTER = 1.0
 EVENT_SHOWN_FOR = 60.0  # a relay restart or a log rotation stays in the note this long
 
 
@@ -70,6 +73,7 @@ class _Stop:
     generation: int
     noticed: float  # store time the agent first saw it
     acked_at: float | None = None
+    waiting_since: float = 0.0  # monotonic: since when engines keep it from being honoured
     in_delivery: int = 0
     delivered_after: int = 0
     bounced_after: int = 0
@@ -99,6 +103,7 @@ class Agent:
         self._last: tuple | None = None
         self._control: Control | None = None
         self._stops: dict[int, _Stop] = {}
+        self._live: list[engine_rows.EngineInfo] = []  # live engines as of the last _in_flight
         self._missing: dict[str, float] = {}  # queue id -> monotonic time first not found at the relay
         self._unmatched: dict[str, tuple[Outcome, float]] = {}
         self._unwritten: list[Change] = []  # confirmed by the relay, not yet in the store
@@ -193,6 +198,9 @@ class Agent:
         held_accounts = control.stopped_accounts
         self._track_stops(control)
         try:
+            # Read before what to hold: a message counted in flight here is, once
+            # its result is recorded, seen by the read below or by a later round.
+            in_flight = self._in_flight()
             rows = relays.to_act_on(self.store, self.relay, held_accounts)
         except StoreError as exc:
             self._set_problem("store-read", f"store unreachable, nothing done at the relay: {exc}")
@@ -212,7 +220,7 @@ class Agent:
         wants_hold = bool(held_accounts) or any(st == "paused" for st, _ in control.mailing_status.values())
         self._next_reconcile = now + (HELD_RECHECK if wants_hold else FULL_RECHECK)
         if not self._unwritten and self._failure is None:
-            self._acknowledge()  # what the relay did is in the store: the stops it covers are honoured
+            self._acknowledge(in_flight)  # what the relay did is in the store: the stops it covers are honoured
 
     def _act(self, rows: list[AtRelay], now: float) -> list[Change]:
         hold = [r for r in rows if r.relay_state == relays.QUEUED and r.mailing_status != DELETED]
@@ -343,25 +351,47 @@ class Agent:
             if acc not in self._stops:
                 self._stops[acc] = _Stop(generation, self.store.now())
 
-    def _acknowledge(self) -> None:
-        """A stop is honoured once what its account had queued at the relay is held (or gone).
-
-        Only after every live engine has acknowledged it too: until then an engine
-        may still be recording messages it handed to the relay before the stop.
-        """
+    def _in_flight(self) -> dict[int, int] | None:
+        """Per account with a stop not yet honoured: its messages live engines claimed and
+        have not recorded yet (None: no such stop). Raises StoreError."""
         waiting = [acc for acc, stop in self._stops.items() if stop.acked_at is None]
         if not waiting:
+            return None
+        live = engine_rows.live_engines(self.store)
+        self._live = live
+        return relays.in_flight(self.store, waiting, [e.id for e in live])
+
+    def _acknowledge(self, in_flight: dict[int, int] | None) -> None:
+        """A stop is honoured once what its account had queued at the relay is held (or gone).
+
+        Only once every live engine has acknowledged it and none of them still
+        has a message of the account in flight (claimed before the stop, its
+        result not recorded: the relay may have accepted it already, and its
+        queue id is known only once recorded). `in_flight` was read before the
+        round's read of what to hold, so everything counted there as recorded
+        was held by this round. Claims of engines that are gone do not count.
+        """
+        if in_flight is None:
+            self._set_problem("in-flight", None)
             return
-        try:
-            live = engine_rows.live_engines(self.store)
-        except StoreError:
-            return
-        for acc in waiting:
-            stop = self._stops[acc]
-            if acc not in self._unresolved and all(e.acknowledged_generation(acc) >= stop.generation for e in live):
-                stop.acked_at = self.store.now()
-                self._beat_now = True
-                log.info("stop %d of account %d honoured at the relay", stop.generation, acc)
+        now = time.monotonic()
+        waiting_for = []
+        for acc, stop in self._stops.items():
+            if stop.acked_at is not None or acc in self._unresolved:
+                continue
+            unacked = [e for e in self._live if e.acknowledged_generation(acc) < stop.generation]
+            pending = in_flight.get(acc, 0)
+            if unacked or pending:
+                stop.waiting_since = stop.waiting_since or now
+                if now - stop.waiting_since >= WAITING_SHOWN_AFTER:
+                    waiting_for.append(f"stop {stop.generation}: waiting for "
+                                       + (f"{pending} messages in flight at engines" if pending
+                                          else f"{len(unacked)} engines to acknowledge"))
+                continue
+            stop.acked_at = self.store.now()
+            self._beat_now = True
+            log.info("stop %d of account %d honoured at the relay", stop.generation, acc)
+        self._set_problem("in-flight", "; ".join(waiting_for) or None)
 
     def acknowledgements(self) -> dict[int, StopAck]:
         try:

@@ -182,6 +182,30 @@ def held_per_account(store: Store, relay: str | None) -> dict[int, int]:
         return {acc: n for acc, n in conn.execute(query)}
 
 
+def in_flight(store: Store, account_ids: Iterable[int], owners: Iterable[str]) -> dict[int, int]:
+    """Messages of these accounts claimed by these engines (live ones), their results not recorded yet.
+
+    Until such a message's result is recorded the relay may have accepted it
+    without our knowing its queue id: a stop at the relay is not honoured while
+    any is left. Claims of other owners (engines gone) and expired leases are
+    not counted: nobody will record them, and the lease expiry requeues them.
+    Walks the claimed rows only (ix_messages_state).
+    """
+    accs, live = list(account_ids), list(owners)
+    if not accs or not live:
+        return {}
+    query = (
+        select(mailings.c.account_id, func.count())
+        .select_from(messages.join(mailings, mailings.c.id == messages.c.mailing_id))
+        .where(messages.c.state == "claimed", messages.c.lease_expires > store.now(),
+               messages.c.lease_owner.in_(bindparam("owners", expanding=True)),
+               mailings.c.account_id.in_(bindparam("accounts", expanding=True)))
+        .group_by(mailings.c.account_id)
+    )
+    with store.read() as conn:
+        return {acc: n for acc, n in conn.execute(query, {"owners": live, "accounts": accs})}
+
+
 def at_relay(store: Store, relay: str | None) -> int:
     """How many of our messages wait at the relay (queued or held): for flow control and status."""
     with store.read() as conn:
@@ -269,4 +293,4 @@ def list_relays(store: Store, *, include_gone: bool = False, gone_after: float =
 
 
 __all__ = ["AT_RELAY", "AtRelay", "Change", "RelayInfo", "StopAck", "apply", "at_relay", "beat", "expire", "find",
-           "forget", "held_per_account", "list_relays", "to_act_on", "RELAY_STATES", "FINAL"]
+           "forget", "held_per_account", "in_flight", "list_relays", "to_act_on", "RELAY_STATES", "FINAL"]
