@@ -78,3 +78,24 @@ def test_claims_of_an_engine_that_is_gone_do_not_keep_the_stop_from_being_acknow
     agent = s.agent_in_process()
     stopped = accounts.stop(s.store, OPERATOR)
     wait(lambda: _ack(agent, stopped.id, stopped.generation), 10, "the acknowledgement")
+
+
+def test_an_agent_started_again_reports_the_same_counts_for_the_stop(scenario: Scenario, next_hop: NextHop) -> None:
+    s = scenario
+    next_hop.delay = 0.1  # 100 a second: the relay is mid-delivery when the stop comes
+    add_mailing(s.store, s.tmp, 600)
+    first = s.agent_in_process()
+    s.engine()
+    wait(lambda: s.relay.queue_size() >= 150, 60, "the relay's queue to fill")
+    stopped = accounts.stop(s.store, OPERATOR)
+    wait(lambda: _ack(first, stopped.id, stopped.generation), 10, "the first agent's acknowledgement")
+    time.sleep(2)  # what was in delivery finishes and is recorded
+    before = _ack(first, stopped.id, stopped.generation)
+    assert before is not None and before.held > 0 and before.delivered_after > 0
+    first.stop()
+    second = s.agent_in_process()
+    wait(lambda: _ack(second, stopped.id, stopped.generation), 10, "the second agent's acknowledgement")
+    after = _ack(second, stopped.id, stopped.generation)
+    assert after is not None
+    assert (after.held, after.in_delivery, after.delivered_after, after.bounced_after) == (
+        before.held, before.in_delivery, before.delivered_after, before.bounced_after)

@@ -74,6 +74,7 @@ class _Stop:
     noticed: float  # store time the agent first saw it
     acked_at: float | None = None
     waiting_since: float = 0.0  # monotonic: since when engines keep it from being honoured
+    counted: bool = False  # its counts below were read from the store
     in_delivery: int = 0
     delivered_after: int = 0
     bounced_after: int = 0
@@ -350,6 +351,19 @@ class Agent:
             generation = control.generations.get(acc, 0)
             if acc not in self._stops:
                 self._stops[acc] = _Stop(generation, self.store.now())
+        uncounted = [acc for acc, stop in self._stops.items() if not stop.counted]
+        if uncounted:
+            # What the relay finished since each stop, from the store: an agent that
+            # starts (again) in the middle of a stop reports what the one before saw;
+            # from here on each outcome recorded adds to it.
+            try:
+                since = relays.since_stop(self.store, self.relay, uncounted)
+            except StoreError:
+                return  # counted at a later round
+            for acc in uncounted:
+                stop, done = self._stops[acc], since.get(acc, relays.SinceStop(0, 0, 0))
+                stop.in_delivery, stop.delivered_after, stop.bounced_after = done
+                stop.counted = True
 
     def _in_flight(self) -> dict[int, int] | None:
         """Per account with a stop not yet honoured: its messages live engines claimed and
@@ -398,8 +412,10 @@ class Agent:
             held = relays.held_per_account(self.store, self.relay)
         except StoreError:
             held = {}
-        return {acc: StopAck(s.generation, held.get(acc, 0), s.in_delivery, s.delivered_after, s.bounced_after,
-                             s.acked_at or 0.0)
+        # Held for the stop: what is on hold now, and the held ones the relay was
+        # delivering as they were held (finished since, no longer on hold).
+        return {acc: StopAck(s.generation, held.get(acc, 0) + s.in_delivery, s.in_delivery, s.delivered_after,
+                             s.bounced_after, s.acked_at or 0.0)
                 for acc, s in self._stops.items() if s.acked_at is not None}
 
     # -- outcomes from the relay's log --------------------------------------------
@@ -447,11 +463,12 @@ class Agent:
                 self.counts["deferred"] += 1
                 continue
             state = relays.DELIVERED if o.status == "delivered" else relays.BOUNCED
-            changes.append(Change(r.message_id, state, o.reply))
+            held_first = r.relay_state == relays.HELD  # the relay was delivering it as it was held
+            changes.append(Change(r.message_id, state, (relays.IN_DELIVERY_NOTE if held_first else "") + o.reply))
             self.counts[o.status] += 1
             stop = self._stops.get(r.account_id)
-            if stop is not None:
-                if r.relay_state == relays.HELD:
+            if stop is not None and stop.counted:  # as since_stop counts it
+                if held_first:
                     stop.in_delivery += 1
                 if o.status == "delivered":
                     stop.delivered_after += 1
