@@ -66,6 +66,8 @@ def test_a_stop_is_acknowledged_only_after_what_engines_had_in_flight_is_recorde
     assert ack is not None and ack.held == 2
     assert s.held_ids(mid) == s.relay.held() and len(s.held_ids(mid)) == 2
     assert "in flight" not in agent.note()
+    for q in s.held_ids(mid):  # held by a rename in the queue: the relay's log says so, as postsuper's would
+        wait(lambda: f"{q}: placed on hold" in s.relay.log_text(), 10, "the log line of the hold")
 
 
 def test_claims_of_an_engine_that_is_gone_do_not_keep_the_stop_from_being_acknowledged(

@@ -224,7 +224,11 @@ class Agent:
             self._acknowledge(in_flight)  # what the relay did is in the store: the stops it covers are honoured
 
     def _act(self, rows: list[AtRelay], now: float) -> list[Change]:
-        hold = [r for r in rows if r.relay_state == relays.QUEUED and r.mailing_status != DELETED]
+        # Oldest first: the relay delivers what it accepted first first (Postfix's queue
+        # manager: in order of arrival per destination), so that is what a slow hold must
+        # reach before the relay does; message ids follow the order messages were relayed.
+        hold = sorted((r for r in rows if r.relay_state == relays.QUEUED and r.mailing_status != DELETED),
+                      key=lambda r: r.message_id)
         delete = [r for r in rows if r.mailing_status == DELETED]
         release = [r for r in rows if r.relay_state == relays.HELD and r.mailing_status != DELETED]
         cutoff = self.store.now() - self.max_age
@@ -273,7 +277,12 @@ class Agent:
         any other is unresolved (its account's stop is not honoured yet)."""
         if not rows:
             return []
-        where = self.queue.locate(r.queue_id for r in rows)
+        try:
+            where = self.queue.locate(r.queue_id for r in rows)
+        except RelayError as exc:  # unknown where they are: not gone, not held; the stop waits
+            self._failure = self._failure or exc
+            self._unresolved |= {r.account_id for r in rows}
+            return []
         changes = []
         missing = []
         for r in rows:
