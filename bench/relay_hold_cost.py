@@ -6,7 +6,9 @@ variants below are run in turns (paired: each round runs every variant once,
 in a rotating order, on the same queue), each a hold of every id followed by a
 release (not timed) to put them back:
 
-    parallel4    the agent's hold (relay/postfix.py): up to 4 postsuper -h - processes
+    rename       the agent's hold (relay/postfix.py, as root): the rename postsuper
+                 makes, done in the agent; its log lines by one postlog process after
+    parallel4    up to 4 postsuper -h - processes (the agent's hold before)
     single       one postsuper -h -
     parallel8    up to 8 processes
     nolog        as parallel4, with the instance's log sent to syslog (there is none
@@ -52,7 +54,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1500)
     ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--variants", default="parallel4,single,parallel8,nolog")
+    ap.add_argument("--variants", default="rename,parallel4,single,parallel8,nolog")
     args = ap.parse_args()
     why = unavailable()
     if why:
@@ -79,7 +81,7 @@ def main() -> None:
                 if v == "nolog":
                     settings(relay, maillog_file="")
                 started = time.perf_counter()
-                done = queue.hold(ids)
+                done = queue.hold(ids) if v == "rename" else queue._postsuper("-h", ids)
                 took = time.perf_counter() - started
                 if v == "nolog":
                     settings(relay, maillog_file=str(relay.maillog))

@@ -164,3 +164,33 @@ def test_outcomes_come_from_the_relays_log_including_a_bounce(scenario: Scenario
     assert set(notes) == next_hop.refuse
     assert all("550 5.1.1" in n for n in notes.values())
     wait(lambda: s.agent_row().counts["bounced"] == 5 and s.agent_row().counts["delivered"] == 45, 5, "the counts")
+
+
+def test_a_mailing_all_handed_to_the_relay_can_still_be_paused_there_and_deleted(
+        scenario: Scenario, next_hop: NextHop) -> None:
+    s = scenario
+    next_hop.delay = 0.3  # ~33 a second: the relay still queues most of it when our queue is empty
+    mid = add_mailing(s.store, s.tmp, 300)
+    s.agent()
+    s.engine()
+    wait(lambda: mailings.get_mailing(s.store, mid).status == "sent", 60, "every message handed to the relay")
+    assert s.relay_states(mid).get("queued", 0) > 100
+    done = subprocess.run([MAILCONSOLE, "--db", str(s.db), "pause", str(mid)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "is now paused" in done.stdout and "wait at a relay" in done.stdout and "held" in done.stdout
+    wait(lambda: not s.relay_states(mid).get("queued"), 10, "the hold")
+    held = s.held_ids(mid)
+    assert held and held <= s.relay.held()
+    time.sleep(1.5)
+    settled = len(next_hop.recipients())
+    time.sleep(1.5)
+    assert len(next_hop.recipients()) == settled  # held: nothing of it goes out
+    gone = subprocess.run([MAILCONSOLE, "--db", str(s.db), "delete", str(mid), "--yes"], capture_output=True,
+                          text=True, timeout=60)
+    assert gone.returncode == 0, gone.stderr
+    assert "wait at a relay" in gone.stdout and "removed from the relay" in gone.stdout
+    wait(lambda: not s.held_ids(mid), 10, "the removal at the relay")
+    assert not (s.ids_in_state("deleted", mid) & {m["queue_id"] for m in s.relay.queue()})
+    time.sleep(1)
+    assert len(next_hop.recipients()) == settled
