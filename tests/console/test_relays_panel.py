@@ -93,3 +93,22 @@ def test_the_stop_key_reports_what_a_relay_held(make_app) -> None:  # type: igno
         assert "in delivery at the stop 9" in _toasts(app) and acc
 
     drive(app, script)
+
+
+def test_at_80x24_the_relays_table_is_reached_by_key(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(stopped=True)
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        _beat(app.store, accounts.state(app.store).generation)
+        app.poll()
+        await settle(pilot)
+        table = app.query_one(RelaysTable)
+        footer_top = app.screen.size.height - 1
+        assert table.region.height == 0 or table.region.y + 2 >= footer_top  # below the fold (its row unseen)
+        await pilot.press("tab")
+        await settle(pilot)
+        assert app.focused is table
+        region = table.region
+        assert region.height >= 2 and region.y + 2 <= footer_top  # its header and its row in view
+
+    drive(app, script, size=(80, 24))
