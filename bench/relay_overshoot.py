@@ -68,7 +68,7 @@ def one_run(store: Store, db: Path, relay: PrivatePostfix, hop: NextHop, work: P
             with_agent: bool, queued: int) -> dict:
     mid = mailing(store, work, args.n, run)
     if not wait(lambda: relay.queue_size() >= queued, 120):
-        raise SystemExit(f"run {run}: the relay never queued {queued}")
+        raise SystemExit(f"run {run}: the relay never queued {queued}; its log ends:\n{relay.log_text()[-3000:]}")
     at_relay = relay.queue_size()
     subprocess.run([MAILCONSOLE, "--db", str(db), "stop", "--reason", "bench"], check=True, capture_output=True)
     returned = time.time()
@@ -164,6 +164,7 @@ def main() -> None:
 
     engine = start_engine()
     results: dict[str, list[dict]] = {}
+    agent = None
     try:
         for mode in args.modes.split(","):
             agent = None
@@ -195,6 +196,9 @@ def main() -> None:
                 f.write(line + "\n")
                 print(line, flush=True)
     finally:
+        if agent is not None and agent.poll() is None:
+            agent.terminate()
+            agent.wait(15)
         engine.terminate()
         engine.wait(30)
         relay.cleanup()
