@@ -58,10 +58,11 @@ def test_a_stop_is_acknowledged_only_after_what_engines_had_in_flight_is_recorde
     replies = [_hand_to_relay(s, c) for c in claimed]  # the relay took them (the dots were allowed before)
     time.sleep(1.5)  # dozens of the agent's rounds
     assert _ack(agent, stopped.id, stopped.generation) is None  # their queue ids are not known yet
-    assert "2 messages in flight at engines" in agent.note()
+    wait(lambda: "2 messages in flight at engines" in agent.note(), 10, "the note saying why")
+    assert _ack(agent, stopped.id, stopped.generation) is None
     queue.record(s.store, ENGINE, [queue.Outcome(c.id, mid, "sent", relay_reply=r) for c, r in zip(claimed, replies)],
                  relay=s.relay.relay)
-    wait(lambda: _ack(agent, stopped.id, stopped.generation), 10, "the acknowledgement")
+    wait(lambda: _ack(agent, stopped.id, stopped.generation), 30, "the acknowledgement")
     ack = _ack(agent, stopped.id, stopped.generation)
     assert ack is not None and ack.held == 2
     assert s.held_ids(mid) == s.relay.held() and len(s.held_ids(mid)) == 2
@@ -79,7 +80,7 @@ def test_claims_of_an_engine_that_is_gone_do_not_keep_the_stop_from_being_acknow
     _beat(s.store, {}, state="stopped")  # it died (or quit) with its claims: nobody will record them
     agent = s.agent_in_process()
     stopped = accounts.stop(s.store, OPERATOR)
-    wait(lambda: _ack(agent, stopped.id, stopped.generation), 10, "the acknowledgement")
+    wait(lambda: _ack(agent, stopped.id, stopped.generation), 30, "the acknowledgement")
 
 
 def test_an_agent_started_again_reports_the_same_counts_for_the_stop(scenario: Scenario, next_hop: NextHop) -> None:
@@ -90,13 +91,13 @@ def test_an_agent_started_again_reports_the_same_counts_for_the_stop(scenario: S
     s.engine()
     wait(lambda: s.relay.queue_size() >= 150, 60, "the relay's queue to fill")
     stopped = accounts.stop(s.store, OPERATOR)
-    wait(lambda: _ack(first, stopped.id, stopped.generation), 10, "the first agent's acknowledgement")
+    wait(lambda: _ack(first, stopped.id, stopped.generation), 30, "the first agent's acknowledgement")
     time.sleep(2)  # what was in delivery finishes and is recorded
     before = _ack(first, stopped.id, stopped.generation)
     assert before is not None and before.held > 0 and before.delivered_after > 0
     first.stop()
     second = s.agent_in_process()
-    wait(lambda: _ack(second, stopped.id, stopped.generation), 10, "the second agent's acknowledgement")
+    wait(lambda: _ack(second, stopped.id, stopped.generation), 30, "the second agent's acknowledgement")
     after = _ack(second, stopped.id, stopped.generation)
     assert after is not None
     assert (after.held, after.in_delivery, after.delivered_after, after.bounced_after) == (
