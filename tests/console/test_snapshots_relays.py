@@ -39,12 +39,9 @@ def test_settings_with_a_relay_that_cannot_act(snap_compare, make_app, size: tup
     assert snap_compare(make_app(True), run_before=_with_relay(note, honoured=False), terminal_size=size)
 
 
-def _tab_to_relays(pilot):  # type: ignore[no-untyped-def]
-    async def run(pilot) -> None:  # type: ignore[no-untyped-def]
-        await _with_relay(None)(pilot)
-        await press(pilot, "tab")  # from the engines table to the relays table: scrolled into view
-
-    return run(pilot)
+async def _tab_to_relays(pilot) -> None:  # type: ignore[no-untyped-def]
+    await _with_relay(None)(pilot)
+    await press(pilot, "tab")  # from the engines table to the relays table: scrolled into view
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
