@@ -68,7 +68,7 @@ def one_run(store: Store, db: Path, relay: PrivatePostfix, hop: NextHop, work: P
             with_agent: bool, queued: int) -> dict:
     mid = mailing(store, work, args.n, run)
     if not wait(lambda: relay.queue_size() >= queued, 120):
-        raise SystemExit(f"run {run}: the relay never queued {queued}")
+        raise SystemExit(f"run {run}: the relay never queued {queued}; its log ends:\n{relay.log_text()[-3000:]}")
     at_relay = relay.queue_size()
     subprocess.run([MAILCONSOLE, "--db", str(db), "stop", "--reason", "bench"], check=True, capture_output=True)
     returned = time.time()
@@ -85,6 +85,7 @@ def one_run(store: Store, db: Path, relay: PrivatePostfix, hop: NextHop, work: P
         time.sleep(0.5)
     after = len(hop.recipients(after=returned, ending="@example.net"))
     committed = accounts.state(store).stopped_at or returned
+    held_at = last_held(store, mid)  # when the last hold was recorded: the rest of ack_s is the engines' in-flight
     after_commit = len(hop.recipients(after=committed, ending="@example.net"))
     delete_mailing(store, BENCH, mid)
     accounts.resume(store, BENCH)
@@ -97,7 +98,19 @@ def one_run(store: Store, db: Path, relay: PrivatePostfix, hop: NextHop, work: P
     else:
         wait(lambda: relay.queue_size() == 0, 60)
     return {"run": run, "agent": with_agent, "at_relay_at_stop": at_relay, "delivered_after_stop": after,
-            "delivered_after_commit": after_commit, "stop_returned_after_commit_s": returned - committed, "ack_s": ack}
+            "delivered_after_commit": after_commit, "stop_returned_after_commit_s": returned - committed, "ack_s": ack,
+            "last_hold_recorded_s": held_at - committed if held_at else None}
+
+
+def last_held(store: Store, mailing_id: int) -> float | None:
+    """The latest relay_at of the mailing's messages held at the relay: when the last hold was recorded."""
+    from sqlalchemy import func, select
+
+    from mailconsole.store.schema import messages
+
+    with store.read() as conn:
+        return conn.execute(select(func.max(messages.c.relay_at)).where(
+            messages.c.mailing_id == mailing_id, messages.c.relay_state == "held")).scalar()
 
 
 def summary(rows: list[dict], label: str) -> dict:
@@ -108,6 +121,10 @@ def summary(rows: list[dict], label: str) -> dict:
            "after_commit_median": statistics.median(r["delivered_after_commit"] for r in rows),
            "after_commit_max": max(r["delivered_after_commit"] for r in rows),
            "stop_returned_after_commit_median_ms": round(1000 * statistics.median(r["stop_returned_after_commit_s"] for r in rows))}
+    holds = [r["last_hold_recorded_s"] for r in rows if r.get("last_hold_recorded_s") is not None]
+    if holds:
+        out |= {"last_hold_recorded_median_ms": round(1000 * statistics.median(holds)),
+                "last_hold_recorded_max_ms": round(1000 * max(holds))}
     acks = [r["ack_s"] for r in rows if r["ack_s"] is not None]
     if acks:
         out |= {"ack_median_ms": round(1000 * statistics.median(acks), 1), "ack_max_ms": round(1000 * max(acks), 1),
@@ -147,6 +164,7 @@ def main() -> None:
 
     engine = start_engine()
     results: dict[str, list[dict]] = {}
+    agent = None
     try:
         for mode in args.modes.split(","):
             agent = None
@@ -178,6 +196,9 @@ def main() -> None:
                 f.write(line + "\n")
                 print(line, flush=True)
     finally:
+        if agent is not None and agent.poll() is None:
+            agent.terminate()
+            agent.wait(15)
         engine.terminate()
         engine.wait(30)
         relay.cleanup()

@@ -7,7 +7,7 @@ import pytest
 from mailconsole.store import accounts, relays
 
 from .builder import FIXED
-from .pilot import settle
+from .pilot import press, settle
 
 SIZES = [(80, 24), (120, 36)]
 
@@ -37,3 +37,14 @@ def test_settings_with_a_relay_that_cannot_act(snap_compare, make_app, size: tup
     """A relay agent that cannot hold: its problem above its row, the stop not honoured, not quiescent."""
     note = "cannot act at the relay: postsuper -h: fatal: use of this command is reserved for the superuser"
     assert snap_compare(make_app(True), run_before=_with_relay(note, honoured=False), terminal_size=size)
+
+
+async def _tab_to_relays(pilot) -> None:  # type: ignore[no-untyped-def]
+    await _with_relay(None)(pilot)
+    await press(pilot, "tab")  # from the engines table to the relays table: scrolled into view
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_settings_relays_reached_by_key(snap_compare, make_app, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """At 80x24 the relays table is below the fold: tab brings it (and its row) into view."""
+    assert snap_compare(make_app(True), run_before=_tab_to_relays, terminal_size=size)

@@ -63,17 +63,21 @@ class NextHop:
     """The relay's next hop: records every message it accepted, when, for whom.
 
     `delay` slows each reply to the dot (so the relay's queue fills); recipients
-    in `refuse` get 550 at RCPT (the relay bounces them).
+    in `refuse` get 550 at RCPT (the relay bounces them), those in `defer` 450
+    (the relay keeps them in its deferred queue and tries again).
     """
 
     delay: float = 0.0
     refuse: set[str] = field(default_factory=set)
+    defer: set[str] = field(default_factory=set)
     deliveries: list[Delivery] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
         if address in self.refuse:
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        if address in self.defer:
+            return "450 4.2.1 <%s>: Mailbox busy, try again later" % address
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
 

@@ -7,10 +7,18 @@ import argparse
 from rich import box
 from rich.table import Table
 
-from ..store import accounts, audit, status, stop_intent
-from ..store.errors import Refused
-from .common import Context, confirm, days_value, positive_int, safe, when
+from ..store import accounts, audit, relays, status, stop_intent
+from ..store.errors import Refused, StoreError
+from .common import Context, bounded_number, confirm, days_value, positive_int, safe, when
 from .waiting import WaitReporter
+
+
+RELAY_WAIT = 2.0  # seconds `stop` waits for the relay agents' acknowledgements
+MAX_RELAY_WAIT = 600.0
+
+
+def _relay_wait(value: str) -> float:
+    return bounded_number(value, "seconds", MAX_RELAY_WAIT)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -23,6 +31,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     p = sub.add_parser("stop", parents=[common], help="EMERGENCY STOP: block every mailing of the account now")
     p.add_argument("--reason", default=None, help="why (shown to other operators and in the audit log)")
+    p.add_argument("--relay-wait", type=_relay_wait, default=RELAY_WAIT, metavar="SECONDS",
+                   help=f"after the stop, wait up to this long for relay agents to hold what their relays queue "
+                        f"(default {RELAY_WAIT:g}; 0: do not wait)")
     p.set_defaults(handler=run_stop)
 
     p = sub.add_parser("resume", parents=[common], help="resume after a stop (applies the 7-day rule)")
@@ -179,6 +190,15 @@ def run_stop(ctx: Context) -> int:
         report.say("the store is free again: stop applied")
     ctx.print(_state_line(a))
     ctx.print("no message of this account can be claimed any more; resume with `mailconsole resume`")
+    # After the commit and the dot fence: the stop itself never waits for a relay.
+    waited = ctx.args.relay_wait
+    try:
+        at_relays = relays.wait_for_stop(store, a.id, a.generation, waited)
+    except StoreError as exc:  # the stop stands; only the relays' report is missing
+        report.say(f"the stop is applied, but the relay agents' acknowledgements could not be read: {exc}")
+        return 0
+    for r in at_relays:
+        ctx.print(safe(r.summary(waited)))
     return 0
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import templating
-from ..store import mailings, revisions
+from ..store import Store, mailings, revisions
 from ..store.errors import InvalidInput
 from ..store.importer import check_sender, create_mailing
 from .common import Context, UsageError, confirm, printable, record_id, safe, text_value, time_value, when
@@ -194,7 +194,16 @@ def run_delete(ctx: Context) -> int:
     removed = mailings.purge_deleted(store)
     ctx.print(f"deleted mailing {done.mailing_id} '{safe(done.name)}': {done.dropped:,} dropped "
               f"({removed:,} removed from the queue now), {done.sent:,} had been sent")
+    _say_relay(ctx, store, done.mailing_id, "removed from the relay")
     return 0
+
+
+def _say_relay(ctx: Context, store: Store, mailing_id: int, what: str) -> None:
+    """A mailing's messages still waiting at a relay: the relay agent acts on them too."""
+    n = mailings.waiting_at_relay(store, mailing_id)
+    if n:
+        ctx.print(f"{n:,} of its messages wait at a relay: the relay agent has them {what} "
+                  "(`mailconsole status` shows the relays)")
 
 
 def run_pause_action(ctx: Context) -> int:
@@ -212,6 +221,7 @@ def run_pause_action(ctx: Context) -> int:
     if report.waited:
         report.say("the store is free again: pause applied")
     ctx.print(f"mailing {m.id} '{safe(m.name)}' is now {m.status}")
+    _say_relay(ctx, ctx.store(create=False), m.id, "held at the relay until it is resumed")
     return 0
 
 

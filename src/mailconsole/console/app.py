@@ -31,7 +31,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, TabbedContent, TabPane, TextArea
 
 from ..store import Actor, Store, StoreError
-from ..store import accounts, stop_intent
+from ..store import accounts, relays, stop_intent
 from ..store.dot_fence import wait_for_allowed_dots
 from . import compact
 from . import format as fmt
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from ..engine.config import EngineConfig
 
 STOP_REASON = "stop key in the console"
+RELAY_WAIT = 2.0  # seconds the stop waits (off the UI thread) for relay agents to report what they held
 STOP_HEAD_START = 0.03  # seconds the stop's commit may run before the key's first frame
 # How long quitting waits for a stop still being retried before a `mailconsole stop`
 # of its own takes it over (stopping.hand_over): the stop is never dropped.
@@ -205,6 +206,7 @@ class MailConsole(SwitchesAccount, MailingActions, TableActions, App[None]):
         # The pid of the `mailconsole stop` that took over a stop not saved when the console closed.
         self.stop_handed_over: int | None = None
         self.stop_progress: StopProgress | None = None
+        self._stopped_state: accounts.AccountState | None = None  # the last stop this console committed
 
     # -- layout --------------------------------------------------------------
 
@@ -471,6 +473,7 @@ class MailConsole(SwitchesAccount, MailingActions, TableActions, App[None]):
         """One attempt; a stop intent posted meanwhile is spent by this commit."""
         done = accounts.commit_stop(self.store, self.actor, account, reason=STOP_REASON)
         stop_intent.remove(self.store, done.id, done.generation)
+        self._stopped_state = done
         return done
 
     def _announce_stop(self, account: str) -> None:
@@ -531,6 +534,17 @@ class MailConsole(SwitchesAccount, MailingActions, TableActions, App[None]):
     def _stop_committed(self) -> None:
         self._stop_seen_from = self._reads + 1
         self.poll()
+        done = self._stopped_state
+        if done is not None:
+            # After the commit and the fence, as `mailconsole stop`: what each relay held.
+            self.run_store(lambda: relays.wait_for_stop(self.store, done.id, done.generation, RELAY_WAIT),
+                           self._relays_after_stop)
+
+    def _relays_after_stop(self, results: list[relays.StopAtRelay]) -> None:
+        if results:
+            late = any(r.ack is None for r in results)
+            self.notify("\n".join(r.summary(RELAY_WAIT) for r in results), title="Relays after the stop",
+                        severity="warning" if late else "information", markup=False, timeout=15)
 
     # -- resume ------------------------------------------------------------------
 

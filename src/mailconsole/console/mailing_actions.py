@@ -118,13 +118,16 @@ class MailingActions:
             self.run_store(lambda: mailings.unpause(self.store, self.actor, mid, self.account),
                            lambda m: self.notify(f"Mailing {m.id} unpaused ({m.status}).", markup=False))
         else:
-            def pause() -> mailings.Mailing:
+            def pause() -> tuple[mailings.Mailing, int]:
                 m = mailings.pause(self.store, self.actor, mid, self.account,
                                    on_wait=self._waiting(f"Pause of mailing {mid}"))
                 self._nudge()
-                return m
+                return m, mailings.waiting_at_relay(self.store, mid)
 
-            self.run_store(pause, lambda m: self.notify(f"Mailing {m.id} paused.", markup=False))
+            self.run_store(pause, lambda done: self.notify(
+                f"Mailing {done[0].id} paused." + (f" {fmt.count(done[1])} of its messages wait at a relay: "
+                                                   "the relay agent holds them there." if done[1] else ""),
+                markup=False))
 
     def action_requeue(self) -> None:
         mid = self._mailing_for("requeue", "requeue")

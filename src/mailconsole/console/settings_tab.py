@@ -251,6 +251,8 @@ class RelaysPanel(Vertical, LiveWidget):
         relays = view.snapshot.overview.relays
         # Height 0 rather than display: none, which would keep show() from being called.
         self.styles.height = "auto" if relays else 0
+        if self.parent is not None:
+            self.parent.set_class(bool(relays), "-with-relays")  # the layout for relays (app.tcss)
         text = Text()
         for r in relays:
             if r.alive and r.note:

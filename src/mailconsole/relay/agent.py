@@ -56,6 +56,9 @@ RELAY_RETRY = 0.5  # after a failed call to the relay, wait this long before the
 # round: a store that takes no writes must not keep the agent from holding.
 WRITE_WAIT = 0.05
 WRITE_TROUBLE_AFTER = 1.0  # failing writes are shown once they have failed this long
+# A stop not honoured because engines still have its messages in flight says so
+# in the note once that has lasted this long (a result batch takes ~0.1-0.3 s).
+WAITING_SHOWN_AFTER = 1.0
 EVENT_SHOWN_FOR = 60.0  # a relay restart or a log rotation stays in the note this long
 
 
@@ -70,6 +73,8 @@ class _Stop:
     generation: int
     noticed: float  # store time the agent first saw it
     acked_at: float | None = None
+    waiting_since: float = 0.0  # monotonic: since when engines keep it from being honoured
+    counted: bool = False  # its counts below were read from the store
     in_delivery: int = 0
     delivered_after: int = 0
     bounced_after: int = 0
@@ -99,6 +104,7 @@ class Agent:
         self._last: tuple | None = None
         self._control: Control | None = None
         self._stops: dict[int, _Stop] = {}
+        self._live: list[engine_rows.EngineInfo] = []  # live engines as of the last _in_flight
         self._missing: dict[str, float] = {}  # queue id -> monotonic time first not found at the relay
         self._unmatched: dict[str, tuple[Outcome, float]] = {}
         self._unwritten: list[Change] = []  # confirmed by the relay, not yet in the store
@@ -193,6 +199,9 @@ class Agent:
         held_accounts = control.stopped_accounts
         self._track_stops(control)
         try:
+            # Read before what to hold: a message counted in flight here is, once
+            # its result is recorded, seen by the read below or by a later round.
+            in_flight = self._in_flight()
             rows = relays.to_act_on(self.store, self.relay, held_accounts)
         except StoreError as exc:
             self._set_problem("store-read", f"store unreachable, nothing done at the relay: {exc}")
@@ -212,10 +221,14 @@ class Agent:
         wants_hold = bool(held_accounts) or any(st == "paused" for st, _ in control.mailing_status.values())
         self._next_reconcile = now + (HELD_RECHECK if wants_hold else FULL_RECHECK)
         if not self._unwritten and self._failure is None:
-            self._acknowledge()  # what the relay did is in the store: the stops it covers are honoured
+            self._acknowledge(in_flight)  # what the relay did is in the store: the stops it covers are honoured
 
     def _act(self, rows: list[AtRelay], now: float) -> list[Change]:
-        hold = [r for r in rows if r.relay_state == relays.QUEUED and r.mailing_status != DELETED]
+        # Oldest first: the relay delivers what it accepted first first (Postfix's queue
+        # manager: in order of arrival per destination), so that is what a slow hold must
+        # reach before the relay does; message ids follow the order messages were relayed.
+        hold = sorted((r for r in rows if r.relay_state == relays.QUEUED and r.mailing_status != DELETED),
+                      key=lambda r: r.message_id)
         delete = [r for r in rows if r.mailing_status == DELETED]
         release = [r for r in rows if r.relay_state == relays.HELD and r.mailing_status != DELETED]
         cutoff = self.store.now() - self.max_age
@@ -264,7 +277,12 @@ class Agent:
         any other is unresolved (its account's stop is not honoured yet)."""
         if not rows:
             return []
-        where = self.queue.locate(r.queue_id for r in rows)
+        try:
+            where = self.queue.locate(r.queue_id for r in rows)
+        except RelayError as exc:  # unknown where they are: not gone, not held; the stop waits
+            self._failure = self._failure or exc
+            self._unresolved |= {r.account_id for r in rows}
+            return []
         changes = []
         missing = []
         for r in rows:
@@ -342,34 +360,71 @@ class Agent:
             generation = control.generations.get(acc, 0)
             if acc not in self._stops:
                 self._stops[acc] = _Stop(generation, self.store.now())
+        uncounted = [acc for acc, stop in self._stops.items() if not stop.counted]
+        if uncounted:
+            # What the relay finished since each stop, from the store: an agent that
+            # starts (again) in the middle of a stop reports what the one before saw;
+            # from here on each outcome recorded adds to it.
+            try:
+                since = relays.since_stop(self.store, self.relay, uncounted)
+            except StoreError:
+                return  # counted at a later round
+            for acc in uncounted:
+                stop, done = self._stops[acc], since.get(acc, relays.SinceStop(0, 0, 0))
+                stop.in_delivery, stop.delivered_after, stop.bounced_after = done
+                stop.counted = True
 
-    def _acknowledge(self) -> None:
-        """A stop is honoured once what its account had queued at the relay is held (or gone).
-
-        Only after every live engine has acknowledged it too: until then an engine
-        may still be recording messages it handed to the relay before the stop.
-        """
+    def _in_flight(self) -> dict[int, int] | None:
+        """Per account with a stop not yet honoured: its messages live engines claimed and
+        have not recorded yet (None: no such stop). Raises StoreError."""
         waiting = [acc for acc, stop in self._stops.items() if stop.acked_at is None]
         if not waiting:
+            return None
+        live = engine_rows.live_engines(self.store)
+        self._live = live
+        return relays.in_flight(self.store, waiting, [e.id for e in live])
+
+    def _acknowledge(self, in_flight: dict[int, int] | None) -> None:
+        """A stop is honoured once what its account had queued at the relay is held (or gone).
+
+        Only once every live engine has acknowledged it and none of them still
+        has a message of the account in flight (claimed before the stop, its
+        result not recorded: the relay may have accepted it already, and its
+        queue id is known only once recorded). `in_flight` was read before the
+        round's read of what to hold, so everything counted there as recorded
+        was held by this round. Claims of engines that are gone do not count.
+        """
+        if in_flight is None:
+            self._set_problem("in-flight", None)
             return
-        try:
-            live = engine_rows.live_engines(self.store)
-        except StoreError:
-            return
-        for acc in waiting:
-            stop = self._stops[acc]
-            if acc not in self._unresolved and all(e.acknowledged_generation(acc) >= stop.generation for e in live):
-                stop.acked_at = self.store.now()
-                self._beat_now = True
-                log.info("stop %d of account %d honoured at the relay", stop.generation, acc)
+        now = time.monotonic()
+        waiting_for = []
+        for acc, stop in self._stops.items():
+            if stop.acked_at is not None or acc in self._unresolved:
+                continue
+            unacked = [e for e in self._live if e.acknowledged_generation(acc) < stop.generation]
+            pending = in_flight.get(acc, 0)
+            if unacked or pending:
+                stop.waiting_since = stop.waiting_since or now
+                if now - stop.waiting_since >= WAITING_SHOWN_AFTER:
+                    waiting_for.append(f"stop {stop.generation}: waiting for "
+                                       + (f"{pending} messages in flight at engines" if pending
+                                          else f"{len(unacked)} engines to acknowledge"))
+                continue
+            stop.acked_at = self.store.now()
+            self._beat_now = True
+            log.info("stop %d of account %d honoured at the relay", stop.generation, acc)
+        self._set_problem("in-flight", "; ".join(waiting_for) or None)
 
     def acknowledgements(self) -> dict[int, StopAck]:
         try:
             held = relays.held_per_account(self.store, self.relay)
         except StoreError:
             held = {}
-        return {acc: StopAck(s.generation, held.get(acc, 0), s.in_delivery, s.delivered_after, s.bounced_after,
-                             s.acked_at or 0.0)
+        # Held for the stop: what is on hold now, and the held ones the relay was
+        # delivering as they were held (finished since, no longer on hold).
+        return {acc: StopAck(s.generation, held.get(acc, 0) + s.in_delivery, s.in_delivery, s.delivered_after,
+                             s.bounced_after, s.acked_at or 0.0)
                 for acc, s in self._stops.items() if s.acked_at is not None}
 
     # -- outcomes from the relay's log --------------------------------------------
@@ -417,11 +472,12 @@ class Agent:
                 self.counts["deferred"] += 1
                 continue
             state = relays.DELIVERED if o.status == "delivered" else relays.BOUNCED
-            changes.append(Change(r.message_id, state, o.reply))
+            held_first = r.relay_state == relays.HELD  # the relay was delivering it as it was held
+            changes.append(Change(r.message_id, state, (relays.IN_DELIVERY_NOTE if held_first else "") + o.reply))
             self.counts[o.status] += 1
             stop = self._stops.get(r.account_id)
-            if stop is not None:
-                if r.relay_state == relays.HELD:
+            if stop is not None and stop.counted:  # as since_stop counts it
+                if held_first:
                     stop.in_delivery += 1
                 if o.status == "delivered":
                     stop.delivered_after += 1

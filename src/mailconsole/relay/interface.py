@@ -60,7 +60,7 @@ class RelayQueue(Protocol):
         ...
 
     def locate(self, queue_ids: Iterable[str]) -> dict[str, str]:
-        """The queue each of these ids waits in; absent: no longer at the relay."""
+        """The queue each of these ids waits in; absent: no longer at the relay. RelayError: cannot tell."""
         ...
 
     def outcomes(self) -> list[Outcome]:

@@ -1,7 +1,8 @@
 """The relay interface for Postfix, with Postfix's own tools.
 
     list      postqueue -j             one JSON object per queued message
-    hold      postsuper -h -           queue ids on standard input
+    hold      postsuper -h -           queue ids on standard input (as root: its rename
+                                       into hold/ done here, logged by postlog)
     release   postsuper -H -
     delete    postsuper -d -
     outcomes  its mail log             `ID: to=<…>, …, status=sent|deferred|bounced (…)`
@@ -57,6 +58,8 @@ class PostfixQueue:
         # down are recorded too (those already recorded change nothing).
         self._log = LogFollower(self.log_path)
         self.queue_directory = self._setting("queue_directory")
+        self._hold_hashed = "hold" in re.split(r"[\s,]+", self._setting("hash_queue_names"))
+        self._loggers: list[subprocess.Popen[str]] = []
         self._rotations = 0
         self._caught_up = False  # the first read is the backlog: a start-up in it is not news
         self._checked_at = -1e9
@@ -110,13 +113,93 @@ class PostfixQueue:
         return acted
 
     def hold(self, queue_ids: Iterable[str]) -> set[str]:
-        return self._postsuper("-h", queue_ids)
+        """Put on hold in the order given (the agent gives the ones the relay delivers next first).
+
+        As root, and with the hold queue not hashed, by what postsuper -h does
+        itself for each id (a rename into hold/, nothing else: strace shows it),
+        without postsuper's cost: a process, a log line sent to the log daemon
+        and three stats per id, ~0.1-0.4 ms on this machine against ~0.05 ms for
+        the rename alone. The log lines postsuper would write are written after
+        the renames, by one postlog process. Otherwise (not root: postsuper says
+        why) by postsuper.
+        """
+        if os.geteuid() != 0 or self._hold_hashed:
+            return self._postsuper("-h", queue_ids)
+        return self._hold_by_rename([q for q in queue_ids if q.isalnum()])
+
+    def _hold_by_rename(self, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        base = self.queue_directory
+        where = self._queue_files(("active", "incoming", "deferred"))
+        target = os.path.join(base, "hold")
+        acted: set[str] = set()
+        errors: list[str] = []
+        for q in ids:
+            # Found by one listing of each queue; one that moved since (incoming ->
+            # active, deferred -> active) is looked for where it can have gone.
+            for path in (where.get(q), os.path.join(base, "active", q), os.path.join(base, "incoming", q)):
+                if path is None:
+                    continue
+                try:
+                    os.rename(path, os.path.join(target, q))
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    errors.append(f"{q}: {exc.strerror}")
+                    break
+                acted.add(q)
+                break
+        self._log_holds(sorted(acted))
+        if errors:
+            raise RelayError(f"hold: {errors[0]}", acted)
+        return acted
+
+    def _queue_files(self, queues: Iterable[str]) -> dict[str, str]:
+        """Queue id -> path of every file in these queues (hashed ones walked down their subdirectories)."""
+        out: dict[str, str] = {}
+
+        def walk(directory: str) -> None:
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                return
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    walk(e.path)
+                else:
+                    out[e.name] = e.path
+
+        for name in queues:
+            walk(os.path.join(self.queue_directory, name))
+        return out
+
+    def _log_holds(self, ids: list[str]) -> None:
+        """The relay's log says what was held, as postsuper's own lines would (off the hold's path)."""
+        self._loggers = [p for p in self._loggers if p.poll() is None]
+        if not ids:
+            return
+        try:
+            proc = subprocess.Popen(["postlog", *self._c, "-t", "postfix/postsuper"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            return  # the hold is done; only its log lines are missing
+        self._loggers.append(proc)
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write("".join(f"{q}: placed on hold\n" for q in ids))
+            proc.stdin.close()
+        except OSError:
+            pass
 
     def locate(self, queue_ids: Iterable[str]) -> dict[str, str]:
         """Which queue each id is in (absent: not in the relay's queue), from the queue's
         directories (as root, the agent can read them): no showq round trip."""
         out = {}
         base = self.queue_directory
+        if not os.access(os.path.join(base, "active"), os.X_OK):
+            # Else every id would look gone: nothing there to hold, the stop honoured.
+            raise RelayError(f"cannot look into the relay's queue {base}: permission denied (run the agent as root)")
         for q in queue_ids:
             if not q.isalnum():
                 continue
@@ -197,6 +280,11 @@ class PostfixQueue:
 
     def close(self) -> None:
         self._log.close()
+        for proc in self._loggers:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _first_error(stderr: str) -> str:

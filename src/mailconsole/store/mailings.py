@@ -6,7 +6,7 @@ import json
 import weakref
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, text, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import audit, senders
@@ -17,7 +17,7 @@ from .connection import Store
 from .dot_fence import wait_for_allowed_dots
 from .errors import NotFound, Refused
 from .retry import OnWait, until_applied
-from .schema import mailings, messages, revisions
+from .schema import AT_RELAY_SQL, mailings, messages, revisions
 
 # Statuses, in the order a mailing usually passes them.
 PREPARING, PLANNED, SENDING, PAUSED, SENT, DELETED = "preparing", "planned", "sending", "paused", "sent", "deleted"
@@ -146,7 +146,9 @@ def pause(store: Store, actor: Actor, mailing_id: int, account: str = "default",
     def attempt(patience: float) -> Mailing:
         with store.write(durable=True, patience=patience) as conn:
             m = get_live(conn, mailing_id, account)
-            if m.status in FINISHED:
+            # Finished here, but what a relay still queues of it can be held there
+            # (the relay agent holds the messages of paused mailings).
+            if m.status in FINISHED and not at_relay(conn, mailing_id):
                 raise Refused(f"mailing {mailing_id} is already {m.status}; nothing to pause")
             if m.status != PAUSED:
                 conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(status=PAUSED))
@@ -179,6 +181,17 @@ def unpause(store: Store, actor: Actor, mailing_id: int, account: str = "default
         conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(status=status))
         audit.record(conn, store.now(), actor, account, "unpause", mailing_id, status=status)
         return _mailing(conn.execute(select(mailings).where(mailings.c.id == mailing_id)).one())
+
+
+def at_relay(conn: Connection, mailing_id: int) -> int:
+    """How many of its messages wait in a relay's queue (queued or held there: store/relays.py)."""
+    return conn.execute(select(func.count()).select_from(messages).where(
+        messages.c.mailing_id == mailing_id, text(AT_RELAY_SQL))).scalar_one()
+
+
+def waiting_at_relay(store: Store, mailing_id: int) -> int:
+    with store.read() as conn:
+        return at_relay(conn, mailing_id)
 
 
 @dataclass(frozen=True)

@@ -25,22 +25,29 @@ literal condition (AT_RELAY) so that SQLite can use that index.
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, not_, or_, select, text, update
+from sqlalchemy import Connection, and_, case, bindparam, delete, func, insert, not_, or_, select, text, update
 
 from .connection import Store
 from .mailings import DELETED, PAUSED
 from .schema import AT_RELAY_SQL, mailings, messages, relays, revisions
+from .schema import accounts as accounts_table
 
 QUEUED, HELD, DELIVERED, BOUNCED = "queued", "held", "delivered", "bounced"
 DELETED_AT_RELAY, EXPIRED, LOST = "deleted", "expired", "lost"
 RELAY_STATES = (QUEUED, HELD, DELIVERED, BOUNCED, DELETED_AT_RELAY, EXPIRED, LOST)
 FINAL = (DELIVERED, BOUNCED)
 AT_RELAY = text(AT_RELAY_SQL)
+
+# The note of a final outcome that came for a message already held: the relay was
+# delivering it as it was held (Postfix does not abort a delivery in progress).
+# What "in delivery at the stop" counts, from the store (since_stop).
+IN_DELIVERY_NOTE = "in delivery as it was held: "
 
 # An agent whose heartbeat is older than this is considered gone (as engines).
 LIVE_WITHIN = 5.0
@@ -182,6 +189,68 @@ def held_per_account(store: Store, relay: str | None) -> dict[int, int]:
         return {acc: n for acc, n in conn.execute(query)}
 
 
+def in_flight(store: Store, account_ids: Iterable[int], owners: Iterable[str]) -> dict[int, int]:
+    """Messages of these accounts claimed by these engines (live ones), their results not recorded yet.
+
+    Until such a message's result is recorded the relay may have accepted it
+    without our knowing its queue id: a stop at the relay is not honoured while
+    any is left. Claims of other owners (engines gone) and expired leases are
+    not counted: nobody will record them, and the lease expiry requeues them.
+    Walks the claimed rows only (ix_messages_state).
+    """
+    accs, live = list(account_ids), list(owners)
+    if not accs or not live:
+        return {}
+    query = (
+        select(mailings.c.account_id, func.count())
+        .select_from(messages.join(mailings, mailings.c.id == messages.c.mailing_id))
+        .where(messages.c.state == "claimed", messages.c.lease_expires > store.now(),
+               messages.c.lease_owner.in_(bindparam("owners", expanding=True)),
+               mailings.c.account_id.in_(bindparam("accounts", expanding=True)))
+        .group_by(mailings.c.account_id)
+    )
+    with store.read() as conn:
+        return {acc: n for acc, n in conn.execute(query, {"owners": live, "accounts": accs})}
+
+
+class SinceStop(NamedTuple):
+    """What the relay finished of an account's messages after its current stop's commit."""
+
+    in_delivery: int  # held, but the relay was delivering them as they were held
+    delivered: int
+    bounced: int
+
+
+def since_stop(store: Store, relay: str | None, account_ids: Iterable[int]) -> dict[int, SinceStop]:
+    """Per stopped account: final outcomes at the relay recorded since its stop's commit.
+
+    From the message rows alone (relay_state, relay_at, the note an outcome of a
+    held message gets), so that an agent started again reports what the one
+    before it saw. Reads every relayed message of the account (no index on
+    relay_at): an agent calls it once per stop it notices and counts on from there.
+    """
+    accs = list(account_ids)
+    if not accs:
+        return {}
+    in_delivery = func.sum(case((messages.c.relay_note.like(IN_DELIVERY_NOTE + "%"), 1), else_=0))
+    query = (
+        select(mailings.c.account_id, messages.c.relay_state, in_delivery, func.count())
+        .select_from(messages.join(mailings, mailings.c.id == messages.c.mailing_id)
+                     .join(accounts_table, accounts_table.c.id == mailings.c.account_id))
+        .where(accounts_table.c.id.in_(bindparam("accounts", expanding=True)), accounts_table.c.stopped.is_(True),
+               _relay_filter(relay), messages.c.relay_state.in_(FINAL),
+               messages.c.relay_at >= accounts_table.c.stopped_at)
+        .group_by(mailings.c.account_id, messages.c.relay_state)
+    )
+    out: dict[int, list[int]] = {}
+    with store.read() as conn:
+        for acc, state, held_first, n in conn.execute(query, {"accounts": accs}):
+            counts = out.setdefault(acc, [0, 0, 0])
+            counts[0] += int(held_first or 0)
+            counts[1 if state == DELIVERED else 2] += n
+    return {acc: SinceStop(*c) for acc, c in out.items()}
+
+
 def at_relay(store: Store, relay: str | None) -> int:
     """How many of our messages wait at the relay (queued or held): for flow control and status."""
     with store.read() as conn:
@@ -234,6 +303,46 @@ class RelayInfo:
         return self.alive and ack is not None and ack.generation >= generation
 
 
+@dataclass(frozen=True)
+class StopAtRelay:
+    """One live relay agent after a stop: whether it acknowledged the stop in time, and its counts."""
+
+    agent: RelayInfo
+    ack: StopAck | None  # None: it did not acknowledge within the wait
+
+    def summary(self, waited: float) -> str:
+        """One line for the operator who just stopped (`mailconsole stop`, the console)."""
+        where = f"relay {self.agent.relay or 'any'} (agent on {self.agent.host})"
+        if self.ack is not None:
+            return (f"{where}: held {self.ack.held:,}, in delivery at the stop {self.ack.in_delivery:,}; "
+                    "only what it was delivering as the hold finished can still reach recipients")
+        return (f"{where}: did not acknowledge within {waited:g} s: {self.agent.note or 'no note'}; "
+                "what it still queues of this account may keep going out until it does "
+                "(`mailconsole status` says when)")
+
+    def as_dict(self) -> dict:
+        return {"id": self.agent.id, "host": self.agent.host, "relay": self.agent.relay,
+                "acknowledged": self.ack is not None, "note": self.agent.note,
+                **({"held": self.ack.held, "in_delivery": self.ack.in_delivery} if self.ack else {})}
+
+
+def wait_for_stop(store: Store, account_id: int, generation: int, timeout: float, *,
+                  poll: float = 0.02) -> list[StopAtRelay]:
+    """Wait up to `timeout` seconds for every live relay agent to acknowledge the stop.
+
+    For the stop's caller, after its commit and dot fence (never before: the
+    stop itself must not wait for a relay). Agents gone meanwhile are left out;
+    with timeout 0 the agents are read once.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        live = [r for r in list_relays(store) if r.alive]
+        if all(r.honoured(account_id, generation) for r in live) or time.monotonic() >= deadline:
+            break
+        time.sleep(poll)
+    return [StopAtRelay(r, r.acknowledged[account_id] if r.honoured(account_id, generation) else None) for r in live]
+
+
 def beat(store: Store, agent_id: str, *, acknowledged: dict[int, StopAck], counts: dict[str, int],
          patience: float = WRITE_PATIENCE, **values: object) -> None:
     """Insert or update this agent's row (values as in the relays table)."""
@@ -269,4 +378,5 @@ def list_relays(store: Store, *, include_gone: bool = False, gone_after: float =
 
 
 __all__ = ["AT_RELAY", "AtRelay", "Change", "RelayInfo", "StopAck", "apply", "at_relay", "beat", "expire", "find",
-           "forget", "held_per_account", "list_relays", "to_act_on", "RELAY_STATES", "FINAL"]
+           "forget", "held_per_account", "in_flight", "list_relays", "since_stop", "wait_for_stop", "SinceStop",
+           "StopAtRelay", "IN_DELIVERY_NOTE", "to_act_on", "RELAY_STATES", "FINAL"]

@@ -1,0 +1,95 @@
+"""`mailconsole stop` waits (bounded) for the relay agents and says what each held, or why not."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from mailconsole.store import Store, accounts, relays
+
+from scenario import MAILCONSOLE, OPERATOR, Scenario, add_mailing, wait
+from postfix import NextHop
+
+NOTE = "cannot act at the relay: postsuper: fatal: use of this command is reserved for the superuser"
+
+
+def _beat(store: Store, agent_id: str, acknowledged: dict[int, relays.StopAck], note: str | None = None) -> None:
+    relays.beat(store, agent_id, acknowledged=acknowledged, counts={}, host="mx1", pid=77, kind="postfix",
+                relay="10.0.0.5:25", started_at=time.time() - 60, state="running", queue_size=10, note=note)
+
+
+def _stop(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([MAILCONSOLE, "--db", str(db), "stop", *args], capture_output=True, text=True, timeout=60,
+                          env={"COLUMNS": "300", "PATH": "/usr/bin:/bin"})
+
+
+def test_stop_says_which_relay_did_not_acknowledge_in_time_and_why(tmp_path: Path) -> None:
+    db = tmp_path / "store.db"
+    store = Store(str(db))
+    accounts.state(store)
+    _beat(store, "relay-mx1", {}, note=NOTE)
+    started = time.monotonic()
+    done = _stop(db, "--relay-wait", "0.5")
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started >= 0.5  # it waited
+    assert accounts.state(store).stopped
+    assert "STOPPED" in done.stdout
+    line = next(line for line in done.stdout.splitlines() if "10.0.0.5:25" in line)
+    assert "did not acknowledge within 0.5 s" in line and "reserved for the superuser" in line
+    assert "may keep going out" in line
+    store.close()
+
+
+def test_stop_reports_what_a_relay_agent_held_once_it_acknowledges(tmp_path: Path) -> None:
+    db = tmp_path / "store.db"
+    store = Store(str(db))
+    acc = accounts.state(store).id
+    _beat(store, "relay-mx1", {})
+
+    def agent() -> None:  # acknowledges the new stop a moment after its commit, as the agent would
+        own = Store(str(db))
+        wait(lambda: accounts.state(own).stopped, 30, "the stop")
+        time.sleep(0.3)
+        _beat(own, "relay-mx1", {acc: relays.StopAck(accounts.state(own).generation, 1234, 7, 0, 0, time.time())})
+        own.close()
+
+    thread = threading.Thread(target=agent)
+    thread.start()
+    done = _stop(db)  # the default wait (2 s)
+    thread.join()
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if "10.0.0.5:25" in line)
+    assert "held 1,234, in delivery at the stop 7" in line
+    store.close()
+
+
+def test_relay_wait_zero_does_not_wait_and_a_bad_value_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "store.db"
+    store = Store(str(db))
+    accounts.state(store)
+    _beat(store, "relay-mx1", {}, note=None)
+    done = _stop(db, "--relay-wait", "0")
+    assert done.returncode == 0, done.stderr
+    assert "did not acknowledge within 0 s: no note" in done.stdout
+    accounts.resume(store, OPERATOR)
+    bad = _stop(db, "--relay-wait", "-1")
+    assert bad.returncode == 2
+    assert "--relay-wait" in bad.stderr and len(bad.stderr.strip().splitlines()[-1]) < 200
+    assert not accounts.state(store).stopped  # nothing half-applied
+    store.close()
+
+
+def test_stop_with_a_real_agent_prints_what_it_held(scenario: Scenario, next_hop: NextHop) -> None:
+    s = scenario
+    next_hop.delay = 0.05
+    add_mailing(s.store, s.tmp, 800)
+    s.agent()
+    s.engine()
+    wait(lambda: s.relay.queue_size() >= 150, 60, "the relay's queue to fill")
+    done = _stop(s.db)
+    assert done.returncode == 0, done.stderr
+    ack = s.agent_row().acknowledged[accounts.state(s.store).id]
+    line = next(line for line in done.stdout.splitlines() if s.relay.relay in line)
+    assert f"held {ack.held:,}, in delivery at the stop" in line and ack.held > 0
