@@ -17,6 +17,7 @@ with a line break or non-ASCII character is ever written into an envelope.
 from __future__ import annotations
 
 import base64
+import math
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -154,6 +155,8 @@ class SMTPConnection:
         # (key, sender, recipient) whose MAIL/RCPT/DATA went out behind the last dot;
         # their three replies are still to be read by the next send().
         self.announced: tuple[int, str, str] | None = None
+        self.deadline = math.inf  # of the transaction under way (see send)
+        self._scope: trio.CancelScope | None = None
 
     # -- opening -------------------------------------------------------------
 
@@ -222,7 +225,7 @@ class SMTPConnection:
 
     async def send(
         self, sender: str, recipient: str, data: bytes, gate: GateCheck,
-        *, key: int = 0, then: tuple[int, str, str] | None = None,
+        *, key: int = 0, then: tuple[int, str, str] | None = None, watched: bool = False,
     ) -> Reply:
         """One transaction. Raises SMTPError, or GateClosed after dropping the connection.
 
@@ -230,31 +233,54 @@ class SMTPConnection:
         its envelope is written right behind this message's dot, and the next
         send() with that key only reads the replies.
 
-        One cancel scope covers the transaction, its deadline moved per phase: a
-        scope per read and write costs more than the rest of the protocol.
+        The transaction's deadline, moved per phase, is `self.deadline`. Unless
+        `watched`, one cancel scope of its own enforces it (a scope per read and
+        write costs more than the rest of the protocol). `watched`: the caller
+        enforces it instead, by cancelling a scope it holds around this call once
+        `deadline` has passed (runner.py: one watchdog for every connection, since
+        a cancel scope with a deadline per transaction costs ~10 us); the
+        connection is then dropped as for any cancellation.
         """
-        timeout = self._settings.command_timeout
-        with trio.CancelScope() as scope:
-            scope.deadline = trio.current_time() + timeout
-            try:
-                return await self._transaction(scope, sender, recipient, data, gate, key, then)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                await self.abort()
-                raise SMTPError(f"connection lost: {exc}", connection_lost=True) from None
-            except SMTPError as exc:
-                if exc.connection_lost:  # the session is gone: the next message must reconnect
-                    await self.abort()
-                raise  # a refused command leaves the session usable
-            except GateClosed:
-                raise
-            except BaseException:  # cancelled mid-transaction: never leave a DATA phase open
-                await self.abort()
-                raise
+        try:
+            if watched:
+                self._phase(self._settings.command_timeout)
+                return await self._guarded(sender, recipient, data, gate, key, then)
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                self._phase(self._settings.command_timeout)
+                return await self._guarded(sender, recipient, data, gate, key, then)
+        finally:
+            self._scope = None
+            self.deadline = math.inf
         await self.abort()
         raise SMTPError("timeout: the server did not answer in time", connection_lost=True)
 
+    def _phase(self, timeout: float) -> None:
+        """The deadline of the transaction's next phase."""
+        self.deadline = trio.current_time() + timeout
+        if self._scope is not None:
+            self._scope.deadline = self.deadline
+
+    async def _guarded(
+        self, sender: str, recipient: str, data: bytes, gate: GateCheck, key: int, then: tuple[int, str, str] | None,
+    ) -> Reply:
+        try:
+            return await self._transaction(sender, recipient, data, gate, key, then)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            await self.abort()
+            raise SMTPError(f"connection lost: {exc}", connection_lost=True) from None
+        except SMTPError as exc:
+            if exc.connection_lost:  # the session is gone: the next message must reconnect
+                await self.abort()
+            raise  # a refused command leaves the session usable
+        except GateClosed:
+            raise
+        except BaseException:  # cancelled mid-transaction: never leave a DATA phase open
+            await self.abort()
+            raise
+
     async def _transaction(
-        self, scope: trio.CancelScope, sender: str, recipient: str, data: bytes, gate: GateCheck,
+        self, sender: str, recipient: str, data: bytes, gate: GateCheck,
         key: int, then: tuple[int, str, str] | None,
     ) -> Reply:
         announced, self.announced = self.announced, None
@@ -280,7 +306,7 @@ class SMTPConnection:
             await self._command(f"MAIL FROM:<{_path(sender)}>".encode(), 250, "MAIL FROM")
             await self._command(f"RCPT TO:<{_path(recipient)}>".encode(), 250, f"RCPT TO <{recipient}>")
             await self._command(b"DATA", 354, "DATA")
-        scope.deadline = trio.current_time() + self._settings.data_timeout
+        self._phase(self._settings.data_timeout)
         # Held back (MSG_MORE, or corked), the body waits in our socket buffer and
         # leaves together with the dot: one transmission instead of two, the largest
         # cost on a fast network. A body held back or already sent makes no
