@@ -81,6 +81,10 @@ Prepared = tuple[Work, Built]  # a message that may be sent, built
 INSTANT_BATCH = 16
 
 
+# How often the watchdog looks for transactions past their deadline (seconds).
+WATCH_TICK = 0.05
+
+
 class Pacer:
     """Spaces sends evenly to honour a messages/s cap shared by all sender tasks."""
 
@@ -132,6 +136,10 @@ class Engine:
         # message id -> (mailing id, scope) while its transaction has not reached the
         # dot: a stop or a shutdown cuts it at once (nothing was accepted yet).
         self._cuttable: dict[int, tuple[int, trio.CancelScope]] = {}
+        # message id -> (its transaction's scope, session) while it talks to a server:
+        # one watchdog cuts those past their session's deadline (see _watchdog).
+        self._watched: dict[int, tuple[trio.CancelScope, Session]] = {}
+        self._timed_out: set[int] = set()
         self._revisions: dict[int, CompiledRevision | Unsendable] = {}
         self._signer = load_signer(config.dkim_key_file, config.dkim_selector, config.dkim_domain)  # ConfigError here
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=64)
@@ -190,6 +198,7 @@ class Engine:
                 background.start_soon(self._heartbeat_loop)
                 background.start_soon(self._ack_loop, acker)
                 background.start_soon(self._maintenance_loop)
+                background.start_soon(self._watchdog)
                 try:
                     async with trio.open_nursery() as pipeline:
                         pipeline.start_soon(self._writer, from_senders)
@@ -485,6 +494,7 @@ class Engine:
                     if session is None or session.closed:
                         session = await self._connect(c)
                     if session is not None:  # else stopped (or shutting down) while the server was unreachable
+                        self._watched[c.id] = (cut, session)
                         return await self._transmit(c, rid, built, session, then), session
             except Exception as exc:  # not the server's answer but a fault here: this message only
                 log.error("sending message %d failed: %s: %s", c.id, exc.__class__.__name__, exc)
@@ -495,6 +505,11 @@ class Engine:
                 return outcome._replace(possibly_delivered=c.id in self._past_dot), session
             finally:
                 self._cuttable.pop(c.id, None)
+                self._watched.pop(c.id, None)
+        if c.id in self._timed_out:  # the server did not answer in time (the session is dropped)
+            self._timed_out.discard(c.id)
+            return self._smtp_outcome(c, rid, SMTPError("timeout: the server did not answer in time",
+                                                        connection_lost=True)), session
         # Turned back, or cut by a stop or a shutdown before its dot: back to the queue as it was.
         if session is not None and session.announced == c.id:
             await session.drop_announced()
@@ -502,20 +517,39 @@ class Engine:
 
     async def _transmit(self, c: Claimed, rid: int, built: Built, session: Session, then: Envelope | None) -> Outcome:
         try:
-            reply = await session.send(built, partial(self._gate_check, c), key=c.id, then=then)
+            reply = await session.send(built, partial(self._gate_check, c), key=c.id, then=then, watched=True)
         except GateClosed:
             return Outcome(c.id, c.mailing_id, "release")
         except SMTPError as exc:
-            # No reply after our dot: the server may have taken the message, so a
-            # later send can duplicate it; the store counts it (promise 3).
-            twice = exc.connection_lost and c.id in self._past_dot
-            if exc.connection_lost:
-                self.note = str(exc)
-                log.warning("connection problem: %s", exc)
-            if exc.temporary:
-                return self._retry(c, rid, str(exc))._replace(possibly_delivered=twice)
-            return self._failure(c, rid, str(exc), SMTP)._replace(possibly_delivered=twice)
+            return self._smtp_outcome(c, rid, exc)
         return Outcome(c.id, c.mailing_id, "sent", rid, relay_reply=reply if self._relay else None)
+
+    def _smtp_outcome(self, c: Claimed, rid: int, exc: SMTPError) -> Outcome:
+        # No reply after our dot: the server may have taken the message, so a
+        # later send can duplicate it; the store counts it (promise 3).
+        twice = exc.connection_lost and c.id in self._past_dot
+        if exc.connection_lost:
+            self.note = str(exc)
+            log.warning("connection problem: %s", exc)
+        if exc.temporary:
+            return self._retry(c, rid, str(exc))._replace(possibly_delivered=twice)
+        return self._failure(c, rid, str(exc), SMTP)._replace(possibly_delivered=twice)
+
+    async def _watchdog(self) -> None:
+        """Cut every transaction whose session's deadline has passed, WATCH_TICK late at most.
+
+        One task for all of them instead of a cancel scope with a deadline per
+        transaction: entering, moving and leaving that scope cost ~10 us a message,
+        and trio keeps each deadline in a heap. Timeouts are tens of seconds, so a
+        check every WATCH_TICK changes nothing a server can notice.
+        """
+        while True:
+            await trio.sleep(WATCH_TICK)
+            now = trio.current_time()
+            for mid, (scope, session) in list(self._watched.items()):
+                if session.deadline <= now:
+                    self._timed_out.add(mid)
+                    scope.cancel()
 
     async def _connect(self, c: Claimed) -> Session | None:
         """A new connection, for sending c; None if c must go back to the queue first.

@@ -17,10 +17,12 @@ with a line break or non-ASCII character is ever written into an envelope.
 from __future__ import annotations
 
 import base64
+import math
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import trio
 
@@ -37,6 +39,10 @@ GateCheck = Callable[[], Awaitable[Callable[[], None] | None]]
 MAX_REPLY_LINE = 4096  # bytes per reply line, without its CRLF
 MAX_REPLY_LINES = 100  # lines per (multiline) reply
 MAX_REPLY_BYTES = 64 * 1024  # bytes per reply, all lines together
+
+# Bodies up to this size (with the dot) leave in one write after the gate: half
+# the smallest send buffer Linux gives a TCP socket, so that write never waits.
+SEND_WITH_DOT = 8192
 
 _TCP_CORK = getattr(socket, "TCP_CORK", None)  # Linux
 _MSG_MORE = getattr(socket, "MSG_MORE", None)  # Linux: hold this data until the next write
@@ -78,8 +84,7 @@ class GateClosed(Exception):
     """The gate refused the message; the connection was dropped before the dot."""
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):  # a tuple: four are made per message, a frozen dataclass costs twice as much
     code: int
     lines: tuple[str, ...]
 
@@ -150,6 +155,8 @@ class SMTPConnection:
         # (key, sender, recipient) whose MAIL/RCPT/DATA went out behind the last dot;
         # their three replies are still to be read by the next send().
         self.announced: tuple[int, str, str] | None = None
+        self.deadline = math.inf  # of the transaction under way (see send)
+        self._scope: trio.CancelScope | None = None
 
     # -- opening -------------------------------------------------------------
 
@@ -218,7 +225,7 @@ class SMTPConnection:
 
     async def send(
         self, sender: str, recipient: str, data: bytes, gate: GateCheck,
-        *, key: int = 0, then: tuple[int, str, str] | None = None,
+        *, key: int = 0, then: tuple[int, str, str] | None = None, watched: bool = False,
     ) -> Reply:
         """One transaction. Raises SMTPError, or GateClosed after dropping the connection.
 
@@ -226,31 +233,54 @@ class SMTPConnection:
         its envelope is written right behind this message's dot, and the next
         send() with that key only reads the replies.
 
-        One cancel scope covers the transaction, its deadline moved per phase: a
-        scope per read and write costs more than the rest of the protocol.
+        The transaction's deadline, moved per phase, is `self.deadline`. Unless
+        `watched`, one cancel scope of its own enforces it (a scope per read and
+        write costs more than the rest of the protocol). `watched`: the caller
+        enforces it instead, by cancelling a scope it holds around this call once
+        `deadline` has passed (runner.py: one watchdog for every connection, since
+        a cancel scope with a deadline per transaction costs ~10 us); the
+        connection is then dropped as for any cancellation.
         """
-        timeout = self._settings.command_timeout
-        with trio.CancelScope() as scope:
-            scope.deadline = trio.current_time() + timeout
-            try:
-                return await self._transaction(scope, sender, recipient, data, gate, key, then)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                await self.abort()
-                raise SMTPError(f"connection lost: {exc}", connection_lost=True) from None
-            except SMTPError as exc:
-                if exc.connection_lost:  # the session is gone: the next message must reconnect
-                    await self.abort()
-                raise  # a refused command leaves the session usable
-            except GateClosed:
-                raise
-            except BaseException:  # cancelled mid-transaction: never leave a DATA phase open
-                await self.abort()
-                raise
+        try:
+            if watched:
+                self._phase(self._settings.command_timeout)
+                return await self._guarded(sender, recipient, data, gate, key, then)
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                self._phase(self._settings.command_timeout)
+                return await self._guarded(sender, recipient, data, gate, key, then)
+        finally:
+            self._scope = None
+            self.deadline = math.inf
         await self.abort()
         raise SMTPError("timeout: the server did not answer in time", connection_lost=True)
 
+    def _phase(self, timeout: float) -> None:
+        """The deadline of the transaction's next phase."""
+        self.deadline = trio.current_time() + timeout
+        if self._scope is not None:
+            self._scope.deadline = self.deadline
+
+    async def _guarded(
+        self, sender: str, recipient: str, data: bytes, gate: GateCheck, key: int, then: tuple[int, str, str] | None,
+    ) -> Reply:
+        try:
+            return await self._transaction(sender, recipient, data, gate, key, then)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            await self.abort()
+            raise SMTPError(f"connection lost: {exc}", connection_lost=True) from None
+        except SMTPError as exc:
+            if exc.connection_lost:  # the session is gone: the next message must reconnect
+                await self.abort()
+            raise  # a refused command leaves the session usable
+        except GateClosed:
+            raise
+        except BaseException:  # cancelled mid-transaction: never leave a DATA phase open
+            await self.abort()
+            raise
+
     async def _transaction(
-        self, scope: trio.CancelScope, sender: str, recipient: str, data: bytes, gate: GateCheck,
+        self, sender: str, recipient: str, data: bytes, gate: GateCheck,
         key: int, then: tuple[int, str, str] | None,
     ) -> Reply:
         announced, self.announced = self.announced, None
@@ -276,7 +306,7 @@ class SMTPConnection:
             await self._command(f"MAIL FROM:<{_path(sender)}>".encode(), 250, "MAIL FROM")
             await self._command(f"RCPT TO:<{_path(recipient)}>".encode(), 250, f"RCPT TO <{recipient}>")
             await self._command(b"DATA", 354, "DATA")
-        scope.deadline = trio.current_time() + self._settings.data_timeout
+        self._phase(self._settings.data_timeout)
         # Held back (MSG_MORE, or corked), the body waits in our socket buffer and
         # leaves together with the dot: one transmission instead of two, the largest
         # cost on a fast network. A body held back or already sent makes no
@@ -288,17 +318,27 @@ class SMTPConnection:
                 follow = _envelope(then[1], then[2])
             except SMTPError:
                 then = None  # that message will get its own error when its turn comes
-        await self._send(dot_stuff(data), more=True)
+        body = dot_stuff(data)
+        dot = b".\r\n" + follow
+        # A small body is held until the gate has answered and leaves in one system
+        # call with the dot (one call less per message). It cannot block there: the
+        # server answered DATA, so it has read all we sent before, and our socket
+        # buffer (never under 16 KiB on Linux) is empty. A larger body goes out first.
+        together = self._raw is not None and _MSG_MORE is not None and len(body) + len(dot) <= SEND_WITH_DOT
+        if not together:
+            await self._send(body, more=True)
         # The final-dot gate (DESIGN.md): nothing has been accepted yet. If the
         # stop state changed, closing now makes the server drop the transaction.
         passed = await gate()
         if passed is None:
             await self.abort()
             raise GateClosed()
-        dot = b".\r\n" + follow
         try:
-            await self._send(dot)
-            self._cork(False)
+            if together:
+                await self._send_parts(body, dot)
+            else:
+                await self._send(dot)
+                self._cork(False)
         finally:
             passed()
         if len(dot) > 3:
@@ -332,6 +372,16 @@ class SMTPConnection:
             sent = 0
         if sent < len(data):
             await self._stream.send_all(memoryview(data)[sent:])
+
+    async def _send_parts(self, first: bytes, second: bytes) -> None:
+        """`first` then `second`, in one system call when the kernel takes both (plain TCP only)."""
+        assert self._raw is not None
+        try:
+            sent = self._raw.sendmsg((first, second))
+        except BlockingIOError:
+            sent = 0
+        if sent < len(first) + len(second):
+            await self._stream.send_all((first + second)[sent:])
 
     async def quit(self) -> None:
         """Polite close; never raises."""
@@ -430,6 +480,16 @@ class SMTPConnection:
         Bounded in lines and bytes: past the bounds the server is broken, whatever
         it meant to say.
         """
+        buf = self._buffer
+        end = buf.find(b"\n", 0, MAX_REPLY_LINE + 2)
+        if end > 3 and buf[3] == 32 and buf[:3].isdigit():
+            # A complete one-line reply is already buffered (the usual case: the
+            # replies to a dot and the next envelope arrive together): the loop
+            # below would find the same, at twice the cost.
+            text = bytes(buf[4:end]).rstrip(b"\r").decode("utf-8", "replace")
+            code = int(buf[:3])
+            del buf[: end + 1]
+            return Reply(code, (text,))
         lines: list[str] = []
         size = 0
         while True:

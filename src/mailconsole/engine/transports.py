@@ -8,6 +8,7 @@ into new/, or - for null: - just counting it). A refused gate raises GateClosed.
 from __future__ import annotations
 
 import mailbox
+import math
 import socket
 import ssl
 import threading
@@ -32,7 +33,8 @@ Envelope = tuple[int, str, str]
 class Session(Protocol):
     """One sender task's connection (reused across messages)."""
 
-    async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None) -> str: ...
+    async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None,
+                   watched: bool = False) -> str: ...
     async def close(self) -> None: ...  # politely (QUIT), within about a second
     async def abort(self) -> None: ...  # at once, without another byte
     async def drop_announced(self) -> None: ...  # the announced message will not follow
@@ -40,6 +42,10 @@ class Session(Protocol):
     def closed(self) -> bool: ...
     @property
     def announced(self) -> int | None: ...  # key of the message whose envelope is already sent
+    # `send(watched=True)`: the caller cancels the send once `deadline` (trio clock) has
+    # passed, instead of the session enforcing its timeouts itself.
+    @property
+    def deadline(self) -> float: ...
 
 
 class Transport(Protocol):
@@ -60,6 +66,7 @@ class _LocalSession:
 
     closed = False
     announced = None
+    deadline = math.inf  # nothing here waits for a server
 
     async def close(self) -> None:
         self.closed = True
@@ -72,7 +79,8 @@ class _LocalSession:
 
 
 class _NullSession(_LocalSession):
-    async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None) -> str:
+    async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None,
+                   watched: bool = False) -> str:
         await _pass_gate(gate)
         return "250 discarded"
 
@@ -95,7 +103,8 @@ class _MaildirSession(_LocalSession):
         self._box = box
         self._lock = lock
 
-    async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None) -> str:
+    async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None,
+                   watched: bool = False) -> str:
         data = message.data.replace(b"\r\n", b"\n")
         passed = await gate()  # before the file appears in new/: the Maildir "dot"
         if passed is None:
@@ -140,8 +149,14 @@ class _SMTPSession:
     def announced(self) -> int | None:
         return self._conn.announced[0] if self._conn.announced else None
 
-    async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None) -> str:
-        reply = await self._conn.send(message.envelope_from, message.recipient, message.data, gate, key=key, then=then)
+    @property
+    def deadline(self) -> float:
+        return self._conn.deadline
+
+    async def send(self, message: Built, gate: GateCheck, *, key: int = 0, then: Envelope | None = None,
+                   watched: bool = False) -> str:
+        reply = await self._conn.send(message.envelope_from, message.recipient, message.data, gate, key=key, then=then,
+                                     watched=watched)
         return str(reply)
 
     async def drop_announced(self) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, null, select, union_all, update
+from sqlalchemy import literal as constant
 
 from . import lock_holder, stop_intent, suppressions
 from .connection import Store, begin_immediate_polling, is_lock_error
@@ -53,6 +54,15 @@ class ControlReader:
             suppressions_table.c.account_id == bindparam("account_id"), suppressions_table.c.email == bindparam("email"))
         self._suppressed = suppressed.compile(dialect=dialect)
         self._begin = store.is_sqlite  # pysqlite's own transactions are off: BEGIN ourselves
+        # On SQLite the three reads as one statement: a statement is its own snapshot,
+        # so no BEGIN/ROLLBACK, one execute and one fetch (~6 us instead of ~16).
+        # Other databases keep three (their column types do not mix in a UNION).
+        self._one_sql = str(union_all(
+            select(constant(0), accounts.c.id, accounts.c.stopped, accounts.c.generation),
+            select(constant(1), mailings.c.id, mailings.c.status, mailings.c.account_id)
+            .where(mailings.c.status.in_(_ACTIVE)),
+            select(constant(2), meta.c.value, null(), null()).where(meta.c.key == suppressions.MARK_KEY),
+        ).compile(dialect=dialect, compile_kwargs=literal)) if store.is_sqlite else None
         self._intents = stop_intent.intent_dir(store)
         self._raw = store.engine.raw_connection()
         if store.is_sqlite:
@@ -73,6 +83,8 @@ class ControlReader:
         empty directory: a few µs.
         """
         intents = stop_intent.held(self._intents)
+        if self._one_sql is not None:
+            return self._read_one(intents)
         cur = self._raw.cursor()
         try:
             if self._begin:
@@ -93,6 +105,31 @@ class ControlReader:
             # store's, so no engine acknowledges a stop the store has not recorded.
             stopped |= stop_intent.held_accounts(intents, generations)
         return Control(generations, stopped, status, int(mark[0]) if mark else 0)
+
+    def _read_one(self, intents: list[tuple[int, int | None]]) -> Control:
+        """`read` in one statement (SQLite): the same rows, tagged 0 (account), 1 (mailing), 2 (mark)."""
+        cur = self._raw.cursor()
+        try:
+            cur.execute(self._one_sql)
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+        generations: dict[int, int] = {}
+        stopped: set[int] = set()
+        status: dict[int, tuple[str, int]] = {}
+        mark = 0
+        for tag, a, b, c in rows:
+            if tag == 1:
+                status[a] = (b, c)
+            elif tag == 0:
+                generations[a] = c
+                if b:
+                    stopped.add(a)
+            else:
+                mark = int(a)
+        if intents:
+            stopped |= stop_intent.held_accounts(intents, generations)
+        return Control(generations, frozenset(stopped), status, mark)
 
     def suppressed(self, account_id: int, email: str) -> bool:
         """Whether the address is suppressed now (a read begun after this call; a primary-key lookup).
