@@ -2,9 +2,9 @@
 
 Used by the engine (what the server answered each message) and by the relay
 agent (what the relay finally did): each outcome updates one window for its
-mailing and one for its account, in constant time (a deque and three counters
-per window; no store read), so the judging costs nothing that shows on the
-`null:` rate. A window past a threshold returns a Verdict once; its window is
+mailing and one for its account, in constant time and without a store read
+(a success is one integer increment per window: see _Window), so the judging
+costs nothing that shows on the `null:` rate. A window past a threshold returns a Verdict once; its window is
 then emptied, so that after an operator unpauses the mailing it is judged on
 what follows, not on what paused it.
 """
@@ -39,29 +39,45 @@ class Verdict:
 
 
 class _Window:
-    __slots__ = ("kinds", "counts", "replies")
+    """The last `size` outcomes, kept as the positions of the refusals only.
+
+    Nearly every outcome is a success, and a success only moves the count
+    (`seen`); a refusal's position is kept until it leaves the window. So the
+    common case costs one integer increment, whatever the window's size.
+    """
+
+    __slots__ = ("size", "seen", "marks", "replies")
 
     def __init__(self, size: int) -> None:
-        self.kinds: deque[int] = deque(maxlen=size)
-        self.counts = [0, 0, 0, 0]
+        self.size = size
+        self.seen = 0
+        self.marks: tuple[deque[int], ...] = (deque(), deque(), deque(), deque())  # by kind; [OK] unused
         self.replies: deque[str] = deque(maxlen=_REPLIES_KEPT)
 
-    def add(self, kind: int, reply: str | None) -> None:
-        kinds = self.kinds
-        if len(kinds) == kinds.maxlen:
-            self.counts[kinds[0]] -= 1  # the oldest leaves as this one enters
-        kinds.append(kind)
-        self.counts[kind] += 1
-        if kind != OK and reply:
+    def refusal(self, kind: int, reply: str | None) -> None:
+        self.seen += 1
+        self.marks[kind].append(self.seen)
+        if reply:
             self.replies.append(reply)
+        oldest = self.seen - self.size  # positions up to this one have left the window
+        for marks in self.marks:
+            while marks and marks[0] <= oldest:
+                marks.popleft()
+
+    def outcomes(self) -> int:
+        return min(self.seen, self.size)
+
+    def count(self, kind: int) -> int:
+        return len(self.marks[kind])
 
     def figures(self, rule_kind: int, threshold: float) -> dict[str, Any]:
-        n = len(self.kinds)
+        n = self.outcomes()
+        refused = {kind: self.count(kind) for kind in (PERMANENT, BOUNCED, DEFERRED)}
         top = Counter(reply_text(r) for r in self.replies).most_common(TOP_REPLIES)
         return {
-            "outcomes": n, "ok": self.counts[OK], "permanent": self.counts[PERMANENT],
-            "bounced": self.counts[BOUNCED], "deferred": self.counts[DEFERRED],
-            "rate": round(100.0 * self.counts[rule_kind] / n, 1), "threshold": threshold,
+            "outcomes": n, "ok": n - sum(refused.values()), "permanent": refused[PERMANENT],
+            "bounced": refused[BOUNCED], "deferred": refused[DEFERRED],
+            "rate": round(100.0 * refused[rule_kind] / n, 1), "threshold": threshold,
             "top_replies": [{"reply": text, "count": count} for text, count in top],
         }
 
@@ -98,22 +114,33 @@ class Watch:
 
     def add(self, mailing_id: int, account_id: int | None, kind: int, reply: str | None = None) -> Verdict | None:
         """One outcome; a Verdict when it takes its mailing's (or account's) window past a threshold."""
+        if kind == OK:  # the common case: two counts, nothing to judge (a rate only rises with a refusal)
+            if self._mailing_limits:
+                w = self._mailings.get(mailing_id)
+                if w is None:
+                    w = self._mailings[mailing_id] = _Window(self._policy.window)
+                w.seen += 1
+            if account_id is not None and self._account_limits:
+                w = self._accounts.get(account_id)
+                if w is None:
+                    w = self._accounts[account_id] = _Window(self._policy.account_window)
+                w.seen += 1
+            return None
         verdict = None
         if self._mailing_limits:
             w = self._mailings.get(mailing_id)
             if w is None:
                 w = self._mailings[mailing_id] = _Window(self._policy.window)
-            w.add(kind, reply)
-            if kind != OK:
-                verdict = self._judge(w, self._mailing_limits, self._policy.min_outcomes, "mailing", mailing_id)
-                if verdict is not None:
-                    del self._mailings[mailing_id]
+            w.refusal(kind, reply)
+            verdict = self._judge(w, self._mailing_limits, self._policy.min_outcomes, "mailing", mailing_id)
+            if verdict is not None:
+                del self._mailings[mailing_id]
         if account_id is not None and self._account_limits:
             w = self._accounts.get(account_id)
             if w is None:
                 w = self._accounts[account_id] = _Window(self._policy.account_window)
-            w.add(kind, reply)
-            if kind != OK and verdict is None:
+            w.refusal(kind, reply)
+            if verdict is None:
                 verdict = self._judge(w, self._account_limits, self._policy.account_min_outcomes, "account", account_id)
                 if verdict is not None:
                     del self._accounts[account_id]
@@ -121,10 +148,10 @@ class Watch:
 
     @staticmethod
     def _judge(w: _Window, limits: list[tuple[int, float]], least: int, scope: str, key: int) -> Verdict | None:
-        n = len(w.kinds)
+        n = w.outcomes()
         if n < least:
             return None
         for kind, threshold in limits:
-            if 100.0 * w.counts[kind] > threshold * n:
+            if 100.0 * w.count(kind) > threshold * n:
                 return Verdict(scope, key, RULES[kind], w.figures(kind, threshold))
         return None
