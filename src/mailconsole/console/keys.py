@@ -57,11 +57,8 @@ ACTIONS: tuple[Action, ...] = (
            "Copy the selected mailing's id to the clipboard, over SSH too (OSC 52: the terminal must allow it).",
            on_mailing=True),
     Action("acknowledge_automatic", "k", "k", "Acknowledge automatic pause",
-           "The engine paused a mailing or stopped the account by itself (the banner under the state): "
-           "say you have seen it, so the banner goes (audited). The pause or stop stays.", footer="Ack"),
-    Action("edit_policy", "P", "P", "Edit policy…",
-           "Change the automatic pause and stop thresholds, or whether bounces suppress addresses "
-           "(Settings shows them; asks first with every change)."),
+           "Take an automatic pause or stop off the banner (audited); it stays paused.", footer="Ack"),
+    Action("edit_policy", "P", "P", "Edit policy…", "Automatic pause thresholds, bounces (asks first)."),
     Action("toggle_planned", "a", "a", "Show planned also", "Add future mailings to Sent Analytics."),
     Action("filter", "slash", "/", "Filter mailings", "Filter Sent Analytics by name, sender or status.",
            footer="Filter"),
