@@ -179,7 +179,7 @@ def test_the_detail_is_listed_in_help(make_app) -> None:  # type: ignore[no-unty
         shown = screen_text(app)
         assert "Mailing details" in shown and "Mailing details: mark a revision" in shown
 
-    drive(app, script, size=(120, 60))
+    drive(app, script, size=(120, 70))  # tall enough for the whole list without scrolling
 
 
 # -- revisions, errors, live counters ---------------------------------------------

@@ -78,3 +78,33 @@ def test_the_queries_use_the_partial_index_of_what_relays_hold(store) -> None:  
             sql = str(q.compile(conn, compile_kwargs={"literal_binds": True}))
             plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
             assert "ix_messages_at_relay" in plan, plan
+
+
+def _bounce(store, message_id: int, reply: str) -> int:  # type: ignore[no-untyped-def]
+    return relays.apply(store, [relays.Change(message_id, relays.BOUNCED, reply)])
+
+
+def test_a_hard_bounce_suppresses_the_address_once_when_the_policy_says_so(store, make_mailing) -> None:  # type: ignore[no-untyped-def]
+    from mailconsole.store import audit, policy, suppressions
+
+    mid = make_mailing(4)
+    ids = _relay(store, mid, 4)
+    hard = "host mx.example.net[192.0.2.9] said: 550 5.1.1 <user0@example.com>: User unknown (in reply to RCPT TO command)"
+    assert _bounce(store, ids[0], hard) == 1
+    assert suppressions.list_suppressions(store) == []  # off by default: recorded as bounced only
+    policy.set_values(store, ALICE, {"suppress_bounces": "on"})
+    _bounce(store, ids[1], hard.replace("user0", "user1"))
+    _bounce(store, ids[2], "host mx said: 452 4.2.2 mailbox full; message expired")  # not a hard bounce
+    _bounce(store, ids[1], hard)  # the agent retrying its batch: no second row, no second audit entry
+    rows = suppressions.list_suppressions(store)
+    assert [(s.email, s.created_by) for s in rows] == [(_email(store, ids[1]), "relay")]
+    assert rows[0].reason.startswith("bounced: host mx.example.net") and "550 5.1.1" in rows[0].reason
+    (entry,) = [e for e in audit.entries(store) if e.action == "suppress-bounces"]
+    assert entry.actor == "relay" and entry.details["count"] == 1 and entry.details["source"] == "relay"
+    with store.read() as conn:
+        assert suppressions.read_mark(conn) == 1  # the gate checks messages claimed before it again
+
+
+def _email(store, message_id: int) -> str:  # type: ignore[no-untyped-def]
+    with store.read() as conn:
+        return conn.execute(select(messages.c.email).where(messages.c.id == message_id)).scalar_one()

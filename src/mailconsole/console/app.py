@@ -50,6 +50,7 @@ from .mailing_actions import MailingActions
 from .meters import Meters
 from .modals import ConfirmScreen
 from .planned_tab import PlannedTab
+from .policy_actions import PolicyActions
 from .quitting import QUIT_TITLE, quit_question
 from .rates import RateHistory
 from .resume_dialog import resume_body
@@ -144,7 +145,7 @@ def _displayed(widget: Widget) -> bool:
     return True
 
 
-class MailConsole(SwitchesAccount, MailingActions, TableActions, App[None]):
+class MailConsole(SwitchesAccount, MailingActions, PolicyActions, TableActions, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "mailconsole"
     BINDINGS = bindings()
@@ -364,6 +365,7 @@ class MailConsole(SwitchesAccount, MailingActions, TableActions, App[None]):
         if seq <= self._applied or snap.account != self.account:
             return  # older than what is shown, or read for the account shown before a switch
         self._applied = seq
+        previous = self.snapshot
         if snap.audit is None and self.snapshot is not None:
             snap = replace(snap, audit=self.snapshot.audit)
         self.snapshot = snap
@@ -375,6 +377,8 @@ class MailConsole(SwitchesAccount, MailingActions, TableActions, App[None]):
             self.drain_from = None
         if snap.stopped:
             self.stop_progress = None  # saved, by this console or another
+        if bool(snap.trips) != bool(previous is not None and previous.trips):
+            self.refresh_bindings()  # the acknowledge key comes and goes with the banner
         self.refresh_views()
 
     def _from_thread(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -433,6 +437,9 @@ class MailConsole(SwitchesAccount, MailingActions, TableActions, App[None]):
         if action == "emergency_stop_bare":
             # "!" stops only where no text is being typed; there it types "!".
             return not isinstance(self.focused, (Input, TextArea))
+        if action == "acknowledge_automatic":
+            # In the footer only while the banner shows something to acknowledge.
+            return self.snapshot is not None and bool(self.snapshot.trips)
         return True
 
     def action_emergency_stop_bare(self) -> None:

@@ -16,6 +16,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from . import format as fmt
+from .auto_pause_banner import AutoPauseBanner
 from .banner import StateBanner
 from .view import LiveWidget, View
 
@@ -85,6 +86,7 @@ class ConsoleHeader(Vertical):
 
     def compose(self) -> ComposeResult:
         yield StateBanner(id="banner")
+        yield AutoPauseBanner(classes="auto-pause-banner")
         yield ContextLine(id="context")
 
     def on_mount(self) -> None:
@@ -92,3 +94,4 @@ class ConsoleHeader(Vertical):
         view = getattr(self.app, "view", None)
         if callable(view) and getattr(self.app, "is_running", False):
             self.query_one(StateBanner).show(view())
+            self.query_one(AutoPauseBanner).show(view())

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..store import Store
+from ..store.auto_pause import Trip, open_trips
+from ..store.policy import Policy
+from ..store.policy import get as get_policy
 from ..store.audit import AuditEntry, entries
 from ..store.mailings import PLANNED, Mailing, revision_counts
 from ..store.status import AccountSummary, Overview, all_accounts, overview
@@ -29,6 +32,10 @@ class Snapshot:
     revisions: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     # Every account in one line each (the account picker): counters only, like the overview.
     accounts: list[AccountSummary] = field(default_factory=list)
+    # The automatic pauses and stops of the account no operator has acknowledged
+    # (a banner on every screen until then), and the store's policy (Settings).
+    trips: tuple[Trip, ...] = ()
+    policy: Policy = field(default_factory=Policy)
 
     @property
     def account(self) -> str:
@@ -58,4 +65,5 @@ def read_snapshot(
     ov = overview(store, account)
     revs = {selected: revision_counts(store, selected)} if selected is not None else {}
     log = entries(store, limit=AUDIT_ROWS, account=account) if audit else None
-    return Snapshot(now, ov, log, revs, all_accounts(store))
+    # Two primary-key reads of the key/value table: as cheap as the counters.
+    return Snapshot(now, ov, log, revs, all_accounts(store), tuple(open_trips(store, account)), get_policy(store))

@@ -9,6 +9,7 @@ from textual.widgets import Button, Static
 
 from ..store.status import hidden_engines_note
 from . import format as fmt
+from .policy_settings import PolicyPanel
 from .tables import LiveTable
 from .view import LiveWidget, View
 
@@ -192,6 +193,7 @@ class SettingsTab(Vertical):
         yield EngineProblems(id="engine-problems")
         yield EnginesTable(id="engines")
         yield RelaysPanel(id="relays")
+        yield PolicyPanel(id="policy-panel")
 
 
 RELAY_COLUMNS = (

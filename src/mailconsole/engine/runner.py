@@ -32,6 +32,8 @@ from functools import partial
 import trio
 
 from ..store import Store, StoreError
+from ..store import auto_pause
+from ..store import policy as policy_store
 from ..store import engines as engine_rows
 from ..store import mailings as mailing_store
 from ..store import queue
@@ -47,6 +49,7 @@ from .message import Built, CompiledRevision, MergeError, RevisionData
 from .outage import CHECK_EVERY, Outage
 from .smtp import GateClosed, SMTPError
 from .transports import Envelope, Session, Transport, make_transport
+from ..watch import DEFERRED, OK, PERMANENT, Verdict, Watch
 
 log = logging.getLogger("mailconsole.engine")
 
@@ -160,6 +163,16 @@ class Engine:
         self._write_lock: trio.Lock | None = None
         self._ack_wake = trio.Event()
         self._last_control: Control | None = None
+        # The policy's windows over what the server answered (watch.py), and the
+        # mailings this engine has judged past a threshold and holds back itself
+        # until the store's pause is committed (then the gate holds them).
+        self._watch = Watch(policy_store.Policy())
+        self._judged: set[int] = set()
+        self._background: trio.Nursery | None = None
+        # Called on the engine's thread with each automatic pause or stop this
+        # engine carried out (store/auto_pause.Trip): for metrics and notifications.
+        self.trip_listeners: list[Callable[[auto_pause.Trip], None]] = []
+        self.tripped_total = 0
 
     # -- public --------------------------------------------------------------
 
@@ -189,11 +202,13 @@ class Engine:
         self.gate = Gate(reader.read, initial, self._fence)
         self.gate.on_read = self._on_control
         self.acknowledged = dict(initial.generations)  # nothing claimed yet: all honoured
+        self._watch.policy = await self._db(policy_store.get, self.store)
         await self._beat("running")
         to_senders, from_claimer = trio.open_memory_channel[Work](cfg.batch)
         to_writer, from_senders = trio.open_memory_channel[Outcome](math.inf)
         try:
             async with trio.open_nursery() as background:
+                self._background = background
                 background.start_soon(self.gate.run_reader, cfg.poll_interval)
                 background.start_soon(self._heartbeat_loop)
                 background.start_soon(self._ack_loop, acker)
@@ -426,8 +441,9 @@ class Engine:
                 try:
                     for (w, _), ok in zip(batch, allowed):
                         c = w.claimed
-                        if ok and not self._suppressed_since_claim(c):
+                        if ok and c.mailing_id not in self._judged and not self._suppressed_since_claim(c):
                             self._emit(results, Outcome(c.id, c.mailing_id, "sent", w.revision.revision_id))  # type: ignore[union-attr]
+                            self._observe(c, OK)
                         else:
                             self._emit(results, Outcome(c.id, c.mailing_id, "release"))
                 finally:
@@ -522,6 +538,7 @@ class Engine:
             return Outcome(c.id, c.mailing_id, "release")
         except SMTPError as exc:
             return self._smtp_outcome(c, rid, exc)
+        self._observe(c, OK)
         return Outcome(c.id, c.mailing_id, "sent", rid, relay_reply=reply if self._relay else None)
 
     def _smtp_outcome(self, c: Claimed, rid: int, exc: SMTPError) -> Outcome:
@@ -531,6 +548,8 @@ class Engine:
         if exc.connection_lost:
             self.note = str(exc)
             log.warning("connection problem: %s", exc)
+        elif exc.code >= 400:  # the server's verdict on this message (not a broken connection)
+            self._observe(c, PERMANENT if exc.code >= 500 else DEFERRED, str(exc))
         if exc.temporary:
             return self._retry(c, rid, str(exc))._replace(possibly_delivered=twice)
         return self._failure(c, rid, str(exc), SMTP)._replace(possibly_delivered=twice)
@@ -585,6 +604,8 @@ class Engine:
 
     async def _gate_check(self, c: Claimed) -> Callable[[], None] | None:
         assert self.gate is not None
+        if c.mailing_id in self._judged:  # past the policy's threshold: its pause is being committed
+            return None
         seq = await self.gate.passage(c.mailing_id)
         if seq is None:
             return None
@@ -617,6 +638,49 @@ class Engine:
         except Exception as exc:
             log.warning("cannot check message %d against the suppressions, turning it back: %s", c.id, exc)
             return True
+
+    # -- the policy: automatic pause and stop --------------------------------
+
+    def _observe(self, c: Claimed, kind: int, reply: str | None = None) -> None:
+        """One answer of the server into the policy's windows: constant time, no store access."""
+        assert self.gate is not None
+        verdict = self._watch.add(c.mailing_id, self.gate.snapshot.account_of(c.mailing_id), kind, reply)
+        if verdict is not None:
+            self._carry_out(verdict)
+
+    def _carry_out(self, verdict: Verdict) -> None:
+        """Past a threshold: hold the mailing back here at once, commit the pause (or stop) beside."""
+        if verdict.scope == "mailing":
+            self._judged.add(verdict.key)
+            self._cut(lambda mailing_id: mailing_id == verdict.key)
+        log.warning("%s %d past the policy's %s threshold: %s", verdict.scope, verdict.key, verdict.rule,
+                    {k: v for k, v in verdict.figures.items() if k != "top_replies"})
+        assert self._background is not None
+        self._background.start_soon(self._commit_verdict, verdict)
+
+    async def _commit_verdict(self, verdict: Verdict) -> None:
+        # Not behind this engine's own writes (_db): the pause waits for the write
+        # lock as an operator's does, and for the dot fence.
+        commit = auto_pause.pause_mailing if verdict.scope == "mailing" else auto_pause.stop_account
+        try:
+            trip = await self._db(commit, self.store, verdict.key, verdict.rule, verdict.figures, self.engine_id)
+        except StoreError as exc:
+            log.error("could not carry out the automatic %s of %s %d: %s",
+                      "pause" if verdict.scope == "mailing" else "stop", verdict.scope, verdict.key, exc)
+            trip = None
+        finally:
+            self.nudge()  # the gate reads the committed pause or stop now; then it holds the mailing
+            if verdict.scope == "mailing":
+                self._judged.discard(verdict.key)
+        if trip is None:
+            return  # another engine or an operator was first, or it finished: recorded once, elsewhere
+        self.tripped_total += 1
+        log.warning("%s", trip.summary())
+        for listener in self.trip_listeners:
+            try:
+                listener(trip)
+            except Exception:  # a listener's fault must not touch sending or the stop
+                log.exception("automatic pause listener failed")
 
     def _failure(self, c: Claimed, rid: int | None, error: str, kind: str) -> Outcome:
         return Outcome(c.id, c.mailing_id, "failed", rid, error=error[:1000], fail_kind=kind)
@@ -774,6 +838,7 @@ class Engine:
                 if recovered:
                     log.warning("took back %d messages from expired leases (possible duplicates)", recovered)
                 await self._write(mailing_store.purge_deleted, self.store, max_batches=1)
+                self._watch.policy = await self._db(policy_store.get, self.store)  # a `policy set` applies here
                 if promoted or recovered:
                     self._claim_wake.set()  # type: ignore[union-attr]
             except StoreError as exc:

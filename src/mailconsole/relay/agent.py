@@ -36,12 +36,14 @@ from dataclasses import dataclass
 
 from ..store import Store, StoreError
 from ..store import engines as engine_rows
-from ..store import relays
+from ..store import auto_pause, relays
+from ..store import policy as policy_store
 from ..store.accounts import DAY, DEFAULT_MAX_AGE_DAYS
 from ..store.gate_io import ControlReader
 from ..store.mailings import DELETED
 from ..store.queue import Control
 from ..store.relays import AtRelay, Change, StopAck
+from ..watch import BOUNCED, OK, Verdict, Watch
 from .interface import Outcome, RelayError, RelayQueue
 
 log = logging.getLogger("mailconsole.relay")
@@ -60,6 +62,7 @@ WRITE_TROUBLE_AFTER = 1.0  # failing writes are shown once they have failed this
 # in the note once that has lasted this long (a result batch takes ~0.1-0.3 s).
 WAITING_SHOWN_AFTER = 1.0
 EVENT_SHOWN_FOR = 60.0  # a relay restart or a log rotation stays in the note this long
+POLICY_EVERY = 2.0  # the store's policy (bounce thresholds, suppress_bounces) is re-read this often
 
 
 def new_agent_id() -> str:
@@ -118,6 +121,13 @@ class Agent:
         self._was_down = False
         self._failing_since = 0.0
         self.stopping = threading.Event()
+        # The policy's windows over what the relay finally did (watch.py): bounces
+        # past a threshold pause the mailing (or stop the account) as the engine does.
+        self._watch = Watch(policy_store.Policy())
+        self._next_policy = 0.0
+        # Called (on a short-lived thread) with each automatic pause or stop this agent carried out.
+        self.trip_listeners: list[Callable[[auto_pause.Trip], None]] = []
+        self.tripped_total = 0
 
     # -- the loop ------------------------------------------------------------
 
@@ -147,6 +157,12 @@ class Agent:
 
     def tick(self) -> None:
         now = time.monotonic()
+        if now >= self._next_policy:
+            self._next_policy = now + POLICY_EVERY
+            try:
+                self._watch.policy = policy_store.get(self.store)
+            except StoreError:
+                pass  # the one read before still applies
         control = self._read_control()
         if control is not None:
             wanted = (control.stopped_accounts, tuple(sorted(control.generations.items())),
@@ -475,6 +491,12 @@ class Agent:
             held_first = r.relay_state == relays.HELD  # the relay was delivering it as it was held
             changes.append(Change(r.message_id, state, (relays.IN_DELIVERY_NOTE if held_first else "") + o.reply))
             self.counts[o.status] += 1
+            verdict = self._watch.add(r.mailing_id, r.account_id, OK if state == relays.DELIVERED else BOUNCED, o.reply)
+            if verdict is not None:
+                # On its own thread: the pause waits for the write lock and the dot
+                # fence, and this loop must keep holding for stops meanwhile.
+                threading.Thread(target=self._carry_out, args=(verdict,), daemon=True,
+                                 name=f"auto-{verdict.scope}-{verdict.key}").start()
             stop = self._stops.get(r.account_id)
             if stop is not None and stop.counted:  # as since_stop counts it
                 if held_first:
@@ -488,6 +510,27 @@ class Agent:
         # batches) are tried again; those of messages not ours are dropped in time.
         self._unmatched = {q: (o, first_seen[q]) for q, o in batch.items()
                            if q not in found and now - first_seen[q] < UNMATCHED_FOR}
+
+    def _carry_out(self, verdict: Verdict) -> None:
+        log.warning("%s %d past the policy's %s threshold at the relay: %s", verdict.scope, verdict.key,
+                    verdict.rule, {k: v for k, v in verdict.figures.items() if k != "top_replies"})
+        commit = auto_pause.pause_mailing if verdict.scope == "mailing" else auto_pause.stop_account
+        try:
+            trip = commit(self.store, verdict.key, verdict.rule, verdict.figures, self.agent_id)
+        except StoreError as exc:
+            log.error("could not carry out the automatic %s of %s %d: %s",
+                      "pause" if verdict.scope == "mailing" else "stop", verdict.scope, verdict.key, exc)
+            return
+        if trip is None:
+            return
+        self.tripped_total += 1
+        log.warning("%s", trip.summary())
+        self._next_reconcile = 0.0  # hold what it still has at the relay now
+        for listener in self.trip_listeners:
+            try:
+                listener(trip)
+            except Exception:
+                log.exception("automatic pause listener failed")
 
     # -- heartbeat -------------------------------------------------------------
 

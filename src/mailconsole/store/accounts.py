@@ -115,6 +115,8 @@ def stop(
     on_wait: OnWait | None = None,
     on_intent: Callable[[stop_intent.Intent], None] | None = None,
     intent: bool = True,
+    details: dict | None = None,
+    on_stopped: Callable[[Connection], None] | None = None,
 ) -> AccountState:
     """Stop every mailing of the account. Idempotent; returns once durable, never refused.
 
@@ -131,11 +133,13 @@ def stop(
     told). The intent is removed once the stop has committed; if this process
     dies first it stays and keeps holding the account until an operator acts.
     intent=False only waits (for comparison: bench/stop_intent.py).
+    `details` and `on_stopped` as for `commit_stop`.
     """
     started = time.monotonic()
     try:
         try:
-            done = commit_stop(store, actor, account, reason, patience=INTENT_AFTER)
+            done = commit_stop(store, actor, account, reason, patience=INTENT_AFTER, details=details,
+                               on_stopped=on_stopped)
             stop_intent.remove(store, done.id, done.generation)  # a stale one this stop has spent
             return done
         except StoreBusy as busy:
@@ -148,7 +152,8 @@ def stop(
         if on_wait is not None:
             on_wait(first, time.monotonic() - started)
         done = until_applied(
-            lambda patience: commit_stop(store, actor, account, reason, patience=patience), on_wait,
+            lambda patience: commit_stop(store, actor, account, reason, patience=patience, details=details,
+                                         on_stopped=on_stopped), on_wait,
             started=started, first=RETRY_SLICE,  # the short first try was the one above
         )
         stop_intent.remove(store, done.id, done.generation)
@@ -174,7 +179,8 @@ def post_intent(store: Store, actor: Actor, account: str) -> stop_intent.Intent 
 
 
 def commit_stop(
-    store: Store, actor: Actor, account: str = "default", reason: str | None = None, *, patience: float | None = None
+    store: Store, actor: Actor, account: str = "default", reason: str | None = None, *, patience: float | None = None,
+    details: dict | None = None, on_stopped: Callable[[Connection], None] | None = None,
 ) -> AccountState:
     """The stop's durable commit alone, one try: `stop` without the retries and the dot fence.
 
@@ -183,12 +189,17 @@ def commit_stop(
     `dot_fence.wait_for_allowed_dots` itself before saying that nothing more goes out.
     Raises StoreBusy if the write lock is not free within `patience` seconds
     (default: the store's busy timeout).
+    `details` go into the audit entry. `on_stopped` runs inside the transaction
+    only when this call is the one that stopped the account; with it, a stop of
+    an account already stopped records nothing (an automatic stop asked by
+    several engines is one stop: store/auto_pause.py).
     """
     with store.write(durable=True, patience=patience) as conn:
         current = _state(conn, account)
         now = store.now()
         if current.stopped:
-            audit.record(conn, now, actor, account, "stop", already_stopped=True, reason=reason)
+            if on_stopped is None:
+                audit.record(conn, now, actor, account, "stop", already_stopped=True, reason=reason)
             return current
         conn.execute(
             update(accounts)
@@ -202,7 +213,10 @@ def commit_stop(
                 generation=accounts.c.generation + 1,
             )
         )
-        audit.record(conn, now, actor, account, "stop", reason=reason, generation=current.generation + 1)
+        audit.record(conn, now, actor, account, "stop", reason=reason, generation=current.generation + 1,
+                     **(details or {}))
+        if on_stopped is not None:
+            on_stopped(conn)
         return _state(conn, account)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, text, update
@@ -137,11 +138,15 @@ def revision_counts(store: Store, mailing_id: int) -> list[tuple[int, int]]:
 
 
 def pause(store: Store, actor: Actor, mailing_id: int, account: str = "default", *,
-          on_wait: OnWait | None = None) -> Mailing:
+          on_wait: OnWait | None = None, details: dict | None = None,
+          on_paused: Callable[[Connection], None] | None = None) -> Mailing:
     """Stop one mailing; its claimed messages are turned back at the final-dot gate.
 
     Like the stop, never refused because the store is busy: it waits for the
     write lock for as long as it takes (on_wait reports; raising from it gives up).
+    `details` go into the audit entry; `on_paused` runs inside the transaction
+    only when this call is the one that paused it (an automatic pause records
+    itself there, once however many engines ask: store/auto_pause.py).
     """
     def attempt(patience: float) -> Mailing:
         with store.write(durable=True, patience=patience) as conn:
@@ -152,7 +157,9 @@ def pause(store: Store, actor: Actor, mailing_id: int, account: str = "default",
                 raise Refused(f"mailing {mailing_id} is already {m.status}; nothing to pause")
             if m.status != PAUSED:
                 conn.execute(update(mailings).where(mailings.c.id == mailing_id).values(status=PAUSED))
-                audit.record(conn, store.now(), actor, account, "pause", mailing_id, previous=m.status)
+                audit.record(conn, store.now(), actor, account, "pause", mailing_id, previous=m.status, **(details or {}))
+                if on_paused is not None:
+                    on_paused(conn)
             return _mailing(conn.execute(select(mailings).where(mailings.c.id == mailing_id)).one())
 
     result = until_applied(attempt, on_wait)

@@ -25,6 +25,7 @@ literal condition (AT_RELAY) so that SQLite can use that index.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -33,10 +34,13 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, and_, case, bindparam, delete, func, insert, not_, or_, select, text, update
 
+from . import audit, policy, suppressions
+from .actor import Actor
 from .connection import Store
+from .importer import normal_address
 from .mailings import DELETED, PAUSED
-from .schema import AT_RELAY_SQL, mailings, messages, relays, revisions
-from .schema import accounts as accounts_table
+from .schema import AT_RELAY_SQL, accounts, mailings, messages, relays, revisions
+from .schema import suppressions as suppressions_table
 
 QUEUED, HELD, DELIVERED, BOUNCED = "queued", "held", "delivered", "bounced"
 DELETED_AT_RELAY, EXPIRED, LOST = "deleted", "expired", "lost"
@@ -137,8 +141,61 @@ def apply(store: Store, changes: Sequence[Change], *, patience: float = WRITE_PA
     now = store.now()
     rows = [{"b_id": c.message_id, "b_state": c.relay_state, "b_at": c.at if c.at is not None else now,
              "b_note": c.note[:MAX_NOTE] if c.note else None} for c in changes]
+    bounced = [c for c in changes if c.relay_state == BOUNCED and hard_bounce(c.note)]
     with store.write(patience=patience) as conn:
-        return conn.execute(_MOVE, rows).rowcount
+        # Before the move: only those still at the relay bounce now (a repeat changes nothing).
+        to_suppress = _still_at_relay(conn, bounced) if bounced and policy.read(conn).suppress_bounces else []
+        moved = conn.execute(_MOVE, rows).rowcount
+        if to_suppress:
+            _suppress_bounced(conn, now, to_suppress)
+        return moved
+
+
+# A permanent failure's enhanced status code (RFC 3463 class 5) in the relay's words:
+# "host mx[…] said: 550 5.1.1 <a@b>: user unknown". An expired message (Postfix's
+# "expired", after days of deferrals) has none: its address may well be good.
+_HARD = re.compile(r"(?<![\d.])5\.\d{1,3}\.\d{1,3}(?![\d.])")
+RELAY_ACTOR = Actor("relay")
+
+
+def hard_bounce(reply: str | None) -> bool:
+    return bool(reply) and _HARD.search(reply) is not None  # type: ignore[arg-type]
+
+
+def _still_at_relay(conn: Connection, bounced: Sequence[Change]) -> list[tuple[int, str, str, str]]:
+    """(account id, account name, address, reply) of the bounced messages still at the relay."""
+    notes = {c.message_id: c.note or "" for c in bounced}
+    rows = conn.execute(
+        select(messages.c.id, mailings.c.account_id, accounts.c.name, messages.c.email)
+        .join(mailings, mailings.c.id == messages.c.mailing_id)
+        .join(accounts, accounts.c.id == mailings.c.account_id)
+        .where(AT_RELAY, messages.c.id.in_(bindparam("ids", expanding=True))),
+        {"ids": list(notes)},
+    ).all()
+    return [(acc, name, email, notes[mid]) for mid, acc, name, email in rows]
+
+
+def _suppress_bounced(conn: Connection, now: float, bounced: list[tuple[int, str, str, str]]) -> None:
+    """The policy's suppress_bounces: each hard-bounced address joins its account's list, once.
+
+    In the transaction that records the bounce, so the next claim already skips
+    the address; audited once per account per batch, by the relay.
+    """
+    added: dict[str, list[str]] = defaultdict(list)
+    for acc, account, email, reply in bounced:
+        email = normal_address(email)
+        if suppressions.is_suppressed(conn, acc, email) or email in added[account]:
+            continue
+        reason = f"bounced: {' '.join(reply.split())}"[:suppressions.MAX_REASON]
+        conn.execute(insert(suppressions_table).values(account_id=acc, email=email, reason=reason,
+                                                       created_at=now, created_by=RELAY_ACTOR.user))
+        added[account].append(email)
+    if any(added.values()):
+        suppressions.bump_mark(conn)
+    for account, emails in added.items():
+        if emails:
+            audit.record(conn, now, RELAY_ACTOR, account, "suppress-bounces", None, count=len(emails),
+                         emails=emails[:20], source="relay")
 
 
 def expire(store: Store, message_ids: Sequence[int], note: str, *, patience: float = WRITE_PATIENCE) -> int:
@@ -236,10 +293,10 @@ def since_stop(store: Store, relay: str | None, account_ids: Iterable[int]) -> d
     query = (
         select(mailings.c.account_id, messages.c.relay_state, in_delivery, func.count())
         .select_from(messages.join(mailings, mailings.c.id == messages.c.mailing_id)
-                     .join(accounts_table, accounts_table.c.id == mailings.c.account_id))
-        .where(accounts_table.c.id.in_(bindparam("accounts", expanding=True)), accounts_table.c.stopped.is_(True),
+                     .join(accounts, accounts.c.id == mailings.c.account_id))
+        .where(accounts.c.id.in_(bindparam("accounts", expanding=True)), accounts.c.stopped.is_(True),
                _relay_filter(relay), messages.c.relay_state.in_(FINAL),
-               messages.c.relay_at >= accounts_table.c.stopped_at)
+               messages.c.relay_at >= accounts.c.stopped_at)
         .group_by(mailings.c.account_id, messages.c.relay_state)
     )
     out: dict[int, list[int]] = {}
