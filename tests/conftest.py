@@ -56,13 +56,8 @@ def csv_file(tmp_path: Path):
     return make
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    """A private PostgreSQL server for the session (a `pg_server.PgServer`), stopped at the end.
-
-    Its password is in the environment (PGPASSWORD, and PGPASSFILE names a .pgpass), so its
-    URLs carry none. Skips only where there is no PostgreSQL and no root to install it.
-    """
+def _pg_server_running():  # type: ignore[no-untyped-def]
+    """A started PgServer with its password in the environment; stopped (and removed) after."""
     from pg_server import PgServer, find_bindir
 
     if find_bindir() is None and os.geteuid() != 0:
@@ -76,6 +71,23 @@ def pg_server():
     finally:
         env.undo()
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A private PostgreSQL server for the session (a `pg_server.PgServer`), stopped at the end.
+
+    Its password is in the environment (PGPASSWORD, and PGPASSFILE names a .pgpass), so its
+    URLs carry none. Skips only where there is no PostgreSQL and no root to install it.
+    Tests must not stop or restart it: those use pg_restartable.
+    """
+    yield from _pg_server_running()
+
+
+@pytest.fixture(scope="module")
+def pg_restartable():
+    """A server of the test module's own, which its tests may stop, restart or kill."""
+    yield from _pg_server_running()
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ from psycopg import sql
 # scripts/install-system-deps.sh; Debian's own `postgres` account serves where it is missing.
 SERVER_ACCOUNTS = ("mailconsole-pg", "postgres")
 SUPERUSER = "mailconsole"
+# One password for every server this process starts: PGPASSWORD then serves them all.
+PASSWORD = secrets.token_urlsafe(18)
 START_TIMEOUT = 30.0
 # Settings for a disposable cluster: durability buys nothing here and costs seconds.
 FAST_SETTINGS = {
@@ -103,7 +105,7 @@ class PgServer:
         self.host = "127.0.0.1"
         self.port = 0
         self.user = SUPERUSER
-        self.password = secrets.token_urlsafe(18)
+        self.password = PASSWORD
         self.dbname = "postgres"
         # Under /tmp, not pytest's tmp_path: that is 0700 and root's, unreadable for the account.
         self.base = Path(tempfile.mkdtemp(prefix="mailconsole-pg-"))
@@ -166,11 +168,14 @@ class PgServer:
     # -- life cycle --------------------------------------------------------------------------
 
     def start(self) -> PgServer:
-        """initdb (first time only) and start the postmaster; returns when it takes connections."""
+        """initdb (first time only) and start the postmaster; returns when it takes connections.
+
+        After stop_server() it starts again on the same port, as a restarted server would.
+        """
         try:
             if not self.datadir.exists():
                 self._initdb()
-            self._launch()
+            self._launch(port=self.port or None)
         except BaseException:
             self.stop()
             raise
