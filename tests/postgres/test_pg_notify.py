@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from mailconsole.store import Store
@@ -125,3 +126,23 @@ def test_conninfo_keeps_libpq_options_and_adds_no_password() -> None:
     assert "sslmode=verify-full" in info and "application_name=eng" in info and "port=5433" in info
     assert "password" not in info
     assert "keepalives=1" in info
+
+
+def test_conninfo_names_every_host_of_a_failover_url() -> None:
+    info = pg_notify.conninfo(
+        "postgresql+psycopg://mc@/store?host=pg1.example:5432&host=pg2.example:5433&target_session_attrs=read-write"
+    )
+    parsed = psycopg.conninfo.conninfo_to_dict(info)
+    assert (parsed["host"], parsed["port"]) == ("pg1.example,pg2.example", "5432,5433")
+    assert parsed["target_session_attrs"] == "read-write" and parsed["dbname"] == "store"
+
+
+def test_a_failover_url_listens_on_the_host_that_answers(pg_server, pg_url: str) -> None:
+    # The first host is down (nothing listens on its port): libpq goes on to the next.
+    url = pg_url.replace(f"@{pg_server.host}:{pg_server.port}/", "@/") + (
+        f"?host=127.0.0.1:1&host={pg_server.host}:{pg_server.port}")
+    with Listener(url) as listener:
+        assert listener.connected
+        with pg_server.connect(pg_url.rsplit("/", 1)[1]) as conn:
+            pg_notify.notify(conn, pg_notify.STOP, account=1)
+        assert next_wakeups(listener) == [Wakeup("stop", {"account": 1})]

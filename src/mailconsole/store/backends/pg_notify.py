@@ -96,10 +96,19 @@ def conninfo(url: str, **options: str) -> str:
     """libpq connection string for a store URL (postgresql+psycopg://…), its query options kept.
 
     The password, when the URL holds none, comes from libpq itself (PGPASSWORD,
-    PGPASSFILE or ~/.pgpass); sslmode and the other libpq options pass through.
+    PGPASSFILE or ~/.pgpass); sslmode and the other libpq options pass through, and
+    so do several hosts (SQLAlchemy's `?host=a:5432&host=b:5432` form) for a failover.
     """
     parsed = make_url(url)
-    params: dict[str, object] = {**KEEPALIVES, **{k: v for k, v in parsed.query.items() if isinstance(v, str)}}
+    params: dict[str, object] = dict(KEEPALIVES)
+    for key, value in parsed.query.items():
+        if key == "host":
+            hosts = [value] if isinstance(value, str) else list(value)
+            params["host"] = ",".join(h.rpartition(":")[0] if ":" in h else h for h in hosts)
+            if any(":" in h for h in hosts):
+                params["port"] = ",".join(h.rpartition(":")[2] if ":" in h else "" for h in hosts)
+        elif isinstance(value, str):
+            params[key] = value
     for key, value in (("host", parsed.host), ("port", parsed.port), ("user", parsed.username),
                        ("password", parsed.password), ("dbname", parsed.database)):
         if value is not None:
