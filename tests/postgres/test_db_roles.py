@@ -13,7 +13,7 @@ import trio
 
 from mailconsole.cli import main
 from mailconsole.engine import Engine, EngineConfig
-from mailconsole.store import Actor, Store, StoreError, accounts, engines, mailings, queue, roles, schema
+from mailconsole.store import Actor, Store, StoreError, accounts, engines, mailings, queue, relays, roles, schema
 from mailconsole.store.gate_io import AckWriter, ControlReader
 from mailconsole.store.importer import create_mailing
 from mailconsole.store.queue import Outcome
@@ -100,11 +100,18 @@ def test_engine_claims_records_and_heartbeats(logins: dict[str, str], migrated_u
         more = queue.claim(engine, "eng-2", 10, 60.0)
         assert queue.release_all(engine, "eng-2") == len(more)
         assert mailings.purge_deleted(engine) == 0
+        # A relay agent runs as the engine role too: holds, the 7-day rule, its heartbeat.
+        relays.beat(engine, "agent-1", acknowledged={}, counts={"held": 1}, host="relay1", pid=2, kind="postfix",
+                    relay="relay.example:25", started_at=now, state="running")
+        assert relays.apply(engine, [relays.Change(sent.id, relays.HELD)]) == 1
+        assert relays.expire(engine, [sent.id], "held longer than 7 days") == 1
     finally:
         engine.close()
     m = mailings.get_mailing(owner, mid)
-    assert (m.status, m.sent, m.failed, m.in_flight, m.queued, m.recovered) == (mailings.SENDING, 1, 1, 0, 4, 1)
+    assert (m.status, m.sent, m.failed, m.in_flight, m.queued, m.recovered, m.suspended) == (
+        mailings.SENDING, 0, 1, 0, 4, 1, 1)
     assert [e.id for e in engines.list_engines(owner, include_gone=True)] == ["eng-1"]
+    assert [r.id for r in relays.list_relays(owner, include_gone=True)] == ["agent-1"]
     owner.close()
 
 
