@@ -290,3 +290,15 @@ def test_cli_refusals_are_one_line(logins: dict[str, str], migrated_url: str, pg
     assert PASSWORD not in err
     with pg_server.connect() as conn:
         assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'byviewer%'").fetchone() == (0,)
+
+
+def test_apply_refuses_a_database_without_a_current_store(pg_url: str, migrated_url: str, pg_server) -> None:
+    with pytest.raises(StoreError, match="holds no mailconsole store; create one with `mailconsole init`"):
+        roles.apply(pg_url, "refused")
+    with pg_server.connect(migrated_url.rsplit("/", 1)[1]) as conn:
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    expected = f"schema version 1, this mailconsole's is {schema.SCHEMA_VERSION}: run `mailconsole migrate`"
+    with pytest.raises(StoreError, match=expected):
+        roles.apply(migrated_url, "refused")
+    with pg_server.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'refused%'").fetchone() == (0,)

@@ -192,6 +192,7 @@ def apply(url: str, prefix: str = DEFAULT_PREFIX) -> Roles:
         raw = engine.raw_connection()
         try:
             driver = raw.driver_connection
+            _check_schema(driver, url)  # type: ignore[arg-type]
             # The script is a sequence of statements: sent as one simple query, its own
             # BEGIN ... COMMIT makes it all or nothing (autocommit: no driver transaction around it).
             driver.autocommit = True  # type: ignore[union-attr]
@@ -205,6 +206,22 @@ def apply(url: str, prefix: str = DEFAULT_PREFIX) -> Roles:
     finally:
         engine.dispose()
     return role_names(prefix)
+
+
+def _check_schema(conn, url: str) -> None:  # type: ignore[no-untyped-def]
+    """Grants name this version's tables and columns: the store must be at its schema."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    row = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+    if not row[0]:
+        raise StoreError(f"{shown} holds no mailconsole store; create one with `mailconsole init` first")
+    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    conn.rollback()
+    if version is None or version[0] != str(schema.SCHEMA_VERSION):
+        found = version[0] if version else "none"
+        raise StoreError(
+            f"store {shown} has schema version {found}, this mailconsole's is {schema.SCHEMA_VERSION}: "
+            "run `mailconsole migrate` first (roles not applied, nothing changed)"
+        )
 
 
 def psycopg_errors() -> type[Exception]:
