@@ -59,7 +59,8 @@ def payload(what: str, **details: object) -> str:
     """The notification's text for `what` with its details (ints and short strings)."""
     if what not in WHATS:
         raise ValueError(f"unknown wake-up {what!r}; one of {', '.join(WHATS)}")
-    text_ = json.dumps({"what": what, **details}, separators=(",", ":"), sort_keys=True)
+    # ensure_ascii=False: an account name in UTF-8 takes at most 4 bytes a character, not 12.
+    text_ = json.dumps({"what": what, **details}, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
     if len(text_.encode()) > MAX_PAYLOAD:
         raise ValueError(f"wake-up payload of {len(text_.encode())} bytes; at most {MAX_PAYLOAD}")
     return text_
