@@ -1,7 +1,9 @@
-"""Shared fixtures: a real SQLite store in a temporary directory with a clock the test drives."""
+"""Shared fixtures: a real SQLite store in a temporary directory with a clock the test drives,
+and a throwaway PostgreSQL server (tests/pg_server.py) for the tests of that backend."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,45 @@ def csv_file(tmp_path: Path):
         return write_csv(tmp_path / (name or f"recipients-{next(counter)}.csv"), rows, header)
 
     return make
+
+
+def _pg_server_running():  # type: ignore[no-untyped-def]
+    """A started PgServer with its password in the environment; stopped (and removed) after."""
+    from pg_server import PgServer, find_bindir
+
+    if find_bindir() is None and os.geteuid() != 0:
+        pytest.skip("no PostgreSQL binaries (initdb, postgres): install Debian's postgresql package")
+    server = PgServer().start()
+    env = pytest.MonkeyPatch()
+    try:
+        for name, value in server.env().items():
+            env.setenv(name, value)
+        yield server
+    finally:
+        env.undo()
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A private PostgreSQL server for the session (a `pg_server.PgServer`), stopped at the end.
+
+    Its password is in the environment (PGPASSWORD, and PGPASSFILE names a .pgpass), so its
+    URLs carry none. Skips only where there is no PostgreSQL and no root to install it.
+    Tests must not stop or restart it: those use pg_restartable.
+    """
+    yield from _pg_server_running()
+
+
+@pytest.fixture(scope="module")
+def pg_restartable():
+    """A server of the test module's own, which its tests may stop, restart or kill."""
+    yield from _pg_server_running()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """URL of a fresh, empty database on the session's server, dropped after the test."""
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url.rsplit("/", 1)[1])
