@@ -33,14 +33,36 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+# `MAILCONSOLE_TEST_BACKEND=postgresql` runs the suites on PostgreSQL: the `store`
+# fixtures (and the CLI's `db`) then name a fresh database on the session's server,
+# and a test that asks for the store's SQLite file (db_path) is skipped.
+ON_POSTGRESQL = os.environ.get("MAILCONSOLE_TEST_BACKEND") == "postgresql"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not ON_POSTGRESQL:
+        return
+    needs_file = pytest.mark.skip(reason="works on the store's SQLite file (MAILCONSOLE_TEST_BACKEND=postgresql)")
+    for item in items:
+        if "db_path" in getattr(item, "fixturenames", ()):
+            item.add_marker(needs_file)
+
+
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The test's store: a file in tmp_path, or a fresh PostgreSQL database (ON_POSTGRESQL)."""
+    if ON_POSTGRESQL:
+        return request.getfixturevalue("pg_url")
+    return str(tmp_path / "store.db")
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "store.db"
 
 
 @pytest.fixture
-def store(db_path: Path, clock: FakeClock):
-    s = Store(str(db_path), clock=clock)
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock):
+    s = Store(store_location(request, tmp_path), clock=clock)
     yield s
     s.close()
 
