@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from csvfiles import write_csv
+from store_backend import ON_POSTGRESQL, store_location
 from mailconsole.store import Store
 
 # A fixed, round "now" so due times and the 7-day rule are exact in tests.
@@ -33,12 +34,6 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-# `MAILCONSOLE_TEST_BACKEND=postgresql` runs the suites on PostgreSQL: the `store`
-# fixtures (and the CLI's `db`) then name a fresh database on the session's server,
-# and a test that asks for the store's SQLite file (db_path) is skipped.
-ON_POSTGRESQL = os.environ.get("MAILCONSOLE_TEST_BACKEND") == "postgresql"
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not ON_POSTGRESQL:
         return
@@ -46,13 +41,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "db_path" in getattr(item, "fixturenames", ()):
             item.add_marker(needs_file)
-
-
-def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The test's store: a file in tmp_path, or a fresh PostgreSQL database (ON_POSTGRESQL)."""
-    if ON_POSTGRESQL:
-        return request.getfixturevalue("pg_url")
-    return str(tmp_path / "store.db")
 
 
 @pytest.fixture

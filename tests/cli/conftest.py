@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import store_location
+from store_backend import store_location
 from mailconsole.cli import main
 
 

@@ -21,7 +21,7 @@ import trio
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from conftest import store_location
+from store_backend import store_location
 from mailconsole.engine import Engine, EngineConfig
 from mailconsole.store import Actor, Store
 from mailconsole.store.importer import create_mailing
