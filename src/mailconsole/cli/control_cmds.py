@@ -8,6 +8,7 @@ from rich import box
 from rich.table import Table
 
 from ..store import accounts, audit, relays, status, stop_intent
+from ..store.backends import FenceResult
 from ..store.errors import Refused, StoreError
 from .common import Context, bounded_number, confirm, days_value, positive_int, safe, when
 from .waiting import WaitReporter
@@ -19,6 +20,11 @@ MAX_RELAY_WAIT = 600.0
 
 def _relay_wait(value: str) -> float:
     return bounded_number(value, "seconds", MAX_RELAY_WAIT)
+
+
+def _bound_value(value: str) -> float:
+    """The stop's wait for the engines' confirmation: 0 to 60 seconds."""
+    return bounded_number(value, "seconds", 60)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -34,6 +40,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--relay-wait", type=_relay_wait, default=RELAY_WAIT, metavar="SECONDS",
                    help=f"after the stop, wait up to this long for relay agents to hold what their relays queue "
                         f"(default {RELAY_WAIT:g}; 0: do not wait)")
+    p.add_argument("--bound", type=_bound_value, default=None,
+                   help="seconds to wait for every engine to confirm (default 2, or $MAILCONSOLE_STOP_BOUND)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=run_stop)
 
     p = sub.add_parser("resume", parents=[common], help="resume after a stop (applies the 7-day rule)")
@@ -178,8 +187,10 @@ def run_stop(ctx: Context) -> int:
         report.say(f"the store is busy: stop intent posted, engines on this host send nothing more of account "
                    f"{ctx.account}; the stop is recorded as soon as the store is free")
 
+    fenced: list[FenceResult] = []
     try:
-        a = accounts.stop(store, ctx.actor, ctx.account, ctx.args.reason, on_wait=report, on_intent=on_intent)
+        a = accounts.stop(store, ctx.actor, ctx.account, ctx.args.reason, on_wait=report, on_intent=on_intent,
+                          bound=ctx.args.bound, on_fence=fenced.append)
     except KeyboardInterrupt:
         report.say("interrupted: the stop was NOT applied to the store")
         if posted:
@@ -188,15 +199,29 @@ def run_stop(ctx: Context) -> int:
         return 130
     if report.waited:
         report.say("the store is free again: stop applied")
-    ctx.print(_state_line(a))
-    ctx.print("no message of this account can be claimed any more; resume with `mailconsole resume`")
+    unconfirmed = fenced[0].unconfirmed if fenced else ()
     # After the commit and the dot fence: the stop itself never waits for a relay.
     waited = ctx.args.relay_wait
+    relay_problem = None
     try:
         at_relays = relays.wait_for_stop(store, a.id, a.generation, waited)
     except StoreError as exc:  # the stop stands; only the relays' report is missing
-        report.say(f"the stop is applied, but the relay agents' acknowledgements could not be read: {exc}")
+        at_relays, relay_problem = [], str(exc)
+    if ctx.args.json:
+        ctx.print_json({"account": a.name, "stopped": a.stopped, "generation": a.generation,
+                        "confirmed": not unconfirmed, "unconfirmed": [u.as_dict() for u in unconfirmed],
+                        "relays": [{"agent": r.agent.id, "acknowledged": r.ack is not None,
+                                    **(r.ack.as_dict() if r.ack else {})} for r in at_relays],
+                        "relays_unreadable": relay_problem})
         return 0
+    ctx.print(_state_line(a))
+    ctx.print("no message of this account can be claimed any more; resume with `mailconsole resume`")
+    for u in unconfirmed:
+        ctx.print(f"[yellow]engine {safe(u.engine_id)} (host {safe(u.host)}, pid {u.pid}) did not confirm the stop; "
+                  f"last contact {when(u.last_contact)}; certain to send nothing allowed before it "
+                  f"since {when(u.certain_by)}[/]")
+    if relay_problem is not None:
+        report.say(f"the stop is applied, but the relay agents' acknowledgements could not be read: {relay_problem}")
     for r in at_relays:
         ctx.print(safe(r.summary(waited)))
     return 0

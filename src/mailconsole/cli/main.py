@@ -19,7 +19,7 @@ from .. import __version__
 from ..store import StoreError
 from ..store.connection import SUPPORTED_STORES
 from . import (
-    accounts_cmd, console_cmd, control_cmds, demo_cmd, list_id_cmd, mailing_cmds, migrate_cmd, recipients_cmd,
+    accounts_cmd, console_cmd, control_cmds, db_cmd, demo_cmd, list_id_cmd, mailing_cmds, migrate_cmd, recipients_cmd,
     relay_agent_cmd, serve_cmd, suppress_cmd,
 )
 from . import policy_cmd
@@ -27,7 +27,7 @@ from .common import Context, UsageError, one_line, store_value, text_value
 
 COMMAND_MODULES = (
     control_cmds, mailing_cmds, recipients_cmd, serve_cmd, demo_cmd, console_cmd, migrate_cmd, list_id_cmd, suppress_cmd,
-    accounts_cmd, relay_agent_cmd, policy_cmd,
+    accounts_cmd, relay_agent_cmd, policy_cmd, db_cmd,
 )
 
 BROKEN_PIPE = 141

@@ -12,7 +12,8 @@ from . import audit, stop_intent
 from .actor import Actor
 from .batching import TimedBatches
 from .connection import Store
-from .dot_fence import wait_for_allowed_dots
+from .backends import FenceResult
+from .dot_fence import fence_result, wait_for_allowed_dots
 from .errors import NotFound, Refused, StoreBusy
 from .retry import FIRST_TRY, RETRY_SLICE, OnWait, until_applied
 from .schema import accounts, mailings, messages, revisions
@@ -117,11 +118,14 @@ def stop(
     intent: bool = True,
     details: dict | None = None,
     on_stopped: Callable[[Connection], None] | None = None,
+    bound: float | None = None,
+    on_fence: Callable[[FenceResult], None] | None = None,
 ) -> AccountState:
     """Stop every mailing of the account. Idempotent; returns once durable, never refused.
 
     After this commits no claim of the account's messages can succeed: the claim
-    statement requires the account not stopped, and both take the write lock.
+    statement requires the account not stopped, and the store's backend orders
+    the two (one write lock on SQLite, advisory locks on PostgreSQL).
     Before returning it passes the dot fence, so no dot allowed before the
     commit is still being written by any engine.
 
@@ -134,6 +138,10 @@ def stop(
     dies first it stays and keeps holding the account until an operator acts.
     intent=False only waits (for comparison: bench/stop_intent.py).
     `details` and `on_stopped` as for `commit_stop`.
+
+    The fence is waited for at most `bound` seconds (default: dot_fence.stop_bound());
+    on_fence is told what it found: on a store shared by many hosts, the engines
+    that did not confirm the stop in time and when they are certain to have stopped.
     """
     started = time.monotonic()
     try:
@@ -159,7 +167,9 @@ def stop(
         stop_intent.remove(store, done.id, done.generation)
         return done
     finally:
-        wait_for_allowed_dots(store)
+        found = fence_result(store, bound)
+        if on_fence is not None:
+            on_fence(found)
 
 
 def post_intent(store: Store, actor: Actor, account: str) -> stop_intent.Intent | None:
@@ -195,6 +205,7 @@ def commit_stop(
     several engines is one stop: store/auto_pause.py).
     """
     with store.write(durable=True, patience=patience) as conn:
+        store.backend.exclude_claims(conn, account_id(conn, account))  # claims commit before this, or see it
         current = _state(conn, account)
         now = store.now()
         if current.stopped:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
+from . import wakeups
 from .actor import Actor
 from .connection import Store
 from .schema import audit
@@ -34,7 +35,8 @@ def record(
     mailing_id: int | None = None,
     **details: Any,
 ) -> None:
-    """Append one entry inside the caller's transaction: it commits with the action."""
+    """Append one entry inside the caller's transaction: it commits with the action,
+    and so does the action's wake-up of engines and consoles (store/wakeups.py)."""
     conn.execute(
         insert(audit).values(
             at=at,
@@ -46,6 +48,7 @@ def record(
             details=json.dumps(details, sort_keys=True),
         )
     )
+    wakeups.after_action(conn, action, account, mailing_id)
 
 
 def entries(store: Store, *, limit: int = 50, account: str | None = None) -> list[AuditEntry]:
