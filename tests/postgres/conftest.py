@@ -9,11 +9,17 @@ from mailconsole.store import Store, migrate
 from mailconsole.store import connection as store_connection
 
 
+def _accept_postgres(mp: pytest.MonkeyPatch) -> None:
+    # Makes `postgresql+psycopg://` URLs pass the store's URL check while that backend
+    # is not registered there yet; once it is, this changes nothing.
+    backends = getattr(store_connection, "SUPPORTED_BACKENDS", None)
+    if backends is not None and "postgresql" not in backends:
+        mp.setitem(backends, "postgresql", "postgresql+psycopg://HOST/DB")
+
+
 @pytest.fixture(autouse=True)
 def postgres_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Makes `postgresql+psycopg://` URLs pass the store's URL check while that backend
-    # is not registered there yet; once it is, this sets what is already set.
-    monkeypatch.setitem(store_connection.SUPPORTED_BACKENDS, "postgresql", "postgresql+psycopg://HOST/DB")
+    _accept_postgres(monkeypatch)
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +37,7 @@ def migrated_template(pg_server) -> str:
     finally:
         engine.dispose()
     with pytest.MonkeyPatch.context() as mp:  # this fixture outlives postgres_accepted's
-        mp.setitem(store_connection.SUPPORTED_BACKENDS, "postgresql", "postgresql+psycopg://HOST/DB")
+        _accept_postgres(mp)
         Store(url).close()  # the default account, as every store has
     return name
 
