@@ -11,7 +11,7 @@ import time
 from storehelp import python_child
 
 from mailconsole.store import Actor, accounts
-from mailconsole.store.dot_fence import DotFence, fence_path, wait_for_allowed_dots
+from mailconsole.store.dot_fence import DotFence, wait_for_allowed_dots
 
 OPERATOR = Actor("operator")
 
@@ -67,4 +67,4 @@ def test_a_killed_engine_never_blocks_a_stop(store, db_path):
 
 def test_the_fence_file_is_private(store):
     DotFence(store).close()
-    assert os.stat(fence_path(store)).st_mode & 0o777 == 0o600
+    assert os.stat(store.backend.fence_path).st_mode & 0o777 == 0o600

@@ -11,7 +11,8 @@ from lockholder import lock_held
 from sqlalchemy import select
 from storehelp import ALICE
 
-from mailconsole.store import accounts, lock_holder, mailings
+from mailconsole.store import accounts, mailings
+from mailconsole.store.backends import sqlite_lock_holder as lock_holder
 from mailconsole.store.errors import StoreBusy
 from mailconsole.store.schema import mailings as mailings_table
 

@@ -21,7 +21,7 @@ from csvfiles import write_csv
 from storehelp import ALICE, SENDER, assert_counters_match, recipients
 
 from mailconsole.store import Store, accounts, mailings
-from mailconsole.store.connection import begin_immediate_polling
+from mailconsole.store.backends.sqlite import begin_immediate_polling
 from mailconsole.store.importer import create_mailing
 from mailconsole.store.schema import messages
 

@@ -31,14 +31,14 @@ def run(ctx: Context) -> int:
     if getattr(ctx.args, "read_only", False) and not ctx.args.dry_run:
         raise Refused("--read-only changes nothing; run `mailconsole migrate` without it (or with --dry-run)")
     if ctx.args.dry_run:
-        backup = " after a backup copy beside it" if store.is_sqlite and plan.current != plan.target else ""
+        backup = " after a backup copy beside it" if store.backend.backs_up and plan.current != plan.target else ""
         ctx.print(f"store {where}: schema {plan.current}, target {plan.target}; `mailconsole migrate` "
                   f"would upgrade it{backup} (dry run: nothing changed)")
         return 0
     result = migrate.upgrade(store)
     if result.backup is not None:
         kept = f"backup of schema {plan.current}: {safe(result.backup)}"
-    elif store.is_sqlite:
+    elif store.backend.backs_up:
         kept = "no backup needed"
     else:
         kept = "no backup taken: back up the database with its own tools first"

@@ -18,9 +18,8 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import make_url
-
 from ..store import Store, StoreError, accounts, default_db_url
+from ..store import backends
 from ..store.connection import to_url
 from ..store.engines import live_engines
 from .app import ENGINE_STOP_TIMEOUT, STOP_QUIT_WAIT, MailConsole
@@ -80,7 +79,7 @@ def open_existing(ctx: Context) -> Store:
     Never created here: a mistyped path once opened an empty store that looked RUNNING,
     and the stop key then stopped that one while the real store kept sending.
     """
-    path = sqlite_file(ctx.db or default_db_url())
+    path = store_file(ctx.db or default_db_url())
     if path is not None and not path.exists():
         raise StoreError(f"no store at {path}; `mailconsole init --db {shlex.quote(str(path))}` creates one "
                          "(`mailconsole demo` makes a demo store of its own)")
@@ -89,12 +88,9 @@ def open_existing(ctx: Context) -> Store:
     return store
 
 
-def sqlite_file(db: str) -> Path | None:
-    """The file of an SQLite store, None for another kind (or an in-memory one)."""
-    url = make_url(to_url(db))
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    return Path(url.database)
+def store_file(db: str) -> Path | None:
+    """The local file of a store, None for a server (or an in-memory one)."""
+    return backends.for_url(to_url(db)).file
 
 
 def launch_demo(ctx: Context, store: Store) -> int:

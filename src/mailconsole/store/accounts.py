@@ -12,7 +12,8 @@ from . import audit, stop_intent
 from .actor import Actor
 from .batching import TimedBatches
 from .connection import Store
-from .dot_fence import wait_for_allowed_dots
+from .backends import FenceResult
+from .dot_fence import fence_result, wait_for_allowed_dots
 from .errors import NotFound, Refused, StoreBusy
 from .retry import FIRST_TRY, RETRY_SLICE, OnWait, until_applied
 from .schema import accounts, mailings, messages, revisions
@@ -115,11 +116,14 @@ def stop(
     on_wait: OnWait | None = None,
     on_intent: Callable[[stop_intent.Intent], None] | None = None,
     intent: bool = True,
+    bound: float | None = None,
+    on_fence: Callable[[FenceResult], None] | None = None,
 ) -> AccountState:
     """Stop every mailing of the account. Idempotent; returns once durable, never refused.
 
     After this commits no claim of the account's messages can succeed: the claim
-    statement requires the account not stopped, and both take the write lock.
+    statement requires the account not stopped, and the store's backend orders
+    the two (one write lock on SQLite, advisory locks on PostgreSQL).
     Before returning it passes the dot fence, so no dot allowed before the
     commit is still being written by any engine.
 
@@ -131,6 +135,10 @@ def stop(
     told). The intent is removed once the stop has committed; if this process
     dies first it stays and keeps holding the account until an operator acts.
     intent=False only waits (for comparison: bench/stop_intent.py).
+
+    The fence is waited for at most `bound` seconds (default: dot_fence.stop_bound());
+    on_fence is told what it found: on a store shared by many hosts, the engines
+    that did not confirm the stop in time and when they are certain to have stopped.
     """
     started = time.monotonic()
     try:
@@ -154,7 +162,9 @@ def stop(
         stop_intent.remove(store, done.id, done.generation)
         return done
     finally:
-        wait_for_allowed_dots(store)
+        found = fence_result(store, bound)
+        if on_fence is not None:
+            on_fence(found)
 
 
 def post_intent(store: Store, actor: Actor, account: str) -> stop_intent.Intent | None:
@@ -185,6 +195,7 @@ def commit_stop(
     (default: the store's busy timeout).
     """
     with store.write(durable=True, patience=patience) as conn:
+        store.backend.exclude_claims(conn, account_id(conn, account))  # claims commit before this, or see it
         current = _state(conn, account)
         now = store.now()
         if current.stopped:

@@ -1,62 +1,29 @@
-"""Opening a store: URL resolution, SQLite pragmas, transactions, schema checks.
+"""Opening a store: URL resolution, transactions, schema checks.
 
-SQLite specifics live here and nowhere else. pysqlite's own transaction handling
-is switched off so that we emit BEGIN ourselves: writes use BEGIN IMMEDIATE,
-which takes SQLite's single write lock up front. That one lock orders every
-claim against every stop, so after a stop commits no claim can succeed.
+What differs between the database engines (pragmas or session settings, how a
+write begins, error translation) is the store's backend (store/backends/),
+chosen from the URL once, here.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import platformdirs
-from sqlalchemy import Connection, create_engine, event, insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from . import identity, lock_holder, schema
-from .errors import StoreBusy, StoreError
+from . import backends, identity, schema
+from .errors import StoreError
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
-# How often a writer that must not wait long tries SQLite's write lock again.
-LOCK_POLL = 0.0005
 Clock = Callable[[], float]
-
-
-def is_lock_error(error: BaseException | str) -> bool:
-    """Whether a driver error (or its text) says another writer holds the lock."""
-    text = str(error).lower()
-    return "locked" in text or "busy" in text
-
-
-def begin_immediate_polling(dbapi_conn: object, patience: float, pause: float = LOCK_POLL) -> None:
-    """BEGIN IMMEDIATE on a DB-API SQLite connection, trying again every `pause` seconds.
-
-    SQLite's own busy handler sleeps 1, 2, 5, 10, 15 ... ms between tries, so a
-    writer that finds the lock taken can still be asleep tens of milliseconds after
-    it was freed. The connection's busy_timeout must be 0 (or about 1 ms) so that a
-    try fails at once. Raises sqlite3.OperationalError ("database is locked") once
-    `patience` seconds have passed.
-    """
-    deadline = time.monotonic() + patience
-    while True:
-        cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
-        try:
-            cur.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if not is_lock_error(exc) or time.monotonic() >= deadline:
-                raise
-        finally:
-            cur.close()
-        time.sleep(pause)
 
 
 def default_db_url() -> str:
@@ -67,10 +34,8 @@ def default_db_url() -> str:
     return str(path)
 
 
-# The stores this release can open, by SQLAlchemy backend name, and how to name
-# them to an operator. A new backend (PostgreSQL) is added here and nowhere else.
-SUPPORTED_BACKENDS: dict[str, str] = {"sqlite": "sqlite:///PATH"}
-SUPPORTED_STORES = "a SQLite file path or a sqlite:///PATH URL"
+# How to name the stores this release can open to an operator.
+SUPPORTED_STORES = backends.supported_stores()
 
 
 def to_url(db: str) -> str:
@@ -81,54 +46,17 @@ def to_url(db: str) -> str:
         raise StoreError(f"the store name holds a NUL character; give {SUPPORTED_STORES}")
     if "://" not in db:
         try:
-            return "sqlite:///" + str(Path(db).expanduser().absolute())
+            return backends.path_url(Path(db).expanduser().absolute())
         except RuntimeError:  # "~nosuchuser/…": the home directory cannot be found
             raise StoreError(f"cannot resolve store path {db!r}; give {SUPPORTED_STORES}") from None
     try:
         url = make_url(db)
-        shown = url.render_as_string(hide_password=True)
-        backend = url.get_backend_name()
-        # The driver is only asked of a supported backend: asking loads its dialect.
-        driver = url.get_driver_name() if backend in SUPPORTED_BACKENDS else ""
+        url.render_as_string(hide_password=True)
+        url.get_backend_name()
     except Exception:  # make_url raises ArgumentError or ValueError on any malformed URL
         raise StoreError(f"{db.split('://')[0]!r}:// is not a store URL; supported: {SUPPORTED_STORES}") from None
-    if backend not in SUPPORTED_BACKENDS or (backend == "sqlite" and driver != "pysqlite"):
-        raise StoreError(f"unsupported store URL {shown}; supported: {SUPPORTED_STORES}")
-    if backend == "sqlite" and url.database in (None, "", ":memory:"):
-        # An in-memory database: each process would get its own empty one.
-        raise StoreError(f"store URL {shown} names no file; supported: {SUPPORTED_STORES}")
+    backends.check_url(db)
     return db
-
-
-def explain(exc: BaseException, where: str) -> StoreError:
-    """Turn a driver error into one line an operator can act on."""
-    text = str(getattr(exc, "orig", exc)) or exc.__class__.__name__
-    low = text.lower()
-    if is_lock_error(low):
-        # `where` is the file of an SQLite store (else a URL, whose holder stays unknown).
-        holder = lock_holder.describe(where)
-        if holder is None:
-            return StoreBusy(f"store {where} is locked by another writer; retry, or find the process holding it")
-        return StoreBusy(f"store {where} is locked by another writer, {holder}; retry once it is done", holder)
-    if "not a database" in low or "malformed" in low or "corrupt" in low:
-        return StoreError(f"{where} is not a mailconsole store (corrupt or another kind of file); check --db")
-    if "readonly" in low or "read-only" in low:
-        return StoreError(f"store {where} is read-only; check the file's permissions or use --read-only")
-    if "unable to open" in low:
-        return StoreError(f"cannot open store {where}; check that its directory exists and is writable")
-    if "disk" in low and "full" in low:
-        return StoreError(f"disk full while writing store {where}; free space and retry")
-    if "disk i/o error" in low:
-        # What SQLite reports when the OS refuses a write to an open file (EPERM on an
-        # immutable file, EROFS, EIO): the usual causes, so the operator knows where to look.
-        return StoreError(f"store {where}: disk I/O error; is the file or its file system read-only, or the disk failing?")
-    return StoreError(f"store {where}: {text.splitlines()[0]}")
-
-
-def _pragma(conn: Connection, pragma: str) -> None:
-    # Straight to the driver: through SQLAlchemy the statement would autobegin
-    # a transaction, and synchronous= must be set outside one.
-    conn.connection.driver_connection.execute(f"PRAGMA {pragma}")
 
 
 class Store:
@@ -155,78 +83,20 @@ class Store:
             busy_timeout_ms = int(os.environ.get("MAILCONSOLE_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS))
         self.clock = clock
         self.read_only = read_only
-        url = make_url(self.url)
-        self.is_sqlite = url.get_backend_name() == "sqlite"
-        self.where = url.database if self.is_sqlite else url.render_as_string(hide_password=True)
-        if self.is_sqlite and url.database and url.database != ":memory:":
-            self._prepare_sqlite_file(Path(url.database), create)
-        self.engine: Engine = self._make_engine(busy_timeout_ms)
+        self.backend = backends.for_url(self.url)
+        self.where = self.backend.where
+        self.backend.prepare(create=create, read_only=read_only)
+        self.engine: Engine = self.backend.create_engine(busy_timeout_ms=busy_timeout_ms, read_only=read_only)
         try:
             self._check_schema(create, check_version)
         except DBAPIError as exc:
             self.engine.dispose()
-            raise explain(exc, self.where) from None
+            raise self.backend.explain(exc) from None
         except BaseException:
             self.engine.dispose()  # a refused store must not keep the file open
             raise
 
     # -- setup ---------------------------------------------------------------
-
-    def _prepare_sqlite_file(self, path: Path, create: bool) -> None:
-        if path.exists():
-            if path.is_dir():
-                raise StoreError(f"{path} is a directory, not a store; check --db")
-            return
-        if not create or self.read_only:
-            raise StoreError(f"no store at {path}; create one with `mailconsole init`")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Created 0600 before SQLite touches it: the store holds recipients'
-        # addresses. SQLite gives its -wal/-shm files the same mode.
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
-
-    def _make_engine(self, busy_timeout_ms: int) -> Engine:
-        if not self.is_sqlite:
-            return create_engine(self.url, pool_pre_ping=True)
-        connect_args: dict = {"check_same_thread": False, "timeout": busy_timeout_ms / 1000}
-        url = self.url
-        if self.read_only:
-            url = "sqlite:///file:" + make_url(self.url).database + "?mode=ro&uri=true"
-        engine = create_engine(url, connect_args=connect_args)
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
-            cur = dbapi_conn.cursor()
-            if not self.read_only:
-                cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            options = conn.get_execution_options()
-            patience = options.get("sqlite_lock_poll")
-            if patience:
-                self._begin_polling(conn, busy_timeout_ms, patience)
-                return
-            mode = options.get("sqlite_begin", "")
-            conn.exec_driver_sql(f"BEGIN {mode}".strip())
-
-        return engine
-
-    def _begin_polling(self, conn: Connection, busy_timeout_ms: int, patience: float | bool) -> None:
-        """BEGIN IMMEDIATE retried every LOCK_POLL for `patience` seconds (True: the busy timeout; see write())."""
-        driver = conn.connection.driver_connection
-        driver.execute("PRAGMA busy_timeout=0")
-        try:
-            begin_immediate_polling(driver, busy_timeout_ms / 1000 if patience is True else float(patience))
-        except sqlite3.OperationalError as exc:
-            raise explain(exc, self.where) from None
-        finally:
-            driver.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
 
     def _check_schema(self, create: bool, check_version: bool = True) -> None:
         with self.engine.connect() as conn:
@@ -299,7 +169,7 @@ class Store:
         except IntegrityError:
             raise  # a bug in a caller, not a property of the store
         except DBAPIError as exc:
-            raise explain(exc, self.where) from None
+            raise self.backend.explain(exc) from None
 
     @contextmanager
     def write(self, *, durable: bool = False, patience: float | None = None) -> Iterator[Connection]:
@@ -307,10 +177,9 @@ class Store:
 
         durable=True syncs the commit to disk (synchronous=FULL) so it survives
         power loss, not only a crash: the emergency stop uses it (and pause, delete).
-        Such a write is an operator waiting: it also takes the write lock by trying
-        every LOCK_POLL rather than through SQLite's backing-off busy handler, for
-        the same busy timeout, so it gets the lock within half a millisecond of an
-        engine's transaction ending.
+        Such a write is an operator waiting: on SQLite it also takes the write lock
+        by trying every half millisecond rather than through SQLite's backing-off
+        busy handler, for the same busy timeout (store/backends/sqlite.py).
 
         patience: seconds to wait for the write lock, polling as above, instead of
         the busy timeout; StoreBusy once they have passed. A caller that retries
@@ -321,20 +190,14 @@ class Store:
         poll: float | bool = durable if patience is None else max(patience, 1e-6)
         try:
             with self.engine.connect() as conn:
-                if self.is_sqlite:
-                    conn.execution_options(sqlite_begin="IMMEDIATE", sqlite_lock_poll=poll)
-                    if durable:
-                        _pragma(conn, "synchronous=FULL")
-                try:
+                with self.backend.writing(conn, durable=durable, patience=poll):
                     with conn.begin():
+                        self.backend.write_began(conn, durable=durable, patience=poll)
                         yield conn
-                finally:
-                    if self.is_sqlite and durable:
-                        _pragma(conn, "synchronous=NORMAL")
         except IntegrityError:
             raise
         except DBAPIError as exc:
-            raise explain(exc, self.where) from None
+            raise self.backend.explain(exc) from None
 
     def now(self) -> float:
         return self.clock()

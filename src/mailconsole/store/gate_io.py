@@ -3,18 +3,20 @@
 The final-dot gate reads the stop state thousands of times a second, and the
 acknowledgement of a stop must reach the store within milliseconds even while
 other engines hold the write lock. Both trade SQLAlchemy's pooled connections
-for one prepared connection each; the SQL is still compiled from the Core tables.
+for one prepared connection each (set up by the store's backend); the SQL is
+still compiled from the Core tables. A connection that fails is dropped and
+opened again at the next call, so both follow a database server that restarted.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from . import lock_holder, stop_intent, suppressions
-from .connection import Store, begin_immediate_polling, is_lock_error
+from . import stop_intent, suppressions
+from .connection import Store
 from .errors import StoreBusy, StoreError
 from .queue import Control
 from .schema import accounts, engines, mailings, meta
@@ -23,7 +25,43 @@ from .schema import suppressions as suppressions_table
 # Mailings that can have claimed messages or be claimed from; a mailing becomes
 # "sent" only with nothing claimed, and a deleted one is simply absent (may not send).
 _ACTIVE = ("sending", "paused", "planned", "preparing")
-READ_BUSY_TIMEOUT_MS = 20
+
+
+class _Raw:
+    """One dedicated DB-API connection, opened on first use and again after a failure."""
+
+    def __init__(self, store: Store, open_: Any) -> None:
+        self._store = store
+        self._open = open_
+        self._conn: Any = None
+
+    def get(self) -> Any:
+        if self._conn is None:
+            try:
+                self._conn = self._open(self._store.engine)
+            except Exception as exc:
+                raise self._translate(exc) from None
+        return self._conn
+
+    def failed(self) -> None:
+        """Drop the connection after an error: the next call opens a new one."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+            except Exception:
+                pass
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        backend = self._store.backend
+        if isinstance(exc, StoreError) or not backend.is_driver_error(getattr(exc, "orig", exc)):
+            return exc
+        return backend.explain(exc)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 class ControlReader:
@@ -52,17 +90,10 @@ class ControlReader:
         suppressed = select(suppressions_table.c.email).where(
             suppressions_table.c.account_id == bindparam("account_id"), suppressions_table.c.email == bindparam("email"))
         self._suppressed = suppressed.compile(dialect=dialect)
-        self._begin = store.is_sqlite  # pysqlite's own transactions are off: BEGIN ourselves
+        self._backend = store.backend
         self._intents = stop_intent.intent_dir(store)
-        self._raw = store.engine.raw_connection()
-        if store.is_sqlite:
-            # The engine runs this read on its event loop. WAL readers do not wait for
-            # writers; the rare waits (WAL recovery, an exclusive lock) are cut short
-            # so the loop never stalls for the store's full busy timeout: the read
-            # fails, and the gate holds every dot until a read succeeds.
-            cur = self._raw.cursor()
-            cur.execute(f"PRAGMA busy_timeout={READ_BUSY_TIMEOUT_MS}")
-            cur.close()
+        self._raw = _Raw(store, self._backend.raw_reader)
+        self._raw.get()
 
     def read(self) -> Control:
         """The stop state; an account with a live stop intent counts as stopped.
@@ -73,19 +104,23 @@ class ControlReader:
         empty directory: a few µs.
         """
         intents = stop_intent.held(self._intents)
-        cur = self._raw.cursor()
+        raw = self._raw.get()
         try:
-            if self._begin:
-                cur.execute("BEGIN")  # one snapshot for both statements
-            cur.execute(self._accounts_sql)
-            accs = cur.fetchall()
-            cur.execute(self._mailings_sql)
-            status = {mid: (st, acc) for mid, st, acc in cur.fetchall()}
-            cur.execute(self._mark_sql)
-            mark = cur.fetchone()
-        finally:
-            cur.close()
-            self._raw.rollback()
+            cur = raw.cursor()
+            try:
+                self._backend.begin_raw_read(cur)  # one snapshot for the statements
+                cur.execute(self._accounts_sql)
+                accs = cur.fetchall()
+                cur.execute(self._mailings_sql)
+                status = {mid: (st, acc) for mid, st, acc in cur.fetchall()}
+                cur.execute(self._mark_sql)
+                mark = cur.fetchone()
+            finally:
+                cur.close()
+                raw.rollback()
+        except Exception as exc:
+            self._raw.failed()
+            raise self._raw._translate(exc) from None
         generations = {a[0]: a[2] for a in accs}
         stopped = frozenset(a[0] for a in accs if a[1])
         if intents:
@@ -102,26 +137,31 @@ class ControlReader:
         """
         params = self._suppressed.construct_params({"account_id": account_id, "email": email})
         args = tuple(params[k] for k in self._suppressed.positiontup) if self._suppressed.positional else params
-        cur = self._raw.cursor()
+        raw = self._raw.get()
         try:
-            cur.execute(str(self._suppressed), args)
-            return cur.fetchone() is not None
-        finally:
-            cur.close()
-            self._raw.rollback()
+            cur = raw.cursor()
+            try:
+                cur.execute(str(self._suppressed), args)
+                return cur.fetchone() is not None
+            finally:
+                cur.close()
+                raw.rollback()
+        except Exception as exc:
+            self._raw.failed()
+            raise self._raw._translate(exc) from None
 
     def close(self) -> None:
         self._raw.close()
 
 
 class AckWriter:
-    """Writes a stop acknowledgement into the engine's heartbeat row, without SQLite's backoff.
+    """Writes a stop acknowledgement into the engine's heartbeat row, on its own connection.
 
-    Under SQLite's busy handler a writer that finds the lock taken sleeps 1, 2, 5,
-    10, 15 ... ms between tries, so with several busy engines an acknowledgement
-    can wait tens of milliseconds after the lock is free. This connection tries
-    the lock again every half millisecond instead (`begin_immediate_polling`),
-    for up to `patience` seconds. Use from one thread at a time; close() when done.
+    On SQLite, under its busy handler a writer that finds the lock taken sleeps
+    1, 2, 5, 10, 15 ... ms between tries, so with several busy engines an
+    acknowledgement could wait tens of milliseconds after the lock is free; the
+    backend's `begin_raw_write` tries again every half millisecond instead, for
+    up to `patience` seconds. Use from one thread at a time; close() when done.
     """
 
     def __init__(self, store: Store, patience: float = 5.0) -> None:
@@ -133,13 +173,10 @@ class AckWriter:
         self._compiled = stmt.compile(dialect=store.engine.dialect)
         self._sql = str(self._compiled)
         self._store = store
+        self._backend = store.backend
         self._patience = patience
-        self._sqlite = store.is_sqlite
-        self._raw = store.engine.raw_connection()
-        if self._sqlite:
-            cur = self._raw.cursor()
-            cur.execute("PRAGMA busy_timeout=0")  # every try fails at once; we poll
-            cur.close()
+        self._raw = _Raw(store, self._backend.raw_writer)
+        self._raw.get()
 
     def write(self, engine_id: str, acknowledged: dict[int, int], in_flight: int) -> None:
         params = self._compiled.construct_params({
@@ -147,26 +184,27 @@ class AckWriter:
             "at": self._store.now(), "in_flight": in_flight,
         })
         args = tuple(params[k] for k in self._compiled.positiontup) if self._compiled.positional else params
+        raw = self._raw.get()
         try:
-            if self._sqlite:
-                begin_immediate_polling(self._raw, self._patience)
-            cur = self._raw.cursor()
+            self._backend.begin_raw_write(raw, self._patience)
+            cur = raw.cursor()
             try:
                 cur.execute(self._sql, args)
-                if self._sqlite:
-                    cur.execute("COMMIT")
+                self._backend.commit_raw_write(raw, cur)
             finally:
                 cur.close()
-            if not self._sqlite:
-                self._raw.commit()
-        except sqlite3.OperationalError as exc:
-            self._raw.rollback()
-            if is_lock_error(exc):
-                holder = lock_holder.describe(self._store.where) if self._sqlite else None
-                by = f", {holder}" if holder else ""
-                raise StoreBusy(f"store {self._store.where} is locked by another writer{by}; acknowledgement delayed",
-                                holder) from None
-            raise StoreError(f"store {self._store.where}: {exc}") from None
+        except Exception as exc:
+            error = self._raw._translate(exc)
+            try:
+                raw.rollback()
+            except Exception:
+                self._raw.failed()
+            if isinstance(error, StoreBusy):
+                raise StoreBusy(f"{error}; acknowledgement delayed", error.holder) from None
+            if isinstance(error, StoreError):
+                self._raw.failed()
+                raise error from None
+            raise
 
     def close(self) -> None:
         self._raw.close()

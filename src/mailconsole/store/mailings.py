@@ -145,6 +145,7 @@ def pause(store: Store, actor: Actor, mailing_id: int, account: str = "default",
     """
     def attempt(patience: float) -> Mailing:
         with store.write(durable=True, patience=patience) as conn:
+            store.backend.exclude_claims(conn, account_id(conn, account))  # as a stop: ordered against claims
             m = get_live(conn, mailing_id, account)
             if m.status in FINISHED:
                 raise Refused(f"mailing {mailing_id} is already {m.status}; nothing to pause")
@@ -208,6 +209,7 @@ def delete_mailing(store: Store, actor: Actor, mailing_id: int, account: str = "
     """
     def attempt(patience: float) -> DeleteSummary:
         with store.write(durable=True, patience=patience) as conn:
+            store.backend.exclude_claims(conn, account_id(conn, account))  # as a stop: ordered against claims
             m = get_live(conn, mailing_id, account)
             summary = DeleteSummary(m.id, m.name, m.status, m.sent, m.queued + m.claimed + m.suspended, m.recipients)
             conn.execute(

@@ -8,7 +8,7 @@ this module is the only way in. An upgrade:
    version in meta and the Alembic revision in alembic_version (a store made by
    the first release has none: it is recognised by its schema version);
 2. refuses while an engine is live on it (a fresh heartbeat in the engines table);
-3. on SQLite, copies the file first with SQLite's backup API (a consistent copy,
+3. where the store is a local file, copies it first (its backend's backup: a consistent copy,
    read under WAL without taking the write lock), beside the store;
 4. in one write transaction: checks the engines again (now that no one else can
    write, no engine can start heartbeating until it commits), stamps the revision
@@ -29,11 +29,7 @@ only adds a nullable column, which that release never reads).
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -148,7 +144,7 @@ def upgrade(store: Store, *, backup: bool = True) -> Result:
     if not p.needed:
         return Result(p, None, 0.0)
     refuse_if_engines_live(store)
-    copy = backup_copy(store, p.current) if backup and store.is_sqlite and p.current != p.target else None
+    copy = store.backend.backup(store, p.current) if backup and p.current != p.target else None
     head_revision()  # imports Alembic and compiles the scripts now, not while holding the lock
     try:
         held = _apply(store, p)
@@ -194,40 +190,9 @@ def stamp(conn: Connection, revision: str) -> None:
     conn.execute(schema.alembic_version.insert().values(version_num=revision))
 
 
-def backup_copy(store: Store, version: int) -> Path:
-    """Copy an SQLite store beside itself before it is changed; returns the copy's path.
-
-    SQLite's backup API reads a consistent snapshot (under WAL it does not block
-    writers, nor take the write lock). The copy is a self-contained file (no WAL)
-    created 0600 like the store, since it holds the same addresses.
-    """
-    source = Path(store.where)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = source.with_name(f"{source.stem}.schema-{version}-backup-{stamp}{source.suffix or '.db'}")
-    try:
-        fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        raise StoreError(f"backup {target} exists already; try again in a second") from None
-    except OSError as exc:
-        raise StoreError(f"cannot write the backup {target}: {exc.strerror}; nothing changed") from None
-    os.close(fd)
-    try:
-        with _raw(store) as src, closing(sqlite3.connect(target)) as dst:
-            src.backup(dst)
-            dst.execute("PRAGMA journal_mode=DELETE")
-    except sqlite3.Error as exc:
-        target.unlink(missing_ok=True)
-        raise StoreError(f"cannot back up store {store.where} to {target}: {exc}; nothing changed") from None
-    return target
-
-
-@contextmanager
-def _raw(store: Store) -> Iterator[sqlite3.Connection]:
-    pooled = store.engine.raw_connection()
-    try:
-        yield pooled.driver_connection  # type: ignore[misc]
-    finally:
-        pooled.close()
+def backup_copy(store: Store, version: int) -> Path | None:
+    """Copy the store beside itself before it is changed, where its backend can (a file)."""
+    return store.backend.backup(store, version)
 
 
 __all__ = ["Plan", "Result", "open_store", "alembic_config", "head_revision", "plan", "upgrade", "stamp", "backup_copy"]

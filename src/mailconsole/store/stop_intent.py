@@ -22,8 +22,8 @@ harmless. An intent whose writer died before its commit is stale: it keeps
 holding the account's mail (fail closed) until an operator acts: `stop` applies
 it, `resume` clears it; `status` shows it.
 
-Only local SQLite stores have intents (the directory is beside the file); other
-stores wait for the lock as before.
+Only stores that are local files have intents (the directory is beside the
+file: its backend's `intent_dir`); other stores wait for the lock as before.
 """
 
 from __future__ import annotations
@@ -37,22 +37,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from collections.abc import Iterator
 
-from sqlalchemy.engine import make_url
-
 from .actor import Actor
 
 SUFFIX = ".intent"
-_dirs: dict[str, str | None] = {}
 
 
 def intent_dir(store: object) -> str | None:
-    """`<store file>-stop-intents`, or None for a store that is not a local SQLite file."""
-    url: str = store.url  # type: ignore[attr-defined]
-    if url not in _dirs:
-        parsed = make_url(url)
-        db = parsed.database if parsed.get_backend_name() == "sqlite" else None
-        _dirs[url] = db + "-stop-intents" if db and db != ":memory:" and not db.startswith("file:") else None
-    return _dirs[url]
+    """`<store file>-stop-intents`, or None for a store that is not a local file."""
+    return store.backend.intent_dir  # type: ignore[attr-defined, no-any-return]
 
 
 @dataclass(frozen=True)
