@@ -10,7 +10,6 @@ import pytest
 
 from csvfiles import write_csv
 from mailconsole.store import Store
-from mailconsole.store import connection as store_connection
 
 # A fixed, round "now" so due times and the 7-day rule are exact in tests.
 T0 = 1_700_000_000.0
@@ -99,18 +98,12 @@ def pg_url(pg_server) -> str:
     pg_server.drop_database(url.rsplit("/", 1)[1])
 
 
-def _accept_postgres(mp: pytest.MonkeyPatch) -> None:
-    # Makes `postgresql+psycopg://` URLs pass the store's URL check while that backend
-    # is not registered there yet; once it is, this changes nothing.
-    backends = getattr(store_connection, "SUPPORTED_BACKENDS", None)
-    if backends is not None and "postgresql" not in backends:
-        mp.setitem(backends, "postgresql", "postgresql+psycopg://HOST/DB")
-
-
 @pytest.fixture
 def pg_store_urls_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     """Store() and the CLI accept postgresql+psycopg:// URLs during the test."""
-    _accept_postgres(monkeypatch)
+    from pg_standin import accept_postgres
+
+    accept_postgres(monkeypatch)
 
 
 @pytest.fixture(scope="session")
@@ -130,8 +123,10 @@ def pg_store_template(pg_server) -> str:
             command.upgrade(migrate.alembic_config(conn), "head")
     finally:
         engine.dispose()
+    from pg_standin import accept_postgres
+
     with pytest.MonkeyPatch.context() as mp:
-        _accept_postgres(mp)
+        accept_postgres(mp)
         Store(url).close()  # the default account, as every store has
     return name
 
