@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mailconsole demo
 
+# Everything on SQLite, then the store, CLI and engine suites again on PostgreSQL
+# (a throwaway server the tests start themselves: tests/pg_server.py).
+PG_SUITES ?= tests/store tests/cli tests/engine
 test: $(STAMP) deps
 	TEXTUAL_ANIMATIONS=none $(BIN)/python -m pytest $(PYTEST_ARGS)
+	MAILCONSOLE_TEST_BACKEND=postgresql TEXTUAL_ANIMATIONS=none $(BIN)/python -m pytest $(PYTEST_ARGS) $(PG_SUITES)
 
 # System packages the tests drive for real (tmux, Postfix): installed by `make test`
 # itself where it runs as root with apt-get; elsewhere the tests that need them skip.

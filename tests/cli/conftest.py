@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from store_backend import store_location
 from mailconsole.cli import main
 
 
@@ -19,8 +20,8 @@ class Result:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "store.db")
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return store_location(request, tmp_path)
 
 
 @pytest.fixture

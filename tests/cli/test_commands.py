@@ -143,3 +143,13 @@ def test_global_options_after_command(cli, db, capsys):
     capsys.readouterr()
     assert main(["status", "--json", "--db", db]) == 0
     assert json.loads(capsys.readouterr().out)["account"] == "default"
+
+
+def test_stop_json_says_every_engine_confirmed_and_bound_is_checked(cli, cli_process, db):
+    assert cli("init").code == 0
+    r = cli("stop", "--json", "--bound", "0.5")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["stopped"] and out["confirmed"] and out["unconfirmed"] == [] and out["generation"] == 1
+    bad = cli_process("stop", "--bound", "100")
+    assert bad.code == 2 and "from 0 to 60" in bad.err

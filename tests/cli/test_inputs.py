@@ -102,7 +102,7 @@ def test_bad_values_are_one_line_usage_errors(cli_process, cli, args: tuple[str,
 def test_an_unsupported_store_url_names_what_is_supported(cli_process) -> None:
     from mailconsole.store.connection import SUPPORTED_STORES
 
-    r = cli_process("--db", "postgresql://ops:secret@db.example/mail", "status")
+    r = cli_process("--db", "mysql://ops:secret@db.example/mail", "status")
     line = one_line(r.err)
     assert r.code == 2 and SUPPORTED_STORES in line and "secret" not in line
 

@@ -21,6 +21,7 @@ import trio
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from store_backend import store_location
 from mailconsole.engine import Engine, EngineConfig
 from mailconsole.store import Actor, Store
 from mailconsole.store.importer import create_mailing
@@ -41,9 +42,9 @@ def fast_config(**changes: object) -> EngineConfig:
 
 
 @pytest.fixture
-def store(tmp_path: Path):
+def store(request: pytest.FixtureRequest, tmp_path: Path):
     """Engine tests run on the real clock: leases, retries and due times are real."""
-    s = Store(str(tmp_path / "store.db"))
+    s = Store(store_location(request, tmp_path))
     yield s
     s.close()
 

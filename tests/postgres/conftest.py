@@ -6,11 +6,6 @@ import pytest
 import sqlalchemy as sa
 
 
-@pytest.fixture(autouse=True)
-def postgres_accepted(pg_store_urls_accepted: None) -> None:
-    """Every test here opens PostgreSQL stores."""
-
-
 @pytest.fixture
 def migrated_url(pg_store_url: str) -> str:
     return pg_store_url

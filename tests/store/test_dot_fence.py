@@ -8,12 +8,16 @@ import textwrap
 import threading
 import time
 
+import pytest
+from store_backend import ON_POSTGRESQL
 from storehelp import python_child
 
 from mailconsole.store import Actor, accounts
 from mailconsole.store.dot_fence import DotFence, wait_for_allowed_dots
 
 OPERATOR = Actor("operator")
+# The file lock beside an SQLite store; PostgreSQL's fence is tests/engine/test_pg_fence.py.
+pytestmark = pytest.mark.skipif(ON_POSTGRESQL, reason="the dot fence of an SQLite store (a file lock)")
 
 
 def test_stop_waits_for_a_dot_in_progress(store):

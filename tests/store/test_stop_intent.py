@@ -7,10 +7,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+from store_backend import ON_POSTGRESQL
 from storehelp import ALICE
 
 from mailconsole.store import accounts, queue, stop_intent
 from mailconsole.store.gate_io import ControlReader
+
+# Intents live in a directory beside a store file: a PostgreSQL store has none.
+pytestmark = pytest.mark.skipif(ON_POSTGRESQL, reason="stop intents are beside an SQLite store's file")
 
 
 def post(store, generation: int | None = None, *, pid: int | None = None):

@@ -8,9 +8,15 @@ from rich import box
 from rich.table import Table
 
 from ..store import accounts, audit, status, stop_intent
+from ..store.backends import FenceResult
 from ..store.errors import Refused
-from .common import Context, confirm, days_value, positive_int, safe, when
+from .common import Context, bounded_number, confirm, days_value, positive_int, safe, when
 from .waiting import WaitReporter
+
+
+def _bound_value(value: str) -> float:
+    """The stop's wait for the engines' confirmation: 0 to 60 seconds."""
+    return bounded_number(value, "seconds", 60)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -23,6 +29,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     p = sub.add_parser("stop", parents=[common], help="EMERGENCY STOP: block every mailing of the account now")
     p.add_argument("--reason", default=None, help="why (shown to other operators and in the audit log)")
+    p.add_argument("--bound", type=_bound_value, default=None,
+                   help="seconds to wait for every engine to confirm (default 2, or $MAILCONSOLE_STOP_BOUND)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=run_stop)
 
     p = sub.add_parser("resume", parents=[common], help="resume after a stop (applies the 7-day rule)")
@@ -167,8 +176,10 @@ def run_stop(ctx: Context) -> int:
         report.say(f"the store is busy: stop intent posted, engines on this host send nothing more of account "
                    f"{ctx.account}; the stop is recorded as soon as the store is free")
 
+    fenced: list[FenceResult] = []
     try:
-        a = accounts.stop(store, ctx.actor, ctx.account, ctx.args.reason, on_wait=report, on_intent=on_intent)
+        a = accounts.stop(store, ctx.actor, ctx.account, ctx.args.reason, on_wait=report, on_intent=on_intent,
+                          bound=ctx.args.bound, on_fence=fenced.append)
     except KeyboardInterrupt:
         report.say("interrupted: the stop was NOT applied to the store")
         if posted:
@@ -177,8 +188,17 @@ def run_stop(ctx: Context) -> int:
         return 130
     if report.waited:
         report.say("the store is free again: stop applied")
+    unconfirmed = fenced[0].unconfirmed if fenced else ()
+    if ctx.args.json:
+        ctx.print_json({"account": a.name, "stopped": a.stopped, "generation": a.generation,
+                        "confirmed": not unconfirmed, "unconfirmed": [u.as_dict() for u in unconfirmed]})
+        return 0
     ctx.print(_state_line(a))
     ctx.print("no message of this account can be claimed any more; resume with `mailconsole resume`")
+    for u in unconfirmed:
+        ctx.print(f"[yellow]engine {safe(u.engine_id)} (host {safe(u.host)}, pid {u.pid}) did not confirm the stop; "
+                  f"last contact {when(u.last_contact)}; certain to send nothing allowed before it "
+                  f"since {when(u.certain_by)}[/]")
     return 0
 
 

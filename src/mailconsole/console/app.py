@@ -32,7 +32,8 @@ from textual.widgets import DataTable, Input, TabbedContent, TabPane, TextArea
 
 from ..store import Actor, Store, StoreError
 from ..store import accounts, stop_intent
-from ..store.dot_fence import wait_for_allowed_dots
+from ..store.backends import FenceResult
+from ..store.dot_fence import fence_result, wait_for_allowed_dots
 from . import compact
 from . import format as fmt
 from .account_rates import AccountRates, shown_rate
@@ -451,7 +452,7 @@ class MailConsole(SwitchesAccount, MailingActions, TableActions, App[None]):
         request = StopRequest(
             lambda: self._commit_stop(account),
             after_commit=lambda: self._stop_saved(request),
-            fence=lambda: wait_for_allowed_dots(self.store),
+            fence=lambda: self._fence_passed(fence_result(self.store)),
             report=lambda progress: self._from_thread(self._stop_progress, request, progress),
             done=lambda: self._from_thread(self._stop_committed),
             announce=lambda: self._announce_stop(account),
@@ -484,6 +485,16 @@ class MailConsole(SwitchesAccount, MailingActions, TableActions, App[None]):
         if accounts.post_intent(self.store, self.actor, account) is not None:
             self._nudge()
             wait_for_allowed_dots(self.store)
+
+    def _fence_passed(self, found: FenceResult) -> None:
+        """On the stop's thread, after the fence: name the engines that did not confirm
+        the stop in time (a store shared by many hosts), and when they are certain to have stopped."""
+        if found.unconfirmed:
+            names = "; ".join(f"{fmt.visible(u.engine_id)} (host {fmt.visible(u.host)}, pid {u.pid}): sends "
+                              f"nothing allowed before the stop since {fmt.clock_time(u.certain_by)}"
+                              for u in found.unconfirmed)
+            self._from_thread(lambda: self.notify(f"Stop not confirmed by {names}", title="Engines not confirmed",
+                                                  severity="warning", timeout=60, markup=False))
 
     def _stop_saved(self, request: StopRequest) -> None:
         """On the stop's thread, right after its commit: measure, then nudge the engine.

@@ -19,6 +19,14 @@ lists the intents before it reads the store, so an account with a live intent
 is refused here like a stopped one (store/stop_intent.py). Its generation is
 still the store's, so nothing is acknowledged for it until the stop commits.
 
+An answer is good for FAIL_CLOSED_AFTER seconds from the moment its read
+*began*: a read that took longer is not used (the worker reads again), and a
+worker that reaches its dot later than that is turned back (`expired`). So an
+engine that cannot read the store, on a host cut off from it, sends nothing
+allowed before a stop later than that deadline after the stop's commit, without
+hearing from anyone (docs/scale-out.md); a stop relies on it for the engines it
+cannot confirm, with a bound of its own that is longer.
+
 The gate also decides what this engine may acknowledge: the stop generation of
 an account is honoured once a read that shows the stop has completed and no
 worker is still writing a dot it was allowed on an older read.
@@ -27,12 +35,13 @@ worker is still writing a dot it was allowed on an older read.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 
 import trio
 
-from ..store.dot_fence import DotFence
+from ..store.backends import Fence
 from ..store.queue import Control
 
 ReadControl = Callable[[], Control]
@@ -40,10 +49,13 @@ log = logging.getLogger("mailconsole.engine")
 
 # After a failed read the gate holds every dot and tries again this often.
 RETRY_AFTER_FAILURE = 0.1
+# How long a gate answer may be used, from the start of its read (seconds of this
+# host's monotonic clock). Shorter than the stop's own bound (dot_fence.DEFAULT_WAIT).
+FAIL_CLOSED_AFTER = 1.0
 
 
 class Gate:
-    def __init__(self, read: ReadControl, initial: Control, fence: DotFence | None = None) -> None:
+    def __init__(self, read: ReadControl, initial: Control, fence: Fence | None = None) -> None:
         self._read = read
         # Held from a worker's arrival until its dot is written or refused, so that a
         # stop in any process can wait out dots allowed before it (store/dot_fence.py).
@@ -54,6 +66,8 @@ class Gate:
         self._not_before = 0  # reads older than this are distrusted (nudge)
         self._wanted = trio.Event()
         self._passing: Counter[int] = Counter()  # read seq -> dots being written on it
+        self._began: dict[int, float] = {}  # read seq -> when it began, while dots pass on it
+        self._read_began = 0.0  # when the last completed read began (time.monotonic)
         self._token: trio.lowlevel.TrioToken | None = None
         self.on_read: Callable[[Control], None] | None = None  # called after each read
 
@@ -63,9 +77,11 @@ class Gate:
         """One read of the stop state, on this thread; raises if the store can't be read."""
         self._started += 1
         seq = self._started
+        began = time.monotonic()
         snapshot = self._read()
         self.snapshot = snapshot
         self._done = seq
+        self._read_began = began
         if self.on_read is not None:
             self.on_read(snapshot)
 
@@ -100,7 +116,8 @@ class Gate:
         """The stop state from a read that started after this call.
 
         Fails closed: while the store can't be read, nobody passes; the read is
-        tried again every RETRY_AFTER_FAILURE seconds.
+        tried again every RETRY_AFTER_FAILURE seconds. A read that took longer
+        than FAIL_CLOSED_AFTER is not used either.
         """
         while True:
             try:
@@ -109,8 +126,20 @@ class Gate:
                 log.warning("cannot read the stop state, holding every dot: %s", exc)
                 await trio.sleep(RETRY_AFTER_FAILURE)
                 continue
-            if self._done >= self._not_before:  # else a nudge came during the read
-                return self.snapshot
+            if self._done < self._not_before:
+                continue  # a nudge came during the read
+            if time.monotonic() - self._read_began > FAIL_CLOSED_AFTER:
+                log.warning("the stop state took over %.1f s to read; reading again", FAIL_CLOSED_AFTER)
+                continue
+            return self.snapshot
+
+    def expired(self, seq: int) -> bool:
+        """Whether the answer of read `seq` is too old to write a dot on (FAIL_CLOSED_AFTER).
+
+        Asked last before the dot; a caller told True refuses the message (and
+        still calls `passed`).
+        """
+        return time.monotonic() - self._began.get(seq, 0.0) > FAIL_CLOSED_AFTER
 
     def may_start(self, mailing_id: int) -> bool:
         """Whether to begin a transaction, from the latest read, without waiting.
@@ -135,6 +164,7 @@ class Gate:
             return None
         seq = self._done
         self._passing[seq] += 1
+        self._began[seq] = self._read_began
         return seq
 
     async def passage_many(self, mailing_ids: list[int]) -> tuple[int, list[bool]]:
@@ -151,6 +181,7 @@ class Gate:
         count = sum(allowed)
         if count:
             self._passing[seq] += count
+            self._began[seq] = self._read_began
         else:
             self._release()
         return seq, allowed
@@ -163,6 +194,7 @@ class Gate:
         self._passing[seq] -= count
         if not self._passing[seq]:
             del self._passing[seq]
+            self._began.pop(seq, None)
             if not self._passing and self.on_read is not None:
                 # The last dot allowed on an old read is out: a stop seen since can
                 # be acknowledged now rather than at the next read.

@@ -418,6 +418,11 @@ class Engine:
                     batch.append(more)
                 assert self.gate is not None
                 seq, allowed = await self.gate.passage_many([w.claimed.mailing_id for w, _ in batch])
+                if self.gate.expired(seq):  # descheduled past the deadline since the read: refuse all
+                    self.gate.passed(seq, sum(allowed))
+                    for w, _ in batch:
+                        self._emit(results, Outcome(w.claimed.id, w.claimed.mailing_id, "release"))
+                    continue
                 try:
                     for (w, _), ok in zip(batch, allowed):
                         c = w.claimed
@@ -563,7 +568,7 @@ class Engine:
             return None
         # From here on the transaction is no longer cut by a stop or shutdown: the dot follows.
         entry = self._cuttable.pop(c.id, None)
-        if entry is not None and entry[1].cancel_called:  # cut while at the gate
+        if (entry is not None and entry[1].cancel_called) or self.gate.expired(seq):  # cut, or too late for the dot
             self.gate.passed(seq)
             return None
         self._past_dot.add(c.id)

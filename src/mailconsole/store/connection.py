@@ -34,8 +34,10 @@ def default_db_url() -> str:
     return str(path)
 
 
-# How to name the stores this release can open to an operator.
+# How to name the stores this release can open to an operator, and by backend name
+# (the backends themselves are in store/backends/).
 SUPPORTED_STORES = backends.supported_stores()
+SUPPORTED_BACKENDS: dict[str, str] = {"sqlite": "sqlite:///PATH", "postgresql": "postgresql+psycopg://USER@HOST/DB"}
 
 
 def to_url(db: str) -> str:

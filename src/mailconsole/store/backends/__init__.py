@@ -232,14 +232,15 @@ class Backend(ABC):
 
 
 def _backends() -> dict[str, type[Backend]]:
+    from .postgresql import PostgreSQL
     from .sqlite import SQLite
 
-    return {"sqlite": SQLite}
+    return {"sqlite": SQLite, "postgresql": PostgreSQL}
 
 
 def supported_stores() -> str:
     """How to name a store to the operator, for every backend."""
-    return "a SQLite file path or a sqlite:///PATH URL"
+    return "a SQLite file path or a sqlite:///PATH URL, or a postgresql+psycopg://USER@HOST/DB URL"
 
 
 def path_url(path: Path) -> str:
