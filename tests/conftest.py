@@ -106,3 +106,32 @@ def pg_url(pg_server) -> str:
     url = pg_server.create_database()
     yield url
     pg_server.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture(scope="session")
+def pg_store_template(pg_server) -> str:
+    """Name of a database on the session's server holding a store made by the Alembic
+    migrations (schema head, the default account): copying it beats migrating each time."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from mailconsole.store import migrate
+
+    name = "store_migrated_template"
+    url = pg_server.create_database(name)
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(migrate.alembic_config(conn), "head")
+    finally:
+        engine.dispose()
+    Store(url).close()  # the default account, as every store has
+    return name
+
+
+@pytest.fixture
+def pg_store_url(pg_server, pg_store_template: str) -> str:
+    """URL of a fresh copy of the migrated store (pg_store_template), dropped after the test."""
+    url = pg_server.create_database(template=pg_store_template)
+    yield url
+    pg_server.drop_database(url.rsplit("/", 1)[1])

@@ -5,7 +5,8 @@ machine, listening on 127.0.0.1 on a free port with its own socket directory, wi
 (scram-sha-256) authentication for one superuser. The server refuses to run as root, so under
 root it runs as an unprivileged system user (scripts/install-system-deps.sh creates it). The
 postmaster is a child of this process and asks the kernel to stop it if this process dies, so
-a killed test run leaves no server behind either.
+a killed test run leaves no server behind either. (The kernel watches the thread that started
+it: start servers from the main thread, as pytest's fixtures do.)
 
 Run it by hand to get a server to play with: `python tests/pg_server.py` prints its URL and
 keeps it until Ctrl-C.
@@ -107,8 +108,8 @@ class PgServer:
         self.user = SUPERUSER
         self.password = PASSWORD
         self.dbname = "postgres"
-        # Under /tmp, not pytest's tmp_path: that is 0700 and root's, unreadable for the account.
-        self.base = Path(tempfile.mkdtemp(prefix="mailconsole-pg-"))
+        # Not under pytest's tmp_path: that is 0700 and root's, out of the account's reach.
+        self.base = Path(tempfile.mkdtemp(prefix="mailconsole-pg-", dir=_temp_root(self.account)))
         self.datadir = self.base / "data"
         self.socketdir = self.base / "socket"
         self.logfile = self.base / "server.log"
@@ -310,6 +311,15 @@ class PgServer:
             return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def _temp_root(account: pwd.struct_passwd | None) -> str | None:
+    """Where the cluster's directory goes: the usual temporary directory, unless the
+    server's account could not reach it (a root-only TMPDIR); then /tmp."""
+    default = tempfile.gettempdir()
+    if account is None or os.stat(default).st_mode & 0o001:
+        return None
+    return "/tmp"
 
 
 def _clean_env() -> dict[str, str]:

@@ -1,47 +1,14 @@
-"""Fixtures of the PostgreSQL tests: stores on the session's throwaway server."""
+"""Fixtures of the PostgreSQL tests: stores on the session's throwaway server (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
 
-from mailconsole.store import Store, migrate
-from mailconsole.store import connection as store_connection
-
-
-@pytest.fixture(autouse=True)
-def postgres_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Makes `postgresql+psycopg://` URLs pass the store's URL check while that backend
-    # is not registered there yet; once it is, this sets what is already set.
-    monkeypatch.setitem(store_connection.SUPPORTED_BACKENDS, "postgresql", "postgresql+psycopg://HOST/DB")
-
-
-@pytest.fixture(scope="session")
-def migrated_template(pg_server) -> str:
-    """Name of a database holding a store made by the Alembic migrations (schema head),
-    to copy from: copying is much faster than migrating each time."""
-    from alembic import command
-
-    name = "store_migrated_template"
-    url = pg_server.create_database(name)
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            command.upgrade(migrate.alembic_config(conn), "head")
-    finally:
-        engine.dispose()
-    with pytest.MonkeyPatch.context() as mp:  # this fixture outlives postgres_accepted's
-        mp.setitem(store_connection.SUPPORTED_BACKENDS, "postgresql", "postgresql+psycopg://HOST/DB")
-        Store(url).close()  # the default account, as every store has
-    return name
-
 
 @pytest.fixture
-def migrated_url(pg_server, migrated_template: str) -> str:
-    """URL of a fresh copy of the migrated store, dropped after the test."""
-    url = pg_server.create_database(template=migrated_template)
-    yield url
-    pg_server.drop_database(url.rsplit("/", 1)[1])
+def migrated_url(pg_store_url: str) -> str:
+    return pg_store_url
 
 
 def login_url(url: str, user: str, password: str) -> str:

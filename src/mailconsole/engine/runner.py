@@ -82,6 +82,9 @@ Prepared = tuple[Work, Built]  # a message that may be sent, built
 # a console running the engine on its own loop (guest mode) waits for between keys.
 # (64 gave the same null: rate and key -> screen p95 up to 95 ms instead of 66.)
 INSTANT_BATCH = 16
+# How long one wait for a wake-up lasts in its thread (see _wakeup_loop): also how
+# long a shutdown may wait for that thread to come back.
+WAKEUP_WAIT = 0.5
 
 
 # How often the watchdog looks for transactions past their deadline (seconds).
@@ -214,6 +217,7 @@ class Engine:
                 background.start_soon(self._ack_loop, acker)
                 background.start_soon(self._maintenance_loop)
                 background.start_soon(self._watchdog)
+                background.start_soon(self._wakeup_loop)
                 try:
                     async with trio.open_nursery() as pipeline:
                         pipeline.start_soon(self._writer, from_senders)
@@ -834,6 +838,24 @@ class Engine:
                 log.warning("heartbeat failed: %s", exc)
             with trio.move_on_after(cfg.heartbeat_interval):
                 await self._beat_wake.wait()
+
+    async def _wakeup_loop(self) -> None:
+        """Hints that the store changed (a stop, new work: PostgreSQL's NOTIFY), where the
+        store has them: the stop state is read and a claim made at once, not at the next
+        poll. Only hints: the polls go on as without them, so a lost one costs a poll."""
+        listener = await self._db(self.store.backend.listener)
+        if listener is None:
+            return
+        try:
+            while True:
+                # Not abandoned on cancel: the listener is closed only once its thread is back.
+                hints = await trio.to_thread.run_sync(listener.wait, WAKEUP_WAIT)
+                if hints:
+                    log.debug("woken by %s", ", ".join(h.what for h in hints))
+                    self.nudge()
+                    self._claim_wake.set()  # type: ignore[union-attr]
+        finally:
+            listener.close()
 
     async def _maintenance_loop(self) -> None:
         while True:

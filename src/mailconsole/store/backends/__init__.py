@@ -28,6 +28,8 @@ The contract, in the order a message meets it:
   engines it could not confirm and when they are certain to have stopped.
 - **errors** (`explain`): a driver error as one line an operator can act on;
   StoreBusy for a lock wait that may succeed later.
+- **wake-ups** (`listener`): hints that the stop state or the work changed, so that
+  engines and consoles read now rather than at their next poll (pg_notify.py).
 - **what lives beside a local file** (`file`, `intent_dir`, `backup`).
 """
 
@@ -217,6 +219,13 @@ class Backend(ABC):
     def is_driver_error(self, exc: BaseException) -> bool:
         """Whether `exc` came from the driver (and `explain` can name it)."""
         return False
+
+    # -- wake-ups -----------------------------------------------------------------
+
+    def listener(self) -> Any:
+        """A new listener for the store's wake-ups (pg_notify.Listener: wait(timeout) -> hints),
+        or None where there are none: the readers' polls are all there is."""
+        return None
 
     # -- what lives beside a local file -----------------------------------------
 

@@ -209,6 +209,13 @@ class PostgreSQL(Backend):
                 out.append((e_id, host, pid, beat))
         return out
 
+    # -- wake-ups: LISTEN/NOTIFY --------------------------------------------------
+
+    def listener(self) -> Any:
+        from .pg_notify import Listener
+
+        return Listener(self.url)
+
     # -- errors -----------------------------------------------------------------
 
     def is_driver_error(self, exc: BaseException) -> bool:
