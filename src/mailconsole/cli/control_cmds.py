@@ -9,7 +9,8 @@ from rich.table import Table
 
 from ..store import accounts, audit, status, stop_intent
 from ..store.errors import Refused
-from .common import Context, confirm, days_value, positive_int, safe, when
+from . import ops_options
+from .common import Context, UsageError, confirm, days_value, positive_int, safe, when
 from .waiting import WaitReporter
 
 
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     p = sub.add_parser("stop", parents=[common], help="EMERGENCY STOP: block every mailing of the account now")
     p.add_argument("--reason", default=None, help="why (shown to other operators and in the audit log)")
+    ops_options.add_notify(p)
     p.set_defaults(handler=run_stop)
 
     p = sub.add_parser("resume", parents=[common], help="resume after a stop (applies the 7-day rule)")
@@ -30,6 +32,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--max-age-days", type=days_value, default=accounts.DEFAULT_MAX_AGE_DAYS,
                    help="queued messages due longer ago than this are suspended (default 7)")
+    ops_options.add_notify(p)
     p.set_defaults(handler=run_resume)
 
     p = sub.add_parser("audit", parents=[common], help="the operator action log, newest first")
@@ -159,6 +162,11 @@ def run_stop(ctx: Context) -> int:
     # Never asks: this is the button for the worst minute of the week. Never fails
     # because another writer holds the store either: it waits, and says why.
     store = ctx.store(create=False)
+    # A notification setting that cannot work must not cost the stop: it is said after it.
+    try:
+        notifier, bad_notify = ops_options.notifier(ctx.args), None
+    except UsageError as exc:
+        notifier, bad_notify = None, exc
     report = WaitReporter()
     posted: list[stop_intent.Intent] = []
 
@@ -179,6 +187,11 @@ def run_stop(ctx: Context) -> int:
         report.say("the store is free again: stop applied")
     ctx.print(_state_line(a))
     ctx.print("no message of this account can be claimed any more; resume with `mailconsole resume`")
+    if notifier is not None:
+        notifier.send(ops_options.operator_event(ctx, "stop", ctx.args.reason, a.generation))
+        ops_options.finish(notifier)
+    if bad_notify is not None:
+        raise bad_notify
     return 0
 
 
@@ -204,6 +217,14 @@ def _resume_summary(plan: accounts.ResumePlan, max_age_days: float) -> str:
 
 
 def run_resume(ctx: Context) -> int:
+    notifier = ops_options.notifier(ctx.args) if not ctx.args.preview else None
+    try:
+        return _resume(ctx, notifier)
+    finally:
+        ops_options.finish(notifier)
+
+
+def _resume(ctx: Context, notifier) -> int:  # type: ignore[no-untyped-def]
     store = ctx.store(create=False)
     plan = accounts.resume_preview(store, ctx.account, ctx.args.max_age_days)
     summary = _resume_summary(plan, ctx.args.max_age_days)
@@ -219,6 +240,8 @@ def run_resume(ctx: Context) -> int:
         confirm(ctx, f"Clear the stop intent and let account {safe(ctx.account)} send again?", ctx.args.yes)
         accounts.resume(store, ctx.actor, ctx.account, ctx.args.max_age_days)
         ctx.print(f"[bold green]RESUMED[/] account {safe(ctx.account)}: stop intent cleared")
+        if notifier is not None:
+            notifier.send(ops_options.operator_event(ctx, "resume", "stop intent cleared"))
         return 0
     if not plan.stopped:
         ctx.print(f"account {safe(ctx.account)} is not stopped; nothing to resume")
@@ -230,6 +253,9 @@ def run_resume(ctx: Context) -> int:
     if not done.stopped:
         raise Refused("the account was resumed by someone else meanwhile; nothing changed")
     ctx.print(f"[bold green]RESUMED[/] account {safe(ctx.account)}: {_resume_summary(done, ctx.args.max_age_days)}")
+    if notifier is not None:
+        notifier.send(ops_options.operator_event(ctx, "resume", None, counts={
+            "to_send": done.to_send, "suspended": done.to_suspend, "held": done.held}))
     return 0
 
 

@@ -27,6 +27,7 @@ worker is still writing a dot it was allowed on an older read.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -34,6 +35,7 @@ import trio
 
 from ..store.dot_fence import DotFence
 from ..store.queue import Control
+from .counters import GateTimings
 
 ReadControl = Callable[[], Control]
 log = logging.getLogger("mailconsole.engine")
@@ -43,8 +45,11 @@ RETRY_AFTER_FAILURE = 0.1
 
 
 class Gate:
-    def __init__(self, read: ReadControl, initial: Control, fence: DotFence | None = None) -> None:
+    def __init__(
+        self, read: ReadControl, initial: Control, fence: DotFence | None = None, timings: GateTimings | None = None
+    ) -> None:
         self._read = read
+        self._timings = timings  # how long each visit waited (metrics); None: not measured
         # Held from a worker's arrival until its dot is written or refused, so that a
         # stop in any process can wait out dots allowed before it (store/dot_fence.py).
         self._fence = fence
@@ -170,12 +175,18 @@ class Gate:
 
     async def _fresh_held(self) -> Control:
         """`fresh()` inside the dot fence; the caller releases it (refusal or `passed`)."""
+        began = time.perf_counter()
         self._hold()
+        held = time.perf_counter()
         try:
-            return await self.fresh()
+            snapshot = await self.fresh()
         except BaseException:
             self._release()
             raise
+        if self._timings is not None:
+            self._timings.fence.observe(held - began)
+            self._timings.check.observe(time.perf_counter() - began)
+        return snapshot
 
     def _hold(self) -> None:
         if self._fence is not None:
