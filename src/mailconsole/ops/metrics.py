@@ -188,8 +188,9 @@ class EngineCollector(Collector):
 
         pauses = CounterMetricFamily("mailconsole_automatic_pauses", "Mailings paused by the engine itself (policy)",
                                      labels=["account"])
-        for acc, n in list(counters.automatic_pauses.items()):
-            pauses.add_metric([name(acc)], n)
+        paused = {name(acc): n for acc, n in list(counters.automatic_pauses.items())}
+        for acc_name in set(paused) | set(self.accounts.names.values()):
+            pauses.add_metric([acc_name], paused.get(acc_name, 0))
         yield pauses
 
         sent = CounterMetricFamily("mailconsole_engine_sent", "Messages this engine recorded as sent")
