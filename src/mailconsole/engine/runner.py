@@ -727,10 +727,14 @@ class Engine:
             sent_rate=sent_rate, failed_rate=failed_rate,
             sent_total=self.sent_total, failed_total=self.failed_total,
             acknowledged=self.acknowledged,
-            # While the server is unreachable: the countdown to the next try, as of now.
-            note=self._outage.note() if self._outage.down else self.note or (self._backlog.note if self._backlog else None)
-            or (self.outside_note() if self.outside_note is not None else None),
+            note=self._heartbeat_note(),
         )
+
+    def _heartbeat_note(self) -> str | None:
+        # While the server is unreachable: the countdown to the next try, as of now.
+        own = self._outage.note() if self._outage.down else self.note or (self._backlog.note if self._backlog else None)
+        outside = self.outside_note() if self.outside_note is not None else None
+        return "; ".join(n for n in (own, outside) if n) or None
 
     async def _ack_loop(self, acker: AckWriter) -> None:
         """Write each new acknowledgement at once, on its own connection (see AckWriter)."""
