@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the tests drive as real parts: tmux (the console driven like a
-# person) and Postfix (the relay the relay agent holds and releases). Installing
+# person), Postfix (the relay the relay agent holds and releases) and systemd's
+# systemd-analyze (which checks the service files; nothing is started). Installing
 # the postfix package configures nothing: the debconf answer "No configuration"
 # leaves /etc/postfix unset-up and the tests run their own private instance.
 set -euo pipefail
@@ -12,6 +13,7 @@ fi
 missing=()
 command -v tmux >/dev/null || missing+=(tmux)
 [ -x /usr/sbin/postfix ] || missing+=(postfix)
+command -v systemd-analyze >/dev/null || missing+=(systemd)  # `systemd-analyze verify` of contrib/systemd
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

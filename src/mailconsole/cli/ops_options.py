@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from ..ops.metrics import MetricsServer
     from ..ops.notify import Notifier
 
-NOTIFY_FLUSH = 15.0  # a command waits at most this long at exit for its notifications
+NOTIFY_FLUSH = 15.0  # `stop` / `resume` wait at most this long at exit for their notifications (the act is done)
+# `serve` and `relay-agent` promise to exit within 5 s of SIGTERM: what is still queued
+# then gets this long, and is reported as not delivered.
+SERVICE_NOTIFY_FLUSH = 1.0
 
 
 def add_notify(p: argparse.ArgumentParser, *, suppress: bool = False) -> None:
@@ -92,11 +95,11 @@ def operator_event(ctx: "Context", kind: str, why: str | None, generation: int |
                     program=f"mailconsole {kind}")
 
 
-def finish(notifier: "Notifier | None") -> None:
-    """At a command's end: let its notifications go out (bounded), and say if one failed."""
+def finish(notifier: "Notifier | None", wait: float = NOTIFY_FLUSH) -> None:
+    """At a command's end: let its notifications go out (at most `wait` s), and say if one failed."""
     if notifier is None:
         return
-    done = notifier.close(NOTIFY_FLUSH)
-    problem = notifier.problem or (None if done else f"notification still not delivered after {NOTIFY_FLUSH:g} s")
+    done = notifier.close(wait)
+    problem = notifier.problem or (None if done else f"notification still not delivered after {wait:g} s")
     if problem:
         print(f"mailconsole: warning: {problem}", file=sys.stderr)

@@ -76,7 +76,7 @@ def run(ctx: Context) -> int:
         queue.close()
         if metrics is not None:
             metrics.close()
-        ops_options.finish(notifier)
+        ops_options.finish(notifier, ops_options.SERVICE_NOTIFY_FLUSH)
     ctx.print(f"relay agent {safe(agent.agent_id)} stopped: " +
               ", ".join(f"{n} {what}" for what, n in agent.counts.items()))
     return 0

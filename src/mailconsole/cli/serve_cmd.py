@@ -81,7 +81,7 @@ def run(ctx: Context) -> int:
     finally:
         if metrics is not None:
             metrics.close()
-        ops_options.finish(notifier)
+        ops_options.finish(notifier, ops_options.SERVICE_NOTIFY_FLUSH)
 
 
 def _serve(ctx: Context, store, config, metrics, notifier) -> int:  # type: ignore[no-untyped-def]
