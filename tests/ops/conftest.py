@@ -59,7 +59,9 @@ def hook_script(path: Path, body: str) -> Path:
     return path
 
 
-RECORDING_HOOK = 'out="$(dirname "$0")/hook-$$"; cat > "$out.json"; env | grep ^MAILCONSOLE_ > "$out.env"\n'
+# Written whole, then renamed: a test polling for it reads only complete events.
+RECORDING_HOOK = ('out="$(dirname "$0")/hook-$$"; cat > "$out.part"; env | grep ^MAILCONSOLE_ > "$out.env"; '
+                  'mv "$out.part" "$out.json"\n')
 
 
 def hook_calls(directory: Path) -> list[dict]:
