@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     p = sub.add_parser("stop", parents=[common], help="EMERGENCY STOP: block every mailing of the account now")
     p.add_argument("--reason", default=None, help="why (shown to other operators and in the audit log)")
-    ops_options.add_notify(p)
+    ops_options.add_notify(p, suppress=True)  # given before the command too
     p.set_defaults(handler=run_stop)
 
     p = sub.add_parser("resume", parents=[common], help="resume after a stop (applies the 7-day rule)")
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--max-age-days", type=days_value, default=accounts.DEFAULT_MAX_AGE_DAYS,
                    help="queued messages due longer ago than this are suspended (default 7)")
-    ops_options.add_notify(p)
+    ops_options.add_notify(p, suppress=True)  # given before the command too
     p.set_defaults(handler=run_resume)
 
     p = sub.add_parser("audit", parents=[common], help="the operator action log, newest first")
