@@ -6,9 +6,11 @@ Variants, run in rotating order in each round on the same machine and store size
   plain    this tree's engine, no flags (its counters are always kept)
   with     this tree's engine with --with-args (default: --metrics 127.0.0.1:0)
            and, when metrics are on, a scrape every --scrape-every seconds
-Prints one JSON line per run and a summary: per variant the median steady rate, and
-per round the ratios to `base` (or to `plain` without --base-src). Run with the
-project's Python:
+Prints one JSON line per run and a summary: per variant the median steady rate and
+the median CPU time of the engine process per message (from its first recorded
+message to its last: start-up and idling excluded), and per round the ratios to
+`base` (or to `plain` without --base-src). On a loaded machine the rate varies
+with the neighbours; the CPU per message much less. Run with the project's Python:
 
     python bench/ops_cost.py --n 50000 --rounds 5 --base-src /path/to/tree-before
     python bench/ops_cost.py --with-args "--metrics 127.0.0.1:0 --policy-file p.toml"
@@ -29,7 +31,34 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import make_store, sent_timings, stop_engines
+from common import make_store, stop_engines
+from mailconsole.store.mailings import get_mailing
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def measure(store, mailing_id: int, n: int, pid: int, timeout: float = 900.0) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    """(seconds to the end, messages/s and CPU µs a message from the first recorded to the last)."""
+    t0 = time.perf_counter()
+    first = None
+    while time.perf_counter() - t0 < timeout:
+        m = get_mailing(store, mailing_id)
+        done = m.sent + m.failed
+        now = time.perf_counter()
+        if first is None and done > 0:
+            first = (now, done, cpu_seconds(pid))
+        if done >= n:
+            assert first is not None
+            cpu = cpu_seconds(pid) - first[2]
+            return now - t0, (n - first[1]) / max(now - first[0], 1e-9), cpu * 1e6 / max(n - first[1], 1)
+        time.sleep(0.02)
+    raise TimeoutError(f"only {done} of {n} sent after {timeout}s")
 
 
 def engine(db: Path, args: list[str], src: str | None) -> subprocess.Popen:
@@ -69,12 +98,12 @@ def run(kind: str, n: int, work: Path, args: list[str], src: str | None, every: 
         thread = threading.Thread(target=scraper, args=(proc, every, done, scrapes), daemon=True)
         thread.start()
     try:
-        seconds, steady = sent_timings(store, mid, n)
+        seconds, steady, cpu_us = measure(store, mid, n, proc.pid)
     finally:
         done.set()
         stop_engines([proc])
         store.close()
-    return {"bench": "ops_cost", "variant": kind, "n": n, "seconds": round(seconds, 2), "rate": round(steady),
+    return {"bench": "ops_cost", "variant": kind, "n": n, "seconds": round(seconds, 2), "rate": round(steady), "cpu_us_per_message": round(cpu_us, 1),
             "scrapes": scrapes[0]}
 
 
@@ -92,6 +121,7 @@ def main() -> None:
         variants = {"base": ([], args.base_src), **variants}
     names = list(variants)
     rates: dict[str, list[int]] = {k: [] for k in names}
+    cpu: dict[str, list[float]] = {k: [] for k in names}
     for r in range(args.rounds):
         order = names[r % len(names):] + names[:r % len(names)]  # each variant in each position in turn
         for kind in order:
@@ -100,13 +130,18 @@ def main() -> None:
             result["round"] = r
             print(json.dumps(result), flush=True)
             rates[kind].append(result["rate"])
+            cpu[kind].append(result["cpu_us_per_message"])
         time.sleep(0.5)
     ref = "base" if "base" in rates else "plain"
     ratios = {k: [round(v / b, 4) for v, b in zip(rates[k], rates[ref])] for k in names if k != ref}
+    cpu_ratios = {k: [round(v / b, 4) for v, b in zip(cpu[k], cpu[ref])] for k in names if k != ref}
     print(json.dumps({"bench": "ops_cost", "summary": True, "reference": ref, "with_args": args.with_args,
                       "median_rate": {k: round(statistics.median(v)) for k, v in rates.items()},
                       "ratios_per_round": ratios,
-                      "median_ratio": {k: statistics.median(v) for k, v in ratios.items()}}))
+                      "median_ratio": {k: statistics.median(v) for k, v in ratios.items()},
+                      "median_cpu_us_per_message": {k: statistics.median(v) for k, v in cpu.items()},
+                      "cpu_ratios_per_round": cpu_ratios,
+                      "median_cpu_ratio": {k: statistics.median(v) for k, v in cpu_ratios.items()}}))
 
 
 if __name__ == "__main__":

@@ -56,10 +56,10 @@ RELAY_RETRY = 0.5  # after a failed call to the relay, wait this long before the
 # round: a store that takes no writes must not keep the agent from holding.
 WRITE_WAIT = 0.05
 WRITE_TROUBLE_AFTER = 1.0  # failing writes are shown once they have failed this long
-EVENT_SHOWN_FOR = 60.0
+EVENT_SHOWN_FOR = 60.0  # a relay restart or a log rotation stays in the note this long
 # The problems that leave the relay unable to hold, release or delete what it should:
 # each one's start is a notification (a relay restart noted, ids lost, are not).
-CANNOT_HOLD = frozenset({"relay", "relay-down", "store-read", "store-write", "log", "internal"})  # a relay restart or a log rotation stays in the note this long
+CANNOT_HOLD = frozenset({"relay", "relay-down", "store-read", "store-write", "log", "internal"})
 
 
 def new_agent_id() -> str:
