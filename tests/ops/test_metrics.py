@@ -36,8 +36,8 @@ def test_a_scrape_shows_outcomes_replies_queue_stop_and_the_gate(store, tmp_path
     proc = serve(tmp_path / "store.db", ctl.port, config, "--metrics", "127.0.0.1:0")
     try:
         url = metrics_url(proc)
-        wait(lambda: get_mailing(store, mid).sent + get_mailing(store, mid).failed == n, 60)
-        wait(lambda: value(scrape(url), "mailconsole_messages_total", account="default", outcome="sent") == n - 3, 20)
+        wait(lambda: get_mailing(store, mid).sent + get_mailing(store, mid).failed == n, 180)
+        wait(lambda: value(scrape(url), "mailconsole_messages_total", account="default", outcome="sent") == n - 3, 60)
         s = scrape(url)
         assert value(s, "mailconsole_messages_total", account="default", outcome="failed") == 3
         assert value(s, "mailconsole_smtp_replies_total", **{"class": "2xx"}) == n - 3
@@ -58,7 +58,7 @@ def test_a_scrape_shows_outcomes_replies_queue_stop_and_the_gate(store, tmp_path
 
         stopped = accounts.stop(store, OPERATOR_ACTOR, "default", "metrics test")
         wait(lambda: value(scrape(url), "mailconsole_stop_generation_acknowledged", account="default")
-             == stopped.generation, 20)
+             == stopped.generation, 60)
         s = scrape(url)
         assert value(s, "mailconsole_account_stopped", account="default") == 1
         assert value(s, "mailconsole_stop_generation", account="default") == stopped.generation
@@ -74,8 +74,8 @@ def test_null_transport_counts_without_smtp_replies(store, tmp_path):
                              "--metrics", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = metrics_url(proc)
-        wait(lambda: get_mailing(store, mid).sent == 500, 60)
-        wait(lambda: value(scrape(url), "mailconsole_messages_total", account="default", outcome="sent") == 500, 20)
+        wait(lambda: get_mailing(store, mid).sent == 500, 180)
+        wait(lambda: value(scrape(url), "mailconsole_messages_total", account="default", outcome="sent") == 500, 60)
         s = scrape(url)
         assert value(s, "mailconsole_smtp_replies_total", **{"class": "2xx"}) == 0
         assert value(s, "mailconsole_gate_check_seconds_count") > 0  # one check covers up to 16 null: messages

@@ -9,7 +9,9 @@ counter that is being incremented is at worst one message behind.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable
+from operator import attrgetter
 
 from ..store.queue import Control, Outcome
 
@@ -17,6 +19,7 @@ from ..store.queue import Control, Outcome
 # SQLite store and a few ms on a busy one; the fence waits only while a stop holds it.
 GATE_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_MAILING_AND_KIND = attrgetter("mailing_id", "kind")
 FENCE_BUCKETS = (0.000001, 0.00001, 0.0001, 0.001, 0.01, 0.1, 0.5, 1.0, 2.5)
 
 
@@ -63,10 +66,11 @@ class EngineCounters:
         """One recorded batch: its outcomes by account (from the gate's latest read)."""
         statuses = control.mailing_status if control is not None else {}
         table = self.outcomes
-        for o in outcomes:
-            status = statuses.get(o.mailing_id)
-            key = (status[1] if status is not None else None, o.kind)
-            table[key] = table.get(key, 0) + 1
+        # Counted in C (a batch is mostly one mailing and one kind); the account per pair only.
+        for (mailing_id, kind), n in Counter(map(_MAILING_AND_KIND, outcomes)).items():
+            status = statuses.get(mailing_id)
+            key = (status[1] if status is not None else None, kind)
+            table[key] = table.get(key, 0) + n
 
     def reply(self, code: int) -> None:
         """A reply that ended a transaction (0: none came, the connection was lost)."""

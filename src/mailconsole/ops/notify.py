@@ -50,6 +50,7 @@ DEFAULT_TIMEOUT = 5.0  # seconds for one attempt (the command, or the POST with 
 DEFAULT_ATTEMPTS = 3
 DEFAULT_BACKOFF = 1.0  # seconds before the second attempt; doubled before each further one
 MAX_QUEUED = 1000  # events waiting; past that the oldest news is dropped, counted
+MIN_SECRET = 4  # characters: a shorter query value is no credential
 ERROR_TAIL = 300  # characters of a failing command's stderr kept for its error
 
 
@@ -129,7 +130,9 @@ def parse_url(url: str) -> Target:
         authorization = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         secrets += [p for p in (parts.password, password, authorization) if p]
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    secrets += [v for _, v in query if v]
+    # Every query value is masked in `shown`; in other text only those long enough to be
+    # a token (replacing a "1" everywhere would garble the message, and hides nothing).
+    secrets += [v for _, v in query if len(v) >= MIN_SECRET]
     shown_query = "&".join(f"{k}=***" for k, _ in query)
     shown = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path or "/", shown_query, ""))
     # Longest first, so that a secret containing another is replaced whole.
@@ -189,6 +192,9 @@ class Notifier:
 
     def send(self, event: Event) -> None:
         """Queue `event` for delivery; returns at once."""
+        self._enqueue(event)
+
+    def _enqueue(self, event: Event | None) -> None:
         try:
             self._queue.put_nowait(event)
         except queue.Full:
@@ -201,7 +207,7 @@ class Notifier:
 
     def close(self, wait: float) -> bool:
         """Deliver what is queued for at most `wait` seconds; True if everything went out."""
-        self._queue.put(None)
+        self._enqueue(None)  # the end mark, after what is queued
         self._thread.join(wait)
         self._closing.set()  # a retry still pausing gives up now
         return not self._thread.is_alive()
