@@ -133,7 +133,7 @@ def test_serve_tells_of_an_engine_that_cannot_send_and_shows_a_failing_hook(stor
                              f"smtp://127.0.0.1:{closed}?starttls=off", "--notify-command", str(hook),
                              "--notify-timeout", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait(lambda: any("notification engine_cannot_send failed" in (e.note or "") for e in list_engines(store)), 60)
+        wait(lambda: any("notification engine_cannot_send failed" in (e.note or "") for e in list_engines(store)), 120)
         note = next(e.note for e in list_engines(store) if e.note and "notification" in e.note)
         assert "exited with 3: paging service down" in note
     finally:
