@@ -130,3 +130,23 @@ def test_an_automatic_pause_is_counted_and_announced(store, tmp_path):
     assert samples[("mailconsole_automatic_pauses_total", (("account", "default"),))] == 2
     assert [e for e, _ in told] == ["automatic_pause", "automatic_pause"]
     assert told[0][1]["mailing"] == mid and told[0][1]["account_id"] == account_id
+
+
+def test_outcomes_of_a_mailing_the_gate_no_longer_lists_keep_their_account(store, tmp_path):
+    """A mailing that finished between its last dot and the count is placed by the store."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from mailconsole.engine import Engine, EngineConfig
+    from mailconsole.ops.metrics import EngineCollector
+    from mailconsole.store.queue import Control, Outcome
+
+    mid = add_mailing(store, tmp_path, 1)
+    engine = Engine(store, EngineConfig(transport="null:"))
+    engine.counters.count([Outcome(1, mid, "sent", 1), Outcome(2, mid, "sent", 1)], Control({}, frozenset(), {}))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EngineCollector(engine))
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(generate_latest(registry).decode()) for s in f.samples}
+    assert samples[("mailconsole_messages_total", (("account", "default"), ("outcome", "sent")))] == 2
+    assert not any(labels and dict(labels).get("account") == "" for _, labels in samples)

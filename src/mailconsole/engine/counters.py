@@ -56,7 +56,10 @@ class EngineCounters:
     """Counts since the engine started; account ids, not names (names are the store's)."""
 
     def __init__(self) -> None:
-        self.outcomes: dict[tuple[int | None, str], int] = {}  # (account id, outcome kind) -> messages
+        self.outcomes: dict[tuple[int, str], int] = {}  # (account id, outcome kind) -> messages
+        # Outcomes of mailings the gate's latest read no longer lists (finished, deleted just
+        # then): (mailing id, kind) -> messages; the exporter finds their account in the store.
+        self.unresolved: dict[tuple[int, str], int] = {}
         self.replies: dict[str, int] = {}  # "2xx" / "4xx" / "5xx" / "none" -> SMTP replies to a transaction
         # Mailings paused by the engine itself (a policy), per account: see Engine.automatic_pause.
         self.automatic_pauses: dict[int | None, int] = {}
@@ -69,7 +72,10 @@ class EngineCounters:
         # Counted in C (a batch is mostly one mailing and one kind); the account per pair only.
         for (mailing_id, kind), n in Counter(map(_MAILING_AND_KIND, outcomes)).items():
             status = statuses.get(mailing_id)
-            key = (status[1] if status is not None else None, kind)
+            if status is None:
+                self.unresolved[(mailing_id, kind)] = self.unresolved.get((mailing_id, kind), 0) + n
+                continue
+            key = (status[1], kind)
             table[key] = table.get(key, 0) + n
 
     def reply(self, code: int) -> None:

@@ -22,7 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from ..store import Store
-from ..store.gauges import STATES, AccountGauge, account_gauges
+from ..store.gauges import STATES, AccountGauge, account_gauges, mailing_accounts
 
 if TYPE_CHECKING:
     from ..engine.counters import Timings
@@ -145,6 +145,15 @@ class EngineCollector(Collector):
         self.engine = engine
         self.notifier = notifier
         self.accounts = _Accounts(engine.store)
+        self._mailing_account: dict[int, int] = {}  # for outcomes the engine could not place
+
+    def _resolve(self, mailing_ids: set[int]) -> None:
+        missing = [m for m in mailing_ids if m not in self._mailing_account]
+        if missing:
+            try:
+                self._mailing_account.update(mailing_accounts(self.engine.store, missing))
+            except Exception as exc:  # counted under no account until the store answers
+                log.warning("metrics: cannot read the mailings' accounts: %s", exc)
 
     def collect(self) -> Iterator[Metric]:
         engine = self.engine
@@ -156,7 +165,10 @@ class EngineCollector(Collector):
         messages = CounterMetricFamily("mailconsole_messages", "Outcomes recorded by this engine",
                                        labels=["account", "outcome"])
         by_account: dict[tuple[str, str], int] = {}
-        for (acc, kind), n in list(counters.outcomes.items()):
+        unresolved = list(counters.unresolved.items())
+        self._resolve({mid for (mid, _), _ in unresolved})
+        placed = [((self._mailing_account.get(mid), kind), n) for (mid, kind), n in unresolved]
+        for (acc, kind), n in list(counters.outcomes.items()) + placed:
             key = (name(acc), kind)
             by_account[key] = by_account.get(key, 0) + n
         for acc_name in {a for a, _ in by_account} | set(self.accounts.names.values()):

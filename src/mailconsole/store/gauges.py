@@ -44,3 +44,12 @@ def account_gauges(store: Store) -> list[AccountGauge]:
         rows = conn.execute(query).all()
     return [AccountGauge(r.id, r.name, bool(r.stopped), int(r.generation or 0),
                          {s: int(getattr(r, s) or 0) for s in STATES}) for r in rows]
+
+
+def mailing_accounts(store: Store, mailing_ids: list[int]) -> dict[int, int]:
+    """mailing id -> account id, for those that exist (deleted ones too, until purged)."""
+    if not mailing_ids:
+        return {}
+    with store.read() as conn:
+        rows = conn.execute(select(mailings.c.id, mailings.c.account_id).where(mailings.c.id.in_(mailing_ids))).all()
+    return {r.id: r.account_id for r in rows}
