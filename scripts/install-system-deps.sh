@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # System packages the tests drive as real parts: tmux (the console driven like a
-# person), Postfix (the relay the relay agent holds and releases) and PostgreSQL
-# (the store for many hosts; the tests start their own throwaway cluster). Installing
-# the postfix package configures nothing: the debconf answer "No configuration"
-# leaves /etc/postfix unset-up and the tests run their own private instance.
+# person), Postfix (the relay the relay agent holds and releases), PostgreSQL
+# (the store for many hosts; the tests start their own throwaway cluster) and
+# systemd's systemd-analyze (which checks the service files; nothing is started).
+# Installing the postfix package configures nothing: the debconf answer "No
+# configuration" leaves /etc/postfix unset-up and the tests run their own private instance.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v apt-get >/dev/null || [ "$(id -u)" != 0 ]; then
@@ -16,6 +17,7 @@ command -v tmux >/dev/null || missing+=(tmux)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # psycopg's binary wheel brings its own libpq; the pure-Python fallback needs the system's.
 compgen -G '/usr/lib/*/libpq.so.5' >/dev/null || missing+=(libpq5)
+command -v systemd-analyze >/dev/null || missing+=(systemd)  # `systemd-analyze verify` of contrib/systemd
 if [ ${#missing[@]} -gt 0 ]; then
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   # No system cluster: the package would otherwise create and start one on port 5432.

@@ -16,6 +16,9 @@ def add_console_options(parser: argparse.ArgumentParser, *, suppress: bool = Fal
     parser.add_argument("--transport", default=argparse.SUPPRESS if suppress else None, metavar="URL",
                         help="transport of the engine started inside the console when none runs "
                              "(default: $MAILCONSOLE_TRANSPORT; without one no engine is started)")
+    from .ops_options import add_notify
+
+    add_notify(parser, suppress=suppress)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -10,7 +10,8 @@ from rich.table import Table
 from ..store import accounts, audit, relays, status, stop_intent
 from ..store.backends import FenceResult
 from ..store.errors import Refused, StoreError
-from .common import Context, bounded_number, confirm, days_value, positive_int, safe, when
+from . import ops_options
+from .common import Context, UsageError, bounded_number, confirm, days_value, positive_int, safe, when
 from .waiting import WaitReporter
 
 
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--bound", type=_bound_value, default=None,
                    help="seconds to wait for every engine to confirm (default 2, or $MAILCONSOLE_STOP_BOUND)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    ops_options.add_notify(p, suppress=True)  # given before the command too
     p.set_defaults(handler=run_stop)
 
     p = sub.add_parser("resume", parents=[common], help="resume after a stop (applies the 7-day rule)")
@@ -50,6 +52,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--max-age-days", type=days_value, default=accounts.DEFAULT_MAX_AGE_DAYS,
                    help="queued messages due longer ago than this are suspended (default 7)")
+    ops_options.add_notify(p, suppress=True)  # given before the command too
     p.set_defaults(handler=run_resume)
 
     p = sub.add_parser("audit", parents=[common], help="the operator action log, newest first")
@@ -179,6 +182,11 @@ def run_stop(ctx: Context) -> int:
     # Never asks: this is the button for the worst minute of the week. Never fails
     # because another writer holds the store either: it waits, and says why.
     store = ctx.store(create=False)
+    # A notification setting that cannot work must not cost the stop: it is said after it.
+    try:
+        notifier, bad_notify = ops_options.notifier(ctx.args), None
+    except UsageError as exc:
+        notifier, bad_notify = None, exc
     report = WaitReporter()
     posted: list[stop_intent.Intent] = []
 
@@ -200,6 +208,8 @@ def run_stop(ctx: Context) -> int:
     if report.waited:
         report.say("the store is free again: stop applied")
     unconfirmed = fenced[0].unconfirmed if fenced else ()
+    if notifier is not None:  # sent at once, delivered on its own thread meanwhile
+        notifier.send(ops_options.operator_event(ctx, "stop", ctx.args.reason, a.generation))
     # After the commit and the dot fence: the stop itself never waits for a relay.
     waited = ctx.args.relay_wait
     relay_problem = None
@@ -213,7 +223,7 @@ def run_stop(ctx: Context) -> int:
                         "relays": [{"agent": r.agent.id, "acknowledged": r.ack is not None,
                                     **(r.ack.as_dict() if r.ack else {})} for r in at_relays],
                         "relays_unreadable": relay_problem})
-        return 0
+        return _notified(notifier, bad_notify)
     ctx.print(_state_line(a))
     ctx.print("no message of this account can be claimed any more; resume with `mailconsole resume`")
     for u in unconfirmed:
@@ -224,6 +234,15 @@ def run_stop(ctx: Context) -> int:
         report.say(f"the stop is applied, but the relay agents' acknowledgements could not be read: {relay_problem}")
     for r in at_relays:
         ctx.print(safe(r.summary(waited)))
+    return _notified(notifier, bad_notify)
+
+
+def _notified(notifier, bad_notify: UsageError | None) -> int:  # type: ignore[no-untyped-def]
+    """After the stop's output: the hook's delivery (bounded), then a bad notify setting said."""
+    if notifier is not None:
+        ops_options.finish(notifier)
+    if bad_notify is not None:
+        raise bad_notify
     return 0
 
 
@@ -249,6 +268,14 @@ def _resume_summary(plan: accounts.ResumePlan, max_age_days: float) -> str:
 
 
 def run_resume(ctx: Context) -> int:
+    notifier = ops_options.notifier(ctx.args) if not ctx.args.preview else None
+    try:
+        return _resume(ctx, notifier)
+    finally:
+        ops_options.finish(notifier)
+
+
+def _resume(ctx: Context, notifier) -> int:  # type: ignore[no-untyped-def]
     store = ctx.store(create=False)
     plan = accounts.resume_preview(store, ctx.account, ctx.args.max_age_days)
     summary = _resume_summary(plan, ctx.args.max_age_days)
@@ -264,6 +291,8 @@ def run_resume(ctx: Context) -> int:
         confirm(ctx, f"Clear the stop intent and let account {safe(ctx.account)} send again?", ctx.args.yes)
         accounts.resume(store, ctx.actor, ctx.account, ctx.args.max_age_days)
         ctx.print(f"[bold green]RESUMED[/] account {safe(ctx.account)}: stop intent cleared")
+        if notifier is not None:
+            notifier.send(ops_options.operator_event(ctx, "resume", "stop intent cleared"))
         return 0
     if not plan.stopped:
         ctx.print(f"account {safe(ctx.account)} is not stopped; nothing to resume")
@@ -275,6 +304,9 @@ def run_resume(ctx: Context) -> int:
     if not done.stopped:
         raise Refused("the account was resumed by someone else meanwhile; nothing changed")
     ctx.print(f"[bold green]RESUMED[/] account {safe(ctx.account)}: {_resume_summary(done, ctx.args.max_age_days)}")
+    if notifier is not None:
+        notifier.send(ops_options.operator_event(ctx, "resume", None, counts={
+            "to_send": done.to_send, "suspended": done.to_suspend, "held": done.held}))
     return 0
 
 

@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 
+from . import ops_options
 from .common import Context, UsageError, safe
 
 
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--relay", default=None, metavar="HOST:PORT",
                    help="act only on messages the engines handed to this address (default: any relay's)")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
+    ops_options.add_service(p)
     p.set_defaults(handler=run)
 
 
@@ -34,14 +36,26 @@ def run(ctx: Context) -> int:
         raise UsageError("relay-agent needs the relay's kind: --postfix (the one supported)")
     if args.relay is not None and (":" not in args.relay or not args.relay.rsplit(":", 1)[1].isdigit()):
         raise UsageError(f"--relay must be HOST:PORT as the engines' transport names it (got {args.relay!r})")
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from ..ops import logs
+
+    logs.setup(logging.WARNING if args.quiet else logging.INFO, args.log_format)
+    notifier = ops_options.notifier(args)
     try:
         queue = PostfixQueue(args.postfix_config, args.postfix_log)
     except RelayError as exc:
         raise UsageError(str(exc)) from None
     store = ctx.store(create=False)
+    metrics = ops_options.metrics_server(args.metrics)
     agent = Agent(store, queue, relay=args.relay)
+    if metrics is not None:
+        from ..ops.metrics import RelayAgentCollector
+
+        metrics.add(RelayAgentCollector(agent, notifier))
+    if notifier is not None:
+        from ..ops.notify import agent_listener
+
+        agent.on_event = agent_listener(notifier, agent)
+        notifier.on_problem = lambda problem: agent.report_problem("notify", problem)
 
     def stop(signum: int, frame: object) -> None:
         agent.stopping.set()
@@ -52,10 +66,17 @@ def run(ctx: Context) -> int:
     def ready(a: Agent) -> None:
         ctx.print(f"relay agent {safe(a.agent_id)} on {safe(queue.name)}, following {safe(queue.log_path)}; "
                   "Ctrl-C or SIGTERM stops it")
+        if metrics is not None:
+            ctx.print(f"metrics at {metrics.url}")
         sys.stdout.flush()
 
-    agent.run(on_ready=ready)
-    queue.close()
+    try:
+        agent.run(on_ready=ready)
+    finally:
+        queue.close()
+        if metrics is not None:
+            metrics.close()
+        ops_options.finish(notifier, ops_options.SERVICE_NOTIFY_FLUSH)
     ctx.print(f"relay agent {safe(agent.agent_id)} stopped: " +
               ", ".join(f"{n} {what}" for what, n in agent.counts.items()))
     return 0

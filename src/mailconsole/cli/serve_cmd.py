@@ -7,6 +7,7 @@ import logging
 import sys
 
 from ..store import StoreError
+from . import ops_options
 from .common import Context, UsageError, check_regular_file, printable, safe
 
 MAX_CONFIG_BYTES = 1 << 20  # a configuration is a few lines; more is the wrong file
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--config", default=None, help="TOML configuration file (keys of an [engine] table)")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
     p.add_argument("--verbose", action="store_true", help="log debug details too (stop timings)")
+    ops_options.add_service(p)
     p.set_defaults(handler=run)
 
 
@@ -46,8 +48,6 @@ def _number(flag: str, text: str | None, kind: type[int] | type[float]) -> int |
 def run(ctx: Context) -> int:
     # The engine is only imported by the commands that run it.
     from ..engine.config import ConfigError, load_config
-    from ..engine.logsafe import EscapingFormatter
-    from ..engine.service import EngineCrashed, run_service
 
     args = ctx.args
     if args.config is not None:
@@ -68,22 +68,47 @@ def run(ctx: Context) -> int:
         load_signer(config.dkim_key_file, config.dkim_selector, config.dkim_domain)  # and a bad DKIM key
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    # Replies, names and reasons in the log come from outside: escaped (engine/logsafe.py).
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(EscapingFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO, handlers=[handler],
-    )
+    from ..ops import logs
+
+    # Replies, names and reasons in the log come from outside: escaped either way (ops/logs.py).
+    logs.setup(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO, args.log_format)
+    notifier = ops_options.notifier(args)
     # Never created here: a mistyped --db must not start an engine on an empty store.
     store = ctx.store(create=False)
+    metrics = ops_options.metrics_server(args.metrics)
+    try:
+        return _serve(ctx, store, config, metrics, notifier)
+    finally:
+        if metrics is not None:
+            metrics.close()
+        ops_options.finish(notifier, ops_options.SERVICE_NOTIFY_FLUSH)
+
+
+def _serve(ctx: Context, store, config, metrics, notifier) -> int:  # type: ignore[no-untyped-def]
+    from ..engine.service import EngineCrashed, run_service
+
+    args = ctx.args
+
+    def prepare(engine) -> None:  # type: ignore[no-untyped-def]
+        if metrics is not None:
+            from ..ops.metrics import EngineCollector
+
+            metrics.add(EngineCollector(engine, notifier))
+        if notifier is not None:
+            from ..ops.notify import engine_listener
+
+            engine.on_event = engine_listener(notifier, engine)
+            engine.outside_note = lambda: notifier.problem
 
     def ready(engine) -> None:  # type: ignore[no-untyped-def]
         ctx.print(f"engine {safe(engine.engine_id)} sending via {safe(config.masked_transport)} "
                   f"with {config.workers} workers; Ctrl-C or SIGTERM stops it")
+        if metrics is not None:
+            ctx.print(f"metrics at {metrics.url}")
         sys.stdout.flush()
 
     try:
-        engine = run_service(store, config, on_ready=ready)
+        engine = run_service(store, config, on_ready=ready, prepare=prepare)
     except EngineCrashed as exc:
         # One line; the traceback is in the log with --verbose.
         print(f"mailconsole: error: {exc}{'' if args.verbose else ' (details with --verbose)'}", file=sys.stderr)

@@ -36,6 +36,7 @@ from ..store.backends import FenceResult
 from ..store.dot_fence import fence_result, wait_for_allowed_dots
 from . import compact
 from . import format as fmt
+from . import notifying
 from .account_rates import AccountRates, shown_rate
 from .account_switch import SwitchesAccount
 from .analytics_tab import AnalyticsTab
@@ -169,6 +170,7 @@ class MailConsole(SwitchesAccount, MailingActions, PolicyActions, TableActions, 
         store_label: str | None = None,
         watchdog: ShutdownWatchdog | None = None,
         engine_config: EngineConfig | Callable[[], EngineConfig] | None = None,
+        notifier: Any = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -182,6 +184,10 @@ class MailConsole(SwitchesAccount, MailingActions, PolicyActions, TableActions, 
         self.freeze_heap = freeze_heap
         self.notice = notice
         self.watchdog = watchdog
+        # The notification hook told of stops and resumes (console/notifying.py), if configured.
+        self.notifier = notifier
+        if notifier is not None:
+            notifying.attach(self, notifier)
         # The engine configuration previews and test sends use: the embedded engine's when
         # there is one, else read when first needed (a callable), else the defaults.
         self._engine_config = engine_config
@@ -482,6 +488,7 @@ class MailConsole(SwitchesAccount, MailingActions, PolicyActions, TableActions, 
         done = accounts.commit_stop(self.store, self.actor, account, reason=STOP_REASON)
         stop_intent.remove(self.store, done.id, done.generation)
         self._stopped_state = done
+        notifying.stopped(self, done, STOP_REASON)
         return done
 
     def _announce_stop(self, account: str) -> None:
@@ -584,6 +591,7 @@ class MailConsole(SwitchesAccount, MailingActions, PolicyActions, TableActions, 
         self.push_screen(ConfirmScreen("Resume sending?", body, "Resume", danger=False), answered)
 
     def _resumed(self, plan: accounts.ResumePlan) -> None:
+        notifying.resumed(self, self.account, plan)
         self.drain_from = None
         self.notify(f"Resumed: {resume_summary(plan)}", markup=False)
 

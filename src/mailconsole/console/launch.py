@@ -44,12 +44,16 @@ ENGINE_MODE: Mode = "guest"
 SWITCH_INTERVAL = 0.0005
 # The demo sends slowly on purpose: meters move, and there is time to press the stop key.
 DEMO_RATE = 40.0
+CONSOLE_NOTIFY_FLUSH = 5.0  # at quit, the last notifications get this long (the stop itself is saved)
 DEMO_WORKERS = 4
 
 
 def launch(ctx: Context) -> int:
     """`mailconsole` / `mailconsole console`."""
+    from ..cli import ops_options
+
     args = ctx.args
+    notifier = ops_options.notifier(args)  # a bad setting is refused before anything starts
     read_only = bool(getattr(args, "read_only", False))
     store = open_existing(ctx)
     engine = None
@@ -70,7 +74,11 @@ def launch(ctx: Context) -> int:
     # Previews and test sends use the engine's configuration; read only when first needed
     # when no engine was started here, so a console that only observes never loads the engine.
     settings = config if config is not None else (lambda: engine_config(getattr(args, "transport", None)))
-    return run_console(store, ctx.account, engine=engine, read_only=read_only, notice=notice, engine_config=settings)
+    try:
+        return run_console(store, ctx.account, engine=engine, read_only=read_only, notice=notice,
+                           engine_config=settings, notifier=notifier)
+    finally:
+        ops_options.finish(notifier, CONSOLE_NOTIFY_FLUSH)
 
 
 def open_existing(ctx: Context) -> Store:
@@ -139,13 +147,14 @@ def run_console(
     read_only: bool = False,
     notice: str | None = None,
     engine_config: EngineConfig | Callable[[], EngineConfig] | None = None,
+    notifier: Any = None,
 ) -> int:
     # Bounded: the longest the app may wait for a stop still being retried and for its
     # engine to return its claims, then the watchdog's grace (see shutdown.py).
     watchdog = ShutdownWatchdog(claims_timeout=STOP_QUIT_WAIT + ENGINE_STOP_TIMEOUT + 2)
     watchdog.arm()
     app = MailConsole(store, account, engine=engine, read_only=read_only, handle_signals=True, freeze_heap=True,
-                      notice=notice, watchdog=watchdog, engine_config=engine_config)
+                      notice=notice, watchdog=watchdog, engine_config=engine_config, notifier=notifier)
     try:
         app.run()
     finally:

@@ -43,6 +43,7 @@ import trio
 
 from ..store.backends import Fence
 from ..store.queue import Control
+from .counters import GateTimings
 
 ReadControl = Callable[[], Control]
 log = logging.getLogger("mailconsole.engine")
@@ -55,8 +56,11 @@ FAIL_CLOSED_AFTER = 1.0
 
 
 class Gate:
-    def __init__(self, read: ReadControl, initial: Control, fence: Fence | None = None) -> None:
+    def __init__(
+        self, read: ReadControl, initial: Control, fence: Fence | None = None, timings: GateTimings | None = None
+    ) -> None:
         self._read = read
+        self._timings = timings  # how long each visit waited (metrics); None: not measured
         # Held from a worker's arrival until its dot is written or refused, so that a
         # stop in any process can wait out dots allowed before it (store/dot_fence.py).
         self._fence = fence
@@ -202,12 +206,18 @@ class Gate:
 
     async def _fresh_held(self) -> Control:
         """`fresh()` inside the dot fence; the caller releases it (refusal or `passed`)."""
+        began = time.perf_counter()
         self._hold()
+        held = time.perf_counter()
         try:
-            return await self.fresh()
+            snapshot = await self.fresh()
         except BaseException:
             self._release()
             raise
+        if self._timings is not None:
+            self._timings.fence.observe(held - began)
+            self._timings.check.observe(time.perf_counter() - began)
+        return snapshot
 
     def _hold(self) -> None:
         if self._fence is not None:

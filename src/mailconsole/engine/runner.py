@@ -43,6 +43,7 @@ from ..store.queue import Claimed, Control, Outcome
 from .backlog import RelayBacklog
 from .addresses import address_problem, list_unsubscribe_problem, sender_problem
 from .config import EngineConfig
+from .counters import EngineCounters
 from .gate import Gate
 from .dkim_signing import load_signer
 from .message import Built, CompiledRevision, MergeError, RevisionData
@@ -134,6 +135,12 @@ class Engine:
         self.failed_total = 0
         self.acknowledged: dict[int, int] = {}
         self.note: str | None = None  # last connection problem, shown by status/console
+        self.counters = EngineCounters()  # read by a metrics scrape (mailconsole.ops.metrics)
+        # Told of what the operators' tools should hear about (mailconsole.ops.notify), as
+        # (event, details); called on the engine's thread, so it must only queue.
+        self.on_event: Callable[[str, dict[str, object]], None] | None = None
+        # A problem of the process around the engine (a failing notification), for the heartbeat note.
+        self.outside_note: Callable[[], str | None] | None = None
         self._store_trouble: str | None = None  # why store writes fail, until one succeeds again
         self._past_dot: set[int] = set()  # dot written, outcome not yet recorded
         # Every outcome handed to the writer and not yet recorded: whatever ends the
@@ -184,6 +191,23 @@ class Engine:
         if self.gate is not None:
             self.gate.nudge()
 
+    def automatic_pause(self, account_id: int | None, details: dict[str, object]) -> None:
+        """Count and announce a mailing paused by the engine itself (a policy).
+
+        The caller has already committed the pause; `details` (mailing, why, the
+        window's figures) go to the notification as they are.
+        """
+        pauses = self.counters.automatic_pauses
+        pauses[account_id] = pauses.get(account_id, 0) + 1
+        self._tell("automatic_pause", {"account_id": account_id, **details})
+
+    def _tell(self, event: str, details: dict[str, object]) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(event, details)
+            except Exception:  # a listener's fault is not the engine's: log it, go on sending
+                log.exception("telling of %s failed", event)
+
     def request_stop(self) -> None:
         """Graceful shutdown (call from the engine's trio thread)."""
         if self._shutdown is not None:
@@ -202,7 +226,7 @@ class Engine:
         self._ack_wake = trio.Event()
         initial = await self._db(reader.read)
         self._fence = DotFence(self.store)
-        self.gate = Gate(reader.read, initial, self._fence)
+        self.gate = Gate(reader.read, initial, self._fence, self.counters.gate)
         self.gate.on_read = self._on_control
         self.acknowledged = dict(initial.generations)  # nothing claimed yet: all honoured
         self._watch.policy = await self._db(policy_store.get, self.store)
@@ -546,7 +570,9 @@ class Engine:
         except GateClosed:
             return Outcome(c.id, c.mailing_id, "release")
         except SMTPError as exc:
+            self.counters.reply(exc.code)
             return self._smtp_outcome(c, rid, exc)
+        self.counters.reply(250)
         self._observe(c, OK)
         return Outcome(c.id, c.mailing_id, "sent", rid, relay_reply=reply if self._relay else None)
 
@@ -598,6 +624,8 @@ class Engine:
                 session = await self.transport.open()
             except SMTPError as exc:
                 outage.failed(str(exc))
+                if outage.failures == 1:
+                    self._tell("engine_cannot_send", {"why": str(exc), "held": max(self.held, 0)})
                 if outage.failures == 1 or outage.failures % 10 == 0:
                     log.warning("cannot use the mail server: %s", outage.note())
                 self.note = outage.note()
@@ -605,6 +633,7 @@ class Engine:
                 continue
             if outage.down:
                 log.warning("the mail server answers again after %d failed tries", outage.failures)
+                self._tell("engine_can_send", {"failed_tries": outage.failures, "held": max(self.held, 0)})
                 outage.recovered()
                 self._claim_wake.set()  # type: ignore[union-attr]
             if self.note != self._store_trouble:
@@ -770,6 +799,7 @@ class Engine:
             return True
 
     def _count(self, outcomes: list[Outcome]) -> None:
+        self.counters.count(outcomes, self.gate.snapshot if self.gate is not None else None)
         for o in outcomes:
             if o.kind == "sent":
                 self.sent_total += 1
@@ -804,9 +834,14 @@ class Engine:
             sent_rate=sent_rate, failed_rate=failed_rate,
             sent_total=self.sent_total, failed_total=self.failed_total,
             acknowledged=self.acknowledged,
-            # While the server is unreachable: the countdown to the next try, as of now.
-            note=self._outage.note() if self._outage.down else self.note or (self._backlog.note if self._backlog else None),
+            note=self._heartbeat_note(),
         )
+
+    def _heartbeat_note(self) -> str | None:
+        # While the server is unreachable: the countdown to the next try, as of now.
+        own = self._outage.note() if self._outage.down else self.note or (self._backlog.note if self._backlog else None)
+        outside = self.outside_note() if self.outside_note is not None else None
+        return "; ".join(n for n in (own, outside) if n) or None
 
     async def _ack_loop(self, acker: AckWriter) -> None:
         """Write each new acknowledgement at once, on its own connection (see AckWriter)."""

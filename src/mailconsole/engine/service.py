@@ -31,14 +31,19 @@ async def _serve(engine: Engine, on_ready=None) -> None:  # type: ignore[no-unty
                 break
 
 
-def run_service(store: Store, config: EngineConfig, *, on_ready=None) -> Engine:  # type: ignore[no-untyped-def]
+def run_service(store: Store, config: EngineConfig, *, on_ready=None, prepare=None) -> Engine:  # type: ignore[no-untyped-def]
     """Run one engine in this process until a signal; graceful shutdown (nothing left claimed).
+
+    `prepare(engine)`, if given, is called before the engine starts (to attach
+    metrics and notifications to it).
 
     Raises EngineCrashed if a task of the engine failed. By then the engine has
     recorded every outcome it knew and returned its claims (Engine.run does so
     on every exit); the traceback goes to the log at debug level.
     """
     engine = Engine(store, config)
+    if prepare is not None:
+        prepare(engine)
     try:
         trio.run(_serve, engine, on_ready)
     except Exception as exc:

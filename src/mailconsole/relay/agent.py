@@ -63,6 +63,9 @@ WRITE_TROUBLE_AFTER = 1.0  # failing writes are shown once they have failed this
 WAITING_SHOWN_AFTER = 1.0
 EVENT_SHOWN_FOR = 60.0  # a relay restart or a log rotation stays in the note this long
 POLICY_EVERY = 2.0  # the store's policy (bounce thresholds, suppress_bounces) is re-read this often
+# The problems that leave the relay unable to hold, release or delete what it should:
+# each one's start is a notification (a relay restart noted, ids lost, are not).
+CANNOT_HOLD = frozenset({"relay", "relay-down", "store-read", "store-write", "log", "internal"})
 
 
 def new_agent_id() -> str:
@@ -102,6 +105,10 @@ class Agent:
         self.counts: dict[str, int] = {k: 0 for k in
                                        ("held", "released", "deleted", "delivered", "bounced", "deferred", "expired", "lost")}
         self.note: str | None = None
+        self.queue_size: int | None = None  # ours at the relay, as of the last heartbeat
+        # Told when a problem starts (relay_cannot_hold) and when the last one ends
+        # (relay_can_hold), as (event, details); on the agent's thread, so it must only queue.
+        self.on_event: Callable[[str, dict[str, object]], None] | None = None
         self._problems: dict[str, str] = {}  # source -> current problem; the note joins them
         self._reader: ControlReader | None = None
         self._last: tuple | None = None
@@ -198,6 +205,7 @@ class Agent:
 
     def _set_problem(self, source: str, problem: str | None) -> None:
         before = self.note
+        had = {s for s in self._problems if s in CANNOT_HOLD}
         if problem is None:
             self._problems.pop(source, None)
         else:
@@ -205,6 +213,7 @@ class Agent:
                 log.warning("%s", problem)
             self._problems[source] = problem
         self.note = "; ".join(self._problems.values()) or None
+        self._tell_hold(had, source, problem)
         if self.note != before:
             self._beat_now = True
 
@@ -365,6 +374,25 @@ class Agent:
     def _write_ok(self) -> None:
         self._failing_since = 0.0
         self._set_problem("store-write", None)
+
+    def report_problem(self, source: str, problem: str | None) -> None:
+        """A problem from outside the agent's rounds (a failing notification), for its note."""
+        self._set_problem(source, problem)
+
+    def _tell_hold(self, had: set[str], source: str, problem: str | None) -> None:
+        if self.on_event is None or source not in CANNOT_HOLD:
+            return
+        try:
+            if problem is not None and source not in had:
+                self.on_event("relay_cannot_hold", {"source": source, "why": problem})
+            elif problem is None and had == {source}:
+                self.on_event("relay_can_hold", {"source": source})
+        except Exception:  # a listener's fault is not the agent's
+            log.exception("telling of a relay problem failed")
+
+    def acknowledged_generations(self) -> dict[int, int]:
+        """account id -> the stop generation honoured at the relay (metrics)."""
+        return {acc: s.generation for acc, s in list(self._stops.items()) if s.acked_at is not None}
 
     # -- acknowledgements ------------------------------------------------------
 
@@ -541,6 +569,7 @@ class Agent:
             size: int | None = relays.at_relay(self.store, self.relay)
         except StoreError:
             size = None
+        self.queue_size = size
         relays.beat(
             self.store, self.agent_id, acknowledged=self.acknowledgements(), counts=dict(self.counts),
             patience=WRITE_WAIT if state == "running" else relays.WRITE_PATIENCE,
