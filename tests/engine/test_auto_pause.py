@@ -41,8 +41,10 @@ async def test_a_mailing_whose_server_refuses_a_fifth_pauses_within_the_window_a
     ctl, handler = smtpd_factory(RecordingHandler(reject_rcpt={f"user{i}@example.net" for i in range(0, n, 5)}))
     mid = add_mailing(store, tmp_path, rows=_rows(n))
     tripped: list[tuple[auto_pause.Trip, float]] = []
+    told: list[tuple[str, dict]] = []
     async with running(store, fast_config(transport=f"smtp://127.0.0.1:{ctl.port}", workers=4)) as engine:
         engine.trip_listeners.append(lambda trip: tripped.append((trip, time.time())))
+        engine.on_event = lambda event, details: told.append((event, details))  # what serve's hook is given
         await wait_for(lambda: get_mailing(store, mid).status == "paused", timeout=60)
         await wait_for(lambda: bool(tripped))
         accepted_then = len(handler.messages)
@@ -64,6 +66,11 @@ async def test_a_mailing_whose_server_refuses_a_fifth_pauses_within_the_window_a
     assert entry.details["by"] == engine.engine_id
     (shown,) = auto_pause.open_trips(store)
     assert shown.kind == auto_pause.PAUSE and shown.mailing_id == mid and shown == trip
+    # Counted for the metrics under the mailing's account, and told to the notification hook.
+    assert engine.counters.automatic_pauses == {state(store).id: 1}
+    pauses = [d for e, d in told if e == "automatic_pause"]
+    assert len(pauses) == 1 and pauses[0]["mailing"] == mid and pauses[0]["rule"] == "permanent"
+    assert pauses[0]["account_id"] == state(store).id and "paused" in pauses[0]["why"]
 
 
 async def test_two_engines_judging_the_same_mailing_pause_it_once(store, tmp_path, smtpd_factory):

@@ -714,6 +714,12 @@ class Engine:
             return  # another engine or an operator was first, or it finished: recorded once, elsewhere
         self.tripped_total += 1
         log.warning("%s", trip.summary())
+        if verdict.scope == "account":
+            account_id: int | None = verdict.key
+        else:
+            known = self._last_control.mailing_status.get(verdict.key) if self._last_control else None
+            account_id = known[1] if known else None
+        self.automatic_pause(account_id, auto_pause.trip_details(trip))  # the metric and the notification hook
         for listener in self.trip_listeners:
             try:
                 listener(trip)

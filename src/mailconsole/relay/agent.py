@@ -554,6 +554,11 @@ class Agent:
         self.tripped_total += 1
         log.warning("%s", trip.summary())
         self._next_reconcile = 0.0  # hold what it still has at the relay now
+        if self.on_event is not None:
+            try:
+                self.on_event("automatic_pause", auto_pause.trip_details(trip))
+            except Exception:  # a listener's fault is not the agent's
+                log.exception("telling of an automatic pause failed")
         for listener in self.trip_listeners:
             try:
                 listener(trip)

@@ -156,3 +156,9 @@ def acknowledge(store: Store, actor: Actor, account: str = "default") -> int:
         audit.record(conn, store.now(), actor, account, "acknowledge", None,
                      automatic=[{"kind": t["kind"], "mailing_id": t.get("mailing_id"), "at": t["at"]} for t in trips])
     return len(trips)
+
+
+def trip_details(trip: Trip) -> dict[str, Any]:
+    """What a notification says of an automatic pause or stop (the event `automatic_pause`)."""
+    return {"why": trip.summary(), "account": trip.account, "kind": trip.kind, "mailing": trip.mailing_id,
+            "mailing_name": trip.mailing_name, "rule": trip.rule, "figures": trip.figures, "by": trip.by}
