@@ -11,6 +11,8 @@ opened again at the next call, so both follow a database server that restarted.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import bindparam, null, select, union_all, update
@@ -43,6 +45,26 @@ class _Raw:
             except Exception as exc:
                 raise self._translate(exc) from None
         return self._conn
+
+    @contextmanager
+    def reading(self, *, end: bool = True) -> Iterator[Any]:
+        """A cursor on the connection, rolled back after (`end`: the read begun on it is over).
+
+        A failure drops the connection (the next read opens a new one) and is
+        raised as the store's error, so the gate sees one kind of failure.
+        """
+        raw = self.get()
+        try:
+            cur = raw.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+                if end:
+                    raw.rollback()
+        except Exception as exc:
+            self.failed()
+            raise self._translate(exc) from None
 
     def failed(self) -> None:
         """Drop the connection after an error: the next call opens a new one."""
@@ -115,23 +137,14 @@ class ControlReader:
         intents = stop_intent.held(self._intents)
         if self._one_sql is not None:
             return self._read_one(intents)
-        raw = self._raw.get()
-        try:
-            cur = raw.cursor()
-            try:
-                self._backend.begin_raw_read(cur)  # one snapshot for the statements
-                cur.execute(self._accounts_sql)
-                accs = cur.fetchall()
-                cur.execute(self._mailings_sql)
-                status = {mid: (st, acc) for mid, st, acc in cur.fetchall()}
-                cur.execute(self._mark_sql)
-                mark = cur.fetchone()
-            finally:
-                cur.close()
-                raw.rollback()
-        except Exception as exc:
-            self._raw.failed()
-            raise self._raw._translate(exc) from None
+        with self._raw.reading() as cur:
+            self._backend.begin_raw_read(cur)  # one snapshot for the statements
+            cur.execute(self._accounts_sql)
+            accs = cur.fetchall()
+            cur.execute(self._mailings_sql)
+            status = {mid: (st, acc) for mid, st, acc in cur.fetchall()}
+            cur.execute(self._mark_sql)
+            mark = cur.fetchone()
         generations = {a[0]: a[2] for a in accs}
         stopped = frozenset(a[0] for a in accs if a[1])
         if intents:
@@ -142,17 +155,9 @@ class ControlReader:
 
     def _read_one(self, intents: list[tuple[int, int | None]]) -> Control:
         """`read` in one statement: the same rows, tagged 0 (account), 1 (mailing), 2 (mark)."""
-        raw = self._raw.get()
-        try:
-            cur = raw.cursor()
-            try:
-                cur.execute(self._one_sql)
-                rows = cur.fetchall()
-            finally:
-                cur.close()
-        except Exception as exc:
-            self._raw.failed()
-            raise self._raw._translate(exc) from None
+        with self._raw.reading(end=False) as cur:  # a statement is its own snapshot: nothing to end
+            cur.execute(self._one_sql)
+            rows = cur.fetchall()
         generations: dict[int, int] = {}
         stopped: set[int] = set()
         status: dict[int, tuple[str, int]] = {}
@@ -178,18 +183,9 @@ class ControlReader:
         """
         params = self._suppressed.construct_params({"account_id": account_id, "email": email})
         args = tuple(params[k] for k in self._suppressed.positiontup) if self._suppressed.positional else params
-        raw = self._raw.get()
-        try:
-            cur = raw.cursor()
-            try:
-                cur.execute(str(self._suppressed), args)
-                return cur.fetchone() is not None
-            finally:
-                cur.close()
-                raw.rollback()
-        except Exception as exc:
-            self._raw.failed()
-            raise self._raw._translate(exc) from None
+        with self._raw.reading() as cur:
+            cur.execute(str(self._suppressed), args)
+            return cur.fetchone() is not None
 
     def close(self) -> None:
         self._raw.close()
