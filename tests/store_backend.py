@@ -21,3 +21,8 @@ def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if ON_POSTGRESQL:
         return str(request.getfixturevalue("pg_url"))
     return str(tmp_path / "store.db")
+
+
+def sqlite_only(reason: str) -> pytest.MarkDecorator:
+    """For a test of something only an SQLite store has (a file, its lock, intents beside it)."""
+    return pytest.mark.skipif(ON_POSTGRESQL, reason=reason)

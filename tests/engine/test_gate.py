@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from store_backend import sqlite_only
 import trio
 
 from mailconsole.engine import EmbeddedEngine
@@ -272,6 +273,7 @@ conn.execute("ROLLBACK")
 """
 
 
+@sqlite_only("stop intents are beside an SQLite store's file")
 async def test_a_stop_intent_refuses_the_dot_while_another_writer_holds_the_store(store, tmp_path, nursery):
     """The stop cannot commit (another process holds the write lock), yet the dot on the wire is refused."""
     import subprocess
