@@ -138,7 +138,9 @@ IDS = [Case(f"pause {v!r}", ("pause", "--", v), 2, "ID") for v in _BAD_IDS] + [
 
 STORES = [
     Case("blank --db", ("status",), 2, "no store given", db="   "),
-    Case("PostgreSQL URL (not yet supported)", ("status",), 2, "supported: a SQLite file path", db="postgresql://u:pw@h/db"),
+    # A PostgreSQL server that cannot be reached: one line, the password masked (the test checks it never shows).
+    Case("PostgreSQL URL of a host that does not resolve", ("status",), 1, "cannot reach store postgresql://u:***@h/db",
+         db="postgresql://u:pw@h/db"),
     Case("MySQL URL", ("status",), 2, "unsupported store URL", db="mysql+pymysql://u:pw@h/db"),
     Case("in-memory sqlite://", ("status",), 2, "names no file", db="sqlite://"),
     Case("sqlite:///:memory:", ("status",), 2, "names no file", db="sqlite:///:memory:"),
@@ -151,7 +153,7 @@ STORES = [
     Case("a file that is no database", ("status",), 1, "not a mailconsole store", db="{notastore}"),
     Case("a device", ("status",), 1, "", db="/dev/null"),
     Case("an unsupported URL from the environment", ("status",), 1, "unsupported store URL",
-         db=None, env={"MAILCONSOLE_DB": "postgresql://u:pw@h/db"}),
+         db=None, env={"MAILCONSOLE_DB": "oracle://u:pw@h/db"}),
 ]
 
 # -- files ---------------------------------------------------------------------------

@@ -79,6 +79,7 @@ def test_refused_with_one_line_and_nothing_changed(workspace: tuple[str, dict[st
     assert case.says.lower() in lines[0].lower(), err
     assert lines[0].startswith("mailconsole"), err
     assert not has_unsafe(lines[0]), repr(lines[0])
+    assert ":pw@" not in err and "\npw" not in err, "a store URL's password was shown"
     assert dump(db) == before
     if case.db is not None and fresh:
         assert not Path(other).exists(), "a store was created at a mistyped path"
