@@ -103,7 +103,7 @@ def test_a_relay_that_is_down_is_shown_its_queue_files_are_held_and_stay_held_on
     # was going down, its log line lost with it): awaited, then marked lost.
     at_relay = {m["queue_id"]: m["queue_name"] for m in s.relay.queue()}
     assert all(at_relay.get(q) in (None, "hold") for q in s.ids_in_state("queued", mid))
-    assert "relay restarted" in agent.note() and "is down" not in agent.note()
+    wait(lambda: "relay restarted" in agent.note() and "is down" not in agent.note(), 10, "the relay shown back")
     # Back up, the relay may start a round or two of deliveries before the agent's hold
     # lands (it retries as soon as the master runs again); then it holds.
     assert len(next_hop.recipients()) - before <= 3 * CONCURRENCY
