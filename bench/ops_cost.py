@@ -3,9 +3,11 @@
 Variants, run in rotating order in each round on the same machine and store size:
   base     the engine of another source tree (--base-src: the code before the
            feature, e.g. a `git worktree` of the commit before), no flags
-  plain    this tree's engine, no flags (its counters are always kept)
+  plain    this tree's engine, no flags (its counters are always kept); with
+           --plain-policy-off the store's automatic pause and stop are turned off
   with     this tree's engine with --with-args (default: --metrics 127.0.0.1:0)
-           and, when metrics are on, a scrape every --scrape-every seconds
+           and, when metrics are on, a scrape every --scrape-every seconds; the
+           store's policy as it is by default (on)
 Prints one JSON line per run and a summary: per variant the median steady rate and
 the median CPU time of the engine process per message (from its first recorded
 message to its last: start-up and idling excluded), and per round the ratios to
@@ -32,6 +34,8 @@ import urllib.request
 from pathlib import Path
 
 from common import make_store, stop_engines
+from mailconsole.store import policy
+from mailconsole.store import Actor
 from mailconsole.store.mailings import get_mailing
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -88,9 +92,12 @@ def scraper(proc: subprocess.Popen, every: float, done: threading.Event, counts:
             pass
 
 
-def run(kind: str, n: int, work: Path, args: list[str], src: str | None, every: float) -> dict:
+def run(kind: str, n: int, work: Path, args: list[str], src: str | None, every: float,
+        policy_off: bool = False) -> dict:
     db = work / f"{kind}.db"
     store, mid = make_store(db, n, work)
+    if policy_off:
+        policy.set_values(store, Actor("bench"), {"auto_pause": "off", "auto_stop": "off"})
     proc = engine(db, args, src)
     done, scrapes = threading.Event(), [0]
     thread = None
@@ -114,6 +121,8 @@ def main() -> None:
     ap.add_argument("--base-src", default=None, help="a source tree without the feature (its src/ is used)")
     ap.add_argument("--with-args", default="--metrics 127.0.0.1:0")
     ap.add_argument("--scrape-every", type=float, default=1.0)
+    ap.add_argument("--plain-policy-off", action="store_true",
+                    help="run `plain` with the automatic pause and stop off: `with` then adds the policy and --with-args")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mc-ops-cost-"))
     variants = {"plain": ([], None), "with": (shlex.split(args.with_args), None)}
@@ -126,7 +135,8 @@ def main() -> None:
         order = names[r % len(names):] + names[:r % len(names)]  # each variant in each position in turn
         for kind in order:
             flags, src = variants[kind]
-            result = run(kind, args.n, work, flags, src, args.scrape_every)
+            result = run(kind, args.n, work, flags, src, args.scrape_every,
+                         policy_off=args.plain_policy_off and kind == "plain")
             result["round"] = r
             print(json.dumps(result), flush=True)
             rates[kind].append(result["rate"])
@@ -136,6 +146,7 @@ def main() -> None:
     ratios = {k: [round(v / b, 4) for v, b in zip(rates[k], rates[ref])] for k in names if k != ref}
     cpu_ratios = {k: [round(v / b, 4) for v, b in zip(cpu[k], cpu[ref])] for k in names if k != ref}
     print(json.dumps({"bench": "ops_cost", "summary": True, "reference": ref, "with_args": args.with_args,
+                      "plain_policy_off": args.plain_policy_off,
                       "median_rate": {k: round(statistics.median(v)) for k, v in rates.items()},
                       "ratios_per_round": ratios,
                       "median_ratio": {k: statistics.median(v) for k, v in ratios.items()},

@@ -114,18 +114,27 @@ class Watch:
 
     def add(self, mailing_id: int, account_id: int | None, kind: int, reply: str | None = None) -> Verdict | None:
         """One outcome; a Verdict when it takes its mailing's (or account's) window past a threshold."""
-        if kind == OK:  # the common case: two counts, nothing to judge (a rate only rises with a refusal)
+        if kind == OK:  # the common case: two counts, nothing to judge (a rate only rises with a refusal)...
+            verdict = None
             if self._mailing_limits:
                 w = self._mailings.get(mailing_id)
                 if w is None:
                     w = self._mailings[mailing_id] = _Window(self._policy.window)
                 w.seen += 1
+                if w.seen == self._policy.min_outcomes:  # ...but for the one that makes the window judgeable
+                    verdict = self._judge(w, self._mailing_limits, w.seen, "mailing", mailing_id)
+                    if verdict is not None:
+                        del self._mailings[mailing_id]
             if account_id is not None and self._account_limits:
                 w = self._accounts.get(account_id)
                 if w is None:
                     w = self._accounts[account_id] = _Window(self._policy.account_window)
                 w.seen += 1
-            return None
+                if verdict is None and w.seen == self._policy.account_min_outcomes:
+                    verdict = self._judge(w, self._account_limits, w.seen, "account", account_id)
+                    if verdict is not None:
+                        del self._accounts[account_id]
+            return verdict
         verdict = None
         if self._mailing_limits:
             w = self._mailings.get(mailing_id)
