@@ -114,45 +114,33 @@ class Watch:
 
     def add(self, mailing_id: int, account_id: int | None, kind: int, reply: str | None = None) -> Verdict | None:
         """One outcome; a Verdict when it takes its mailing's (or account's) window past a threshold."""
-        if kind == OK:  # the common case: two counts, nothing to judge (a rate only rises with a refusal)...
-            verdict = None
-            if self._mailing_limits:
-                w = self._mailings.get(mailing_id)
-                if w is None:
-                    w = self._mailings[mailing_id] = _Window(self._policy.window)
-                w.seen += 1
-                if w.seen == self._policy.min_outcomes:  # ...but for the one that makes the window judgeable
-                    verdict = self._judge(w, self._mailing_limits, w.seen, "mailing", mailing_id)
-                    if verdict is not None:
-                        del self._mailings[mailing_id]
-            if account_id is not None and self._account_limits:
-                w = self._accounts.get(account_id)
-                if w is None:
-                    w = self._accounts[account_id] = _Window(self._policy.account_window)
-                w.seen += 1
-                if verdict is None and w.seen == self._policy.account_min_outcomes:
-                    verdict = self._judge(w, self._account_limits, w.seen, "account", account_id)
-                    if verdict is not None:
-                        del self._accounts[account_id]
-            return verdict
+        p = self._policy
         verdict = None
         if self._mailing_limits:
-            w = self._mailings.get(mailing_id)
-            if w is None:
-                w = self._mailings[mailing_id] = _Window(self._policy.window)
-            w.refusal(kind, reply)
-            verdict = self._judge(w, self._mailing_limits, self._policy.min_outcomes, "mailing", mailing_id)
-            if verdict is not None:
-                del self._mailings[mailing_id]
+            verdict = self._feed(self._mailings, mailing_id, p.window, self._mailing_limits, p.min_outcomes,
+                                 "mailing", kind, reply, judge=True)
         if account_id is not None and self._account_limits:
-            w = self._accounts.get(account_id)
-            if w is None:
-                w = self._accounts[account_id] = _Window(self._policy.account_window)
+            account = self._feed(self._accounts, account_id, p.account_window, self._account_limits,
+                                 p.account_min_outcomes, "account", kind, reply, judge=verdict is None)
+            verdict = verdict or account
+        return verdict
+
+    def _feed(self, windows: dict[int, _Window], key: int, size: int, limits: list[tuple[int, float]], least: int,
+              scope: str, kind: int, reply: str | None, judge: bool) -> Verdict | None:
+        w = windows.get(key)
+        if w is None:
+            w = windows[key] = _Window(size)
+        if kind == OK:
+            # The common case: one count and nothing to judge, since a rate only rises
+            # with a refusal; but for the success that makes the window judgeable.
+            w.seen += 1
+            if w.seen != least:
+                return None
+        else:
             w.refusal(kind, reply)
-            if verdict is None:
-                verdict = self._judge(w, self._account_limits, self._policy.account_min_outcomes, "account", account_id)
-                if verdict is not None:
-                    del self._accounts[account_id]
+        verdict = self._judge(w, limits, least, scope, key) if judge else None
+        if verdict is not None:
+            del windows[key]  # judged once: what follows starts a new window
         return verdict
 
     @staticmethod
