@@ -3,10 +3,11 @@
 A worker that has written a message body asks the gate whether the message may
 still be sent, right before writing the end-of-data dot. The answer must come
 from a read of the store that *started after the worker arrived*: a read that
-began earlier may predate a stop that has since committed. The worker makes
-that read itself, on the engine's thread, right then: on its own connection it
-takes ~10 µs and never waits for writers (WAL), which is cheaper than handing
-it to another task or thread and coming back.
+began earlier may predate a stop that has since committed. The read is made
+on the engine's thread, by the first worker of a turn of the event loop for
+every worker that arrived in that turn (see `fresh`): on its own connection it
+takes ~10-20 µs and never waits for writers (WAL), which is cheaper than
+handing it to another thread and coming back.
 
 `nudge()` covers stops committed in this same process (the console): it marks
 every read already started as too old, so nobody passes on a read that might
