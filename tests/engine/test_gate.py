@@ -164,13 +164,42 @@ async def test_gate_fails_closed_while_the_store_cannot_be_read():
         await trio.sleep(0.3)
         assert passed == []  # no dot without a fresh read
         failing[0] = False
-        before = len(reads)
+        recovered = time.monotonic()
         with trio.fail_after(5):
             while len(passed) < 50:
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
     assert all(seq is not None for seq in passed)
-    assert len(reads) - before >= 50  # each worker passed on a read of its own
+    # Each passed on a read that began once the store could be read again (the
+    # gate's read number n is the n-th read begun, failed ones included).
+    assert all(reads[seq - 1] >= recovered for seq in passed)  # type: ignore[operator]
+
+
+async def test_workers_arriving_in_one_turn_share_a_read_begun_after_the_last_arrived():
+    """One read for every worker that reached its dot in the same turn of the loop, and
+    never one that began before any of them arrived."""
+    reads: list[float] = []
+
+    def read() -> Control:
+        reads.append(time.monotonic())
+        return _control(False)
+
+    gate = Gate(read, _control(False))
+    arrived: list[float] = []
+    passed: list[tuple[float, int | None]] = []
+
+    async def worker() -> None:
+        at = time.monotonic()
+        arrived.append(at)
+        passed.append((at, await gate.passage(7)))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(20):
+            nursery.start_soon(worker)  # all of them run in the same turn
+    assert len(passed) == 20 and all(seq is not None for _, seq in passed)
+    assert len(reads) < 20  # shared: fewer reads than workers
+    assert all(reads[seq - 1] >= at for at, seq in passed)  # type: ignore[operator]
+    assert min(reads) >= max(arrived)  # the first read began after the last of them arrived
 
 
 async def test_nudge_distrusts_a_read_already_under_way():

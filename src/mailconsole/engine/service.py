@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 
@@ -44,6 +45,10 @@ def run_service(store: Store, config: EngineConfig, *, on_ready=None, prepare=No
     engine = Engine(store, config)
     if prepare is not None:
         prepare(engine)
+    # What the imports built (~half a million objects) lives as long as the process:
+    # frozen, no collection traverses it again, and neither does the one at exit
+    # (that one alone cost ~0.2 s of CPU per process).
+    gc.freeze()
     try:
         trio.run(_serve, engine, on_ready)
     except Exception as exc:
