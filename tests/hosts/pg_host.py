@@ -10,7 +10,6 @@ server listens on the host's address; the machine reaches it over the bridge.
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 
 from pg_server import PgServer, PgUnavailable
 
@@ -49,7 +48,3 @@ class HostedPgServer(PgServer):
 
     def _as_account(self) -> dict:
         return {}  # the wrappers switch to the account, after entering the namespace
-
-    @property
-    def log(self) -> Path:
-        return self.logfile
