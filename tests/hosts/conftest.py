@@ -12,9 +12,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -41,7 +39,7 @@ def _skip_reason() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     why = _skip_reason()
     if why:
         pytest.skip(f"several hosts on one machine: {why}")
@@ -51,7 +49,7 @@ def cluster() -> Iterator[Cluster]:
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, terminated)
-    work = Path(tempfile.mkdtemp(prefix="mailconsole-hosts-"))
+    work = tmp_path_factory.mktemp("hosts")  # the dots file and each engine host's log: kept by pytest for a while
     env = pytest.MonkeyPatch()
     try:
         with Cluster(work) as c:
