@@ -45,3 +45,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Several hosts on one machine (network namespaces: PostgreSQL, a mail server, three
+# engine hosts, an operator), in the PostgreSQL run; without root they skip.
+PG_SUITES += tests/hosts

@@ -4,13 +4,16 @@ The console reads only maintained counters, so the two should open within a few
 hundred milliseconds of each other. Measured: from creating the app to its first
 screen with data (headless, 120x36), median of several openings of each store.
 
-Run:  .venv/bin/python bench/console_open.py [--queued 1000000] [--runs 5]
+Run:  .venv/bin/python bench/console_open.py [--queued 1000000] [--runs 5] [--postgresql]
+
+--postgresql: both stores are databases on a private PostgreSQL server (bench/pg_common.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -29,7 +32,7 @@ def fill(store: Store, directory: Path, queued: int) -> None:
     queue_mailing(store, directory, queued, name="A million", text_body="Hi\n")
 
 
-def open_once(path: Path) -> float:
+def open_once(path: Path | str) -> float:
     async def main() -> float:
         start = time.perf_counter()
         store = Store(str(path))
@@ -48,9 +51,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queued", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--postgresql", action="store_true", help="stores on a private PostgreSQL server")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        empty, full = Path(tmp) / "empty.db", Path(tmp) / "full.db"
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        empty: Path | str
+        full: Path | str
+        if args.postgresql:
+            from pg_common import postgresql
+
+            server = stack.enter_context(postgresql())
+            empty, full = server.create_database("empty"), server.create_database("full")
+        else:
+            empty, full = Path(tmp) / "empty.db", Path(tmp) / "full.db"
         Store(str(empty)).close()
         t = time.perf_counter()
         store = Store(str(full))

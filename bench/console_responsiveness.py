@@ -14,12 +14,16 @@ console's asyncio loop), both started exactly as `mailconsole` starts them;
 process (`mailconsole serve` beside the console); none (baseline).
 
 Run:  .venv/bin/python bench/console_responsiveness.py [--recipients 200000] [--keys 200] [--stops 20] [--engine guest]
+      [--postgresql]
+
+--postgresql: the store is a database on a private PostgreSQL server (bench/pg_common.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import statistics
 import subprocess
@@ -68,8 +72,8 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def build_store(directory: Path, recipients: int) -> Store:
-    store = Store(str(directory / "bench.db"))
+def build_store(location: str, directory: Path, recipients: int) -> Store:
+    store = Store(location)
     queue_mailing(store, directory, recipients, name="Full rate", text_body="Hi {{ first_name }}\n")
     return store
 
@@ -160,10 +164,16 @@ def main() -> int:
                         help="thread: inside the console on its own thread (default); guest: inside the "
                              "console as a trio guest on its loop; process: `mailconsole serve` beside it; "
                              "none: baseline")
+    parser.add_argument("--postgresql", action="store_true", help="the store on a private PostgreSQL server")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        location = str(Path(tmp) / "bench.db")
+        if args.postgresql:
+            from pg_common import postgresql
+
+            location = stack.enter_context(postgresql()).create_database("bench")
         t = time.perf_counter()
-        store = build_store(Path(tmp), args.recipients)
+        store = build_store(location, Path(tmp), args.recipients)
         print(f"store with {args.recipients:,} queued built in {time.perf_counter() - t:.1f} s")
         engine = server = None
         if args.engine in ("thread", "guest"):
@@ -172,7 +182,7 @@ def main() -> int:
             engine = start_engine(store, EngineConfig(transport="null:", workers=args.workers), mode=args.engine)
         elif args.engine == "process":
             server = subprocess.Popen(
-                [sys.executable, "-m", "mailconsole", "--db", str(Path(tmp) / "bench.db"), "serve",
+                [sys.executable, "-m", "mailconsole", "--db", location, "serve",
                  "--transport", "null:", "--workers", str(args.workers), "--quiet"],
                 stdout=subprocess.DEVNULL,
             )

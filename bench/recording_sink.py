@@ -7,10 +7,15 @@ kernel's receive timestamp of the data that completed the dot (SO_TIMESTAMPNS,
 Linux), not the moment this process got around to parsing it: on a loaded
 machine the sink can lag by hundreds of milliseconds, which would count a dot
 sent before the stop as sent after it. Elsewhere it falls back to time.time().
+
+`--host` picks the address to listen on (default 127.0.0.1); `--peers` adds the
+client's address and the message's first recipient to each line ("TIME ADDRESS
+RCPT"), for tests that tell engine hosts and deliveries apart.
 """
 
 from __future__ import annotations
 
+import argparse
 import socket
 import struct
 import sys
@@ -35,10 +40,12 @@ async def receive(sock: trio.socket.SocketType, kernel_stamps: bool) -> tuple[by
     return data, time.time()
 
 
-async def handle(stream: trio.SocketStream, out) -> None:  # type: ignore[no-untyped-def]
+async def handle(stream: trio.SocketStream, out, peers: bool = False) -> None:  # type: ignore[no-untyped-def]
     buf = bytearray()
     in_data = False
     sock = stream.socket
+    peer = sock.getpeername()[0] if peers else ""
+    rcpt = ""
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         kernel_stamps = sys.platform.startswith("linux")
@@ -58,7 +65,7 @@ async def handle(stream: trio.SocketStream, out) -> None:  # type: ignore[no-unt
                     if end < 0:
                         del buf[: max(0, len(buf) - 4)]  # keep a possible partial terminator
                         break
-                    out.write(f"{arrived:.6f}\n")
+                    out.write(f"{arrived:.6f} {peer} {rcpt}\n" if peers else f"{arrived:.6f}\n")
                     out.flush()
                     del buf[: end + 5]
                     in_data = False
@@ -68,6 +75,11 @@ async def handle(stream: trio.SocketStream, out) -> None:  # type: ignore[no-unt
                 if i < 0:
                     break
                 cmd = bytes(buf[:4]).upper()
+                if peers and cmd == b"RCPT" and not rcpt:
+                    # "RCPT TO:<a@b>": the address between the angle brackets.
+                    rcpt = bytes(buf[:i]).partition(b"<")[2].partition(b">")[0].decode("ascii", "replace")
+                elif peers and cmd == b"MAIL":
+                    rcpt = ""
                 del buf[: i + 2]
                 if cmd in (b"EHLO", b"HELO"):
                     replies.append(b"250-sink\r\n250 PIPELINING")
@@ -82,15 +94,21 @@ async def handle(stream: trio.SocketStream, out) -> None:  # type: ignore[no-unt
                     replies.append(b"250 ok")
             if replies:
                 await stream.send_all(b"\r\n".join(replies) + b"\r\n")
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass  # the client went away (a reset is an OSError of the raw socket): only this connection ends
 
 
-async def main(port: int, path: str) -> None:
+async def main(port: int, path: str, host: str = "127.0.0.1", peers: bool = False) -> None:
     with open(path, "a", encoding="ascii") as out:
-        listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
-        await trio.serve_listeners(lambda s: handle(s, out), listeners)
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        await trio.serve_listeners(lambda s: handle(s, out, peers), listeners)
 
 
 if __name__ == "__main__":
-    trio.run(main, int(sys.argv[1]), sys.argv[2])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("port", type=int)
+    ap.add_argument("path", help="file the dots' times are appended to")
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    ap.add_argument("--peers", action="store_true", help="add the client's address and first recipient")
+    args = ap.parse_args()
+    trio.run(main, args.port, args.path, args.host, args.peers)

@@ -18,6 +18,7 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql
 # psycopg's binary wheel brings its own libpq; the pure-Python fallback needs the system's.
 compgen -G '/usr/lib/*/libpq.so.5' >/dev/null || missing+=(libpq5)
 command -v systemd-analyze >/dev/null || missing+=(systemd)  # `systemd-analyze verify` of contrib/systemd
+command -v ip >/dev/null || missing+=(iproute2)  # the many-hosts tests' network namespaces (tests/hosts)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   # No system cluster: the package would otherwise create and start one on port 5432.

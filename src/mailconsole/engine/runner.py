@@ -380,13 +380,30 @@ class Engine:
                         await self._claim_wake.wait()
                     continue
                 self.held += len(claimed)
-                await self._refresh_revisions({c.mailing_id for c in claimed})
+                if not await self._revisions_for(claimed):
+                    return  # shutting down: release_all puts the claimed messages back
                 for c in claimed:
                     item = Work(c, self._revisions.get(c.mailing_id))
                     try:  # no scheduling round per message while the channel has room
                         to_senders.send_nowait(item)
                     except trio.WouldBlock:
                         await to_senders.send(item)
+
+    async def _revisions_for(self, claimed: list[Claimed]) -> bool:
+        """The claimed messages' revisions, tried again while the store cannot be read (a
+        server restarting right after the claim); False if the engine shuts down meanwhile."""
+        assert self._shutdown is not None
+        while True:
+            try:
+                await self._refresh_revisions({c.mailing_id for c in claimed})
+                return True
+            except StoreError as exc:
+                log.warning("reading the templates of claimed messages failed, retrying: %s", exc)
+                self._store_failed(exc)
+            with trio.move_on_after(0.2):
+                await self._shutdown.wait()
+            if self._shutdown.is_set():
+                return False
 
     async def _refresh_revisions(self, mailing_ids: set[int]) -> None:
         """Newest revision of each mailing, at claim time: a corrected template is used at once."""

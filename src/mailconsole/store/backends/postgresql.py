@@ -177,10 +177,12 @@ class PostgreSQL(Backend):
         before the stop: the stop's commit plus the engines' fail-closed deadline
         (a gate answer older than that is never used for a dot).
         """
-        from ...engine.gate import FAIL_CLOSED_AFTER  # the engines' stated deadline
-
+        # The clock starts before the import: loading the engine's modules takes most of a
+        # second on a loaded host, and the bound is the stop's promise from its commit.
         committed = store.now()
         deadline = time.monotonic() + timeout
+        from ...engine.gate import FAIL_CLOSED_AFTER  # the engines' stated deadline
+
         while True:
             pending = self._unacknowledged(store)
             if not pending:

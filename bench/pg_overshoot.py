@@ -1,0 +1,117 @@
+"""Stop overshoot on PostgreSQL with engines on three hosts (network namespaces; needs root).
+
+The cluster of the many-hosts tests (tests/hosts/cluster.py): PostgreSQL on one
+namespace host, the recording sink (kernel receive stamps) on another,
+`mailconsole serve` on three engine hosts, `mailconsole stop` from a fourth. Each
+run queues a fresh mailing, resumes, lets the engines reach full rate, stops.
+Overshoot = dots the sink accepted after the stop command returned. Also: stop
+commit -> every engine's row acknowledges the new generation (polled about every
+millisecond from the machine). Prints one JSON line per run and a summary, with
+the load average (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from hosts.cluster import MAILCONSOLE, Cluster, engine_config  # noqa: E402
+
+from mailconsole.store import Actor, Store, accounts  # noqa: E402
+from mailconsole.store.engines import live_engines  # noqa: E402
+from mailconsole.store.importer import create_mailing  # noqa: E402
+from mailconsole.store.mailings import delete_mailing, get_mailing  # noqa: E402
+
+BENCH = Actor("bench")
+
+
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--n", type=int, default=5000, help="recipients per run")
+    ap.add_argument("--workers", type=int, default=8, help="sender tasks per engine")
+    ap.add_argument("--warmup", type=int, default=600, help="messages sent before the stop")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mc-bench-hosts-"))
+    recipients = work / "recipients.csv"
+    recipients.write_text("email,name\n" + "".join(f"user{i}@example.com,User {i}\n" for i in range(args.n)))
+    results = []
+    with Cluster(work) as cluster:
+        os.environ.update(cluster.pg.env())
+        url = cluster.new_store()
+        store = Store(url)
+        accounts.stop(store, BENCH, reason="bench setup")
+        config = engine_config(work / "engine.toml", workers=args.workers)
+        for host in cluster.engine_hosts:
+            cluster.serve(host, url, config)
+        hosts = len(cluster.engine_hosts)
+        deadline = time.time() + 120
+        while len(live_engines(store)) < hosts:
+            assert time.time() < deadline, "engines did not start"
+            time.sleep(0.05)
+        for run in range(args.runs):
+            mid = create_mailing(store, BENCH, name=f"run {run}", sender="shop@example.com", subject="Hi {{ name }}",
+                                 text_body="Dear {{ name }},\n" + "Lorem ipsum dolor sit amet.\n" * 40,
+                                 html_body=None, recipients=recipients).mailing_id
+            cluster.clear_dots()
+            accounts.resume(store, BENCH)
+            while get_mailing(store, mid).sent < args.warmup:
+                time.sleep(0.005)
+            sample = get_mailing(store, mid).sent
+            time.sleep(0.5)
+            rate = (get_mailing(store, mid).sent - sample) / 0.5
+            stopper = cluster.operator.popen(
+                [MAILCONSOLE, "--db", url, "stop", "--json", "--relay-wait", "0",
+                 "--reason", f"bench run {run}"], env=cluster.env, stdout=-1, stderr=-1, text=True)
+            generation, acked_at = None, None
+            give_up = time.time() + 60
+            while acked_at is None and time.time() < give_up:
+                state = accounts.state(store)
+                if state.stopped and generation is None:
+                    generation = state.generation
+                if generation is not None:
+                    engines = live_engines(store)
+                    if len(engines) == hosts and all(e.acknowledged_generation(state.id) >= generation for e in engines):
+                        acked_at = time.time()
+                time.sleep(0.001)
+            out, err = stopper.communicate()
+            returned = time.time()
+            state = accounts.state(store)
+            confirmed = json.loads(out)["confirmed"] if stopper.returncode == 0 else None
+            time.sleep(1.0)  # anything late arrives meanwhile
+            dots = cluster.dots()
+            late = [d for d in dots if d.at > returned]
+            results.append({
+                "run": run, "rate_at_stop": round(rate), "overshoot": len(late), "confirmed": confirmed,
+                "ack_ms": round((acked_at - state.stopped_at) * 1000, 1) if acked_at else None,
+                "stop_cmd_ms": round((returned - state.stopped_at) * 1000, 1),
+                "accepted": len(dots), "by_host": dict(cluster.dots_by_host(dots)), "load": load(),
+            })
+            print(json.dumps(results[-1]), flush=True)
+            delete_mailing(store, BENCH, mid)
+        store.close()
+    acks = [r["ack_ms"] if r["ack_ms"] is not None else float("inf") for r in results]
+    print(json.dumps({
+        "bench": "pg_overshoot", "runs": len(results), "engine_hosts": 3, "workers": args.workers,
+        "overshoot_total": sum(r["overshoot"] for r in results),
+        "runs_with_overshoot": sum(1 for r in results if r["overshoot"]),
+        "all_confirmed": all(r["confirmed"] for r in results),
+        "ack_ms_median": statistics.median(acks), "ack_ms_max": max(acks),
+        "rate_at_stop_median": statistics.median(r["rate_at_stop"] for r in results), "load": load(),
+    }))
+
+
+if __name__ == "__main__":
+    main()
