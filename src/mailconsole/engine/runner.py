@@ -143,6 +143,11 @@ class Engine:
         self.outside_note: Callable[[], str | None] | None = None
         self._store_trouble: str | None = None  # why store writes fail, until one succeeds again
         self._past_dot: set[int] = set()  # dot written, outcome not yet recorded
+        # Claims no sender has taken yet (in the claimer's hand or the senders'
+        # channel), and those of them a stop gave back to the queue: see _retract.
+        self._untaken: dict[int, Claimed] = {}
+        self._retracted: dict[int, Claimed] = {}
+        self._record_all = False  # a stop was seen: the writer records all it has at once
         # Every outcome handed to the writer and not yet recorded: whatever ends the
         # engine, these are written before it exits (a delivered message stays sent).
         self._unrecorded: dict[int, Outcome] = {}
@@ -343,6 +348,48 @@ class Engine:
             # their dot end now rather than when a slow server lets them reach the gate.
             if self.gate is not None and self._cuttable:
                 self._cut(lambda mailing_id: not self.gate.may_start(mailing_id))  # type: ignore[union-attr]
+            if snapshot.stopped_accounts - previous.stopped_accounts:
+                self._retract(snapshot, snapshot.stopped_accounts - previous.stopped_accounts)
+
+    # -- a stop's claims -------------------------------------------------------
+
+    def _retract(self, snapshot: Control, stopped: frozenset[int]) -> None:
+        """A stop: what this engine holds of its accounts is in the store at once.
+
+        The relay agent honours a stop only once no live engine holds a claim of
+        the account (store/relays.in_flight: the relay may have taken a claimed
+        message whose queue id is not recorded yet). So every claim of the stopped
+        accounts that no sender has taken goes back to the queue in one transaction
+        now, and the writer records everything else it has in one (_gather),
+        rather than both waiting for result batches one after another.
+
+        Sound because a message passes the gate only in the sender that took it:
+        an untaken claim cannot have reached a dot, and a retracted one is dropped
+        untouched when a sender takes it (matched by identity: a later claim of the
+        same message is another object). What senders took (two each at most) and
+        what passed its dot are recorded with their outcomes, as before.
+        """
+        self._record_all = True
+        ids = [mid for mid, c in self._untaken.items() if snapshot.account_of(c.mailing_id) in stopped]
+        if not ids or self._background is None:
+            return
+        for mid in ids:
+            self._retracted[mid] = self._untaken.pop(mid)
+        self._background.start_soon(self._release_retracted, ids)
+
+    async def _release_retracted(self, ids: list[int]) -> None:
+        while True:
+            try:
+                released = await self._write(queue.release_claims, self.store, self.engine_id, ids)
+            except StoreError as exc:  # still claimed, leases renewed: the stop at the relay waits (sound)
+                self._store_failed(exc)
+                log.warning("releasing %d claims of a stopped account failed, retrying: %s", len(ids), exc)
+                await trio.sleep(0.5)  # on shutdown release_all takes them back
+                continue
+            self.held -= len(ids)
+            log.debug("released %d claims of a stopped account (%d still ours) at %.6f", len(ids), released,
+                      time.time())
+            return
 
     def _cut(self, which: Callable[[int], bool]) -> None:
         """Cancel the transactions before their dot whose mailing `which` names."""
@@ -380,6 +427,7 @@ class Engine:
                         await self._claim_wake.wait()
                     continue
                 self.held += len(claimed)
+                self._untaken.update((c.id, c) for c in claimed)
                 await self._refresh_revisions({c.mailing_id for c in claimed})
                 for c in claimed:
                     item = Work(c, self._revisions.get(c.mailing_id))
@@ -492,6 +540,10 @@ class Engine:
             except (trio.EndOfChannel, trio.WouldBlock):
                 return None
             c = work.claimed
+            if self._retracted and self._retracted.get(c.id) is c:
+                del self._retracted[c.id]  # a stop gave it back to the queue (_retract): not ours any more
+                continue
+            self._untaken.pop(c.id, None)
             if self._turned_back(c):
                 self._emit(results, Outcome(c.id, c.mailing_id, "release"))  # never reached a server
                 continue
@@ -795,9 +847,11 @@ class Engine:
             # Sleep, then take what arrived: one wake-up per batch, not per outcome.
             # Capped, so a record never holds the write lock long (a stop waits for it).
             # With a full batch already waiting the sleep would only cap the rate.
-            if results.statistics().current_buffer_used + len(pending) < self.config.batch:
+            # After a stop, everything at once: the relay's stop waits for it (_retract).
+            if not self._record_all and results.statistics().current_buffer_used + len(pending) < self.config.batch:
                 await trio.sleep(self.config.result_flush)
-            while len(pending) < self.config.batch:
+            limit, self._record_all = (math.inf if self._record_all else self.config.batch), False
+            while len(pending) < limit:
                 pending.append(results.receive_nowait())
         except trio.WouldBlock:
             return False
