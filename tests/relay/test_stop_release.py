@@ -54,9 +54,7 @@ class Observed(Engine):
 
     async def _write(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         result = await super()._write(fn, *args, **kwargs)
-        if fn is queue.release_claims:
-            self.released.append(len(args[2]))  # type: ignore[arg-type]
-        elif fn is queue.record:
+        if fn is queue.record:
             if n := sum(1 for o in args[2] if o.kind == "release"):  # type: ignore[attr-defined]
                 self.released.append(n)
         return result

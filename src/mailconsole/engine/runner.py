@@ -25,7 +25,8 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -148,6 +149,7 @@ class Engine:
         self._untaken: dict[int, Claimed] = {}
         self._retracted: dict[int, Claimed] = {}
         self._record_all = False  # a stop was seen: the writer records all it has at once
+        self._retractions: trio.MemorySendChannel[Outcome] | None = None  # to the writer, while it runs
         # Every outcome handed to the writer and not yet recorded: whatever ends the
         # engine, these are written before it exits (a delivered message stays sent).
         self._unrecorded: dict[int, Outcome] = {}
@@ -250,7 +252,7 @@ class Engine:
                 try:
                     async with trio.open_nursery() as pipeline:
                         pipeline.start_soon(self._writer, from_senders)
-                        async with to_writer, from_claimer:
+                        async with to_writer, from_claimer, self._retracting(to_writer.clone()):
                             async with trio.open_nursery() as senders:
                                 senders.start_soon(self._claimer, to_senders)
                                 sender = self._sender
@@ -363,6 +365,7 @@ class Engine:
         now, and the writer records everything else it has in one (_gather),
         rather than both waiting for result batches one after another.
 
+        Their release goes to the writer, in its next transaction with the rest.
         Sound because a message passes the gate only in the sender that took it:
         an untaken claim cannot have reached a dot, and a retracted one is dropped
         untouched when a sender takes it (matched by identity: a later claim of the
@@ -370,26 +373,25 @@ class Engine:
         what passed its dot are recorded with their outcomes, as before.
         """
         self._record_all = True
+        to_writer = self._retractions
+        if to_writer is None:
+            return
         ids = [mid for mid, c in self._untaken.items() if snapshot.account_of(c.mailing_id) in stopped]
-        if not ids or self._background is None:
-            return
         for mid in ids:
-            self._retracted[mid] = self._untaken.pop(mid)
-        self._background.start_soon(self._release_retracted, ids)
+            c = self._retracted[mid] = self._untaken.pop(mid)
+            self._emit(to_writer, Outcome(mid, c.mailing_id, "release"))
+        if ids:
+            log.debug("retracted %d claims of a stopped account at %.6f", len(ids), time.time())
 
-    async def _release_retracted(self, ids: list[int]) -> None:
-        while True:
+    @asynccontextmanager
+    async def _retracting(self, to_writer: trio.MemorySendChannel[Outcome]) -> AsyncIterator[None]:
+        """While the writer runs: where _retract hands the releases."""
+        async with to_writer:
+            self._retractions = to_writer
             try:
-                released = await self._write(queue.release_claims, self.store, self.engine_id, ids)
-            except StoreError as exc:  # still claimed, leases renewed: the stop at the relay waits (sound)
-                self._store_failed(exc)
-                log.warning("releasing %d claims of a stopped account failed, retrying: %s", len(ids), exc)
-                await trio.sleep(0.5)  # on shutdown release_all takes them back
-                continue
-            self.held -= len(ids)
-            log.debug("released %d claims of a stopped account (%d still ours) at %.6f", len(ids), released,
-                      time.time())
-            return
+                yield
+            finally:
+                self._retractions = None
 
     def _cut(self, which: Callable[[int], bool]) -> None:
         """Cancel the transactions before their dot whose mailing `which` names."""

@@ -311,15 +311,6 @@ def release_all(store: Store, owner: str) -> int:
     return _requeue_claims(store, messages.c.lease_owner == owner, recovered=False)
 
 
-def release_claims(store: Store, owner: str, message_ids: Sequence[int]) -> int:
-    """Return these claims of this engine to the queue in one transaction (a stop's, unsent)."""
-    if not message_ids:
-        return 0
-    return _requeue_claims(store, and_(messages.c.lease_owner == owner,
-                                       messages.c.id.in_(bindparam("ids", expanding=True))),
-                           recovered=False, params={"ids": list(message_ids)})
-
-
 def expire_leases(store: Store) -> int:
     """Return claims whose lease ran out (their engine died) to the queue.
 
@@ -329,7 +320,7 @@ def expire_leases(store: Store) -> int:
     return _requeue_claims(store, messages.c.lease_expires < store.now(), recovered=True)
 
 
-def _requeue_claims(store: Store, which, recovered: bool, params: dict | None = None) -> int:  # type: ignore[no-untyped-def]
+def _requeue_claims(store: Store, which, recovered: bool) -> int:  # type: ignore[no-untyped-def]
     values: dict = {"state": "queued", "lease_owner": None, "lease_expires": None}
     if recovered:
         values["recovered"] = messages.c.recovered + 1
@@ -337,8 +328,7 @@ def _requeue_claims(store: Store, which, recovered: bool, params: dict | None = 
         values["attempts"] = messages.c.attempts - 1
     with store.write() as conn:
         rows = conn.execute(
-            update(messages).where(messages.c.state == "claimed", which).values(**values).returning(messages.c.mailing_id),
-            params or {},
+            update(messages).where(messages.c.state == "claimed", which).values(**values).returning(messages.c.mailing_id)
         ).all()
         per_mailing: dict[int, int] = defaultdict(int)
         for (mid,) in rows:
