@@ -361,11 +361,11 @@ class Engine:
         The relay agent honours a stop only once no live engine holds a claim of
         the account (store/relays.in_flight: the relay may have taken a claimed
         message whose queue id is not recorded yet). So every claim of the stopped
-        accounts that no sender has taken goes back to the queue in one transaction
-        now, and the writer records everything else it has in one (_gather),
-        rather than both waiting for result batches one after another.
+        accounts that no sender has taken is given back now, and the writer's next
+        transaction records that with everything else it has (_gather: uncapped
+        once), rather than the senders turning them back and the writer recording
+        them one result batch after another.
 
-        Their release goes to the writer, in its next transaction with the rest.
         Sound because a message passes the gate only in the sender that took it:
         an untaken claim cannot have reached a dot, and a retracted one is dropped
         untouched when a sender takes it (matched by identity: a later claim of the
