@@ -62,14 +62,14 @@ WRITE_TROUBLE_AFTER = 1.0  # failing writes are shown once they have failed this
 # in the note once that has lasted this long (a result batch takes ~0.1-0.3 s).
 WAITING_SHOWN_AFTER = 1.0
 EVENT_SHOWN_FOR = 60.0  # a relay restart or a log rotation stays in the note this long
-POLICY_EVERY = 2.0
+POLICY_EVERY = 2.0  # the store's policy (bounce thresholds, suppress_bounces) is re-read this often
 # The agent's scheduling priority (nice) as root: its hold races the relay's own
 # delivery processes for the CPU, and on a busy host a hold of ~1,500 ids took
 # 0.4-0.9 s at the default priority against ~0.1 s at this one. Its polling is light.
 PRIORITY = -10
 # While a new stop waits to be honoured, rounds follow each other with nothing else
 # between: the log's outcomes and a due heartbeat wait (at most this long, seconds).
-URGENT_FOR = 1.0  # the store's policy (bounce thresholds, suppress_bounces) is re-read this often
+URGENT_FOR = 1.0
 # The problems that leave the relay unable to hold, release or delete what it should:
 # each one's start is a notification (a relay restart noted, ids lost, are not).
 CANNOT_HOLD = frozenset({"relay", "relay-down", "store-read", "store-write", "log", "internal"})
