@@ -68,7 +68,12 @@ def one_run(store: Store, db: Path, relay: PrivatePostfix, hop: NextHop, work: P
             with_agent: bool, queued: int) -> dict:
     mid = mailing(store, work, args.n, run)
     if not wait(lambda: relay.queue_size() >= queued, 120):
-        raise SystemExit(f"run {run}: the relay never queued {queued}; its log ends:\n{relay.log_text()[-3000:]}")
+        # The engine did not outpace the relay (a busy machine): no stop to measure. Counted as
+        # skipped; the mailing goes, and the runs go on.
+        delete_mailing(store, BENCH, mid)
+        wait(lambda: relay.queue_size() == 0, 120)
+        return {"run": run, "agent": with_agent, "skipped": f"the relay never queued {queued} (at most "
+                f"{relay.queue_size()} left as the mailing was sent)"}
     at_relay = relay.queue_size()
     subprocess.run([MAILCONSOLE, "--db", str(db), "stop", "--reason", "bench"], check=True, capture_output=True)
     returned = time.time()
@@ -114,8 +119,12 @@ def last_held(store: Store, mailing_id: int) -> float | None:
 
 
 def summary(rows: list[dict], label: str) -> dict:
+    skipped = sum(1 for r in rows if "skipped" in r)
+    rows = [r for r in rows if "skipped" not in r]
+    if not rows:
+        return {"mode": label, "runs": 0, "skipped": skipped}
     after = [r["delivered_after_stop"] for r in rows]
-    out = {"mode": label, "runs": len(rows), "delivered_after_median": statistics.median(after),
+    out = {"mode": label, "runs": len(rows), "skipped": skipped, "delivered_after_median": statistics.median(after),
            "delivered_after_max": max(after), "at_relay_median": statistics.median(r["at_relay_at_stop"] for r in rows),
            "within_concurrency": sum(1 for a in after if a <= CONCURRENCY),
            "after_commit_median": statistics.median(r["delivered_after_commit"] for r in rows),
@@ -183,6 +192,10 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
             results[mode] = rows
+            skipped = [r for r in rows if "skipped" in r]
+            if skipped:
+                print(f"{mode}: {len(skipped)} of {len(rows)} runs skipped: the relay never queued what they waited for",
+                      flush=True)
             if agent is not None:
                 agent.terminate()
                 agent.wait(15)

@@ -13,6 +13,7 @@ user; the temporary directory is made traversable for that user.
 from __future__ import annotations
 
 import asyncio
+import glob
 import json
 import os
 import pwd
@@ -300,6 +301,20 @@ class PrivatePostfix:
                 return
             time.sleep(0.1)
         raise PostfixError(f"the relay still holds {len(rest)} messages after {timeout:g} s")
+
+    def delivering(self) -> set[str]:
+        """Queue ids whose file a process of this instance has open (a delivery under way),
+        read from /proc independently of the agent's own look."""
+        queue = str(self.base / "queue")
+        found = set()
+        for fd in glob.glob("/proc/[0-9]*/fd/*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith(queue) and os.path.basename(os.path.dirname(target)) in ("active", "hold"):
+                found.add(os.path.basename(target))
+        return found
 
     def cleanup(self) -> None:
         self.stop()

@@ -50,8 +50,8 @@ def _as_nobody(s: Scenario, next_hop: NextHop) -> None:
         wait(lambda: any(r.pid == agent.pid and r.alive for r in relays.list_relays(s.store)), 30, "its heartbeat")
         mid = _fill(s, next_hop)
         stopped = accounts.stop(s.store, OPERATOR)
-        wait(lambda: "reserved for the superuser" in (_row(s, agent.pid).note or ""), 10, "the note")
-        time.sleep(0.5)
+        wait(lambda: "reserved for the superuser" in (_row(s, agent.pid).note or ""), 60, "the note")
+        time.sleep(0.5)  # more of its rounds: still nothing held
         assert not s.held_ids(mid) and not s.relay.held()
         assert not _row(s, agent.pid).honoured(stopped.id, stopped.generation)
     finally:
@@ -78,7 +78,7 @@ def test_a_queue_id_no_longer_at_the_relay_is_not_marked_held_and_later_shown_lo
             messages.c.mailing_id == mid, messages.c.relay_state == "queued")).scalars())[-5:]
     s.relay.command("postsuper", "-d", "-", stdin="\n".join(victims) + "\n")
     accounts.stop(s.store, OPERATOR)
-    wait(lambda: s.ids_in_state("lost", mid) == set(victims), 15, "the lost ones")
+    wait(lambda: s.ids_in_state("lost", mid) == set(victims), 60, "the lost ones")
     assert not (s.held_ids(mid) & set(victims))
     assert s.held_ids(mid) <= s.relay.held()
     assert "5 queue ids no longer at the relay" in agent.note()
@@ -90,11 +90,11 @@ def test_a_relay_that_is_down_is_shown_its_queue_files_are_held_and_stay_held_on
     mid = _fill(s, next_hop, delay=0.2)
     agent = s.agent_in_process()
     s.relay.stop()
-    wait(lambda: "relay is down" in agent.note(), 5, "the relay shown down")
+    wait(lambda: "relay is down" in agent.note(), 30, "the relay shown down")
     stopped = accounts.stop(s.store, OPERATOR)
     # The hold is a rename in the relay's queue (what postsuper -h does): it applies to
     # the queue files with the relay down too, and holds once it is back.
-    wait(lambda: stopped.id in agent.agent.acknowledgements(), 10, "the hold with the relay down")
+    wait(lambda: stopped.id in agent.agent.acknowledgements(), 60, "the hold with the relay down")
     hold_dir = {p.name for p in (s.relay.base / "queue" / "hold").iterdir()}
     assert s.held_ids(mid) and s.held_ids(mid) <= hold_dir  # nothing claimed held that is not
     before = len(next_hop.recipients())
@@ -103,15 +103,16 @@ def test_a_relay_that_is_down_is_shown_its_queue_files_are_held_and_stay_held_on
     # was going down, its log line lost with it): awaited, then marked lost.
     at_relay = {m["queue_id"]: m["queue_name"] for m in s.relay.queue()}
     assert all(at_relay.get(q) in (None, "hold") for q in s.ids_in_state("queued", mid))
-    wait(lambda: "relay restarted" in agent.note() and "is down" not in agent.note(), 10, "the relay shown back")
+    wait(lambda: "relay restarted" in agent.note() and "is down" not in agent.note(), 60, "the relay shown back")
     # Back up, the relay may start a round or two of deliveries before the agent's hold
-    # lands (it retries as soon as the master runs again); then it holds.
+    # lands (it retries as soon as the master runs again); then it holds: nothing of
+    # ours waits outside hold/, nothing is being delivered.
+    wait(lambda: all(m["queue_name"] == "hold" for m in s.relay.queue()) and not s.relay.delivering(), 60,
+         "everything of ours held at the relay, no delivery under way")
     assert len(next_hop.recipients()) - before <= 3 * CONCURRENCY
     settled = len(next_hop.recipients())
-    time.sleep(1.5)
-    assert len(next_hop.recipients()) - settled <= 2 * CONCURRENCY  # what was in delivery at the hold
-    time.sleep(1.5)
-    assert len(next_hop.recipients()) - settled <= 2 * CONCURRENCY  # and nothing after
+    time.sleep(1.5)  # a held message is not delivered, however long one waits
+    assert len(next_hop.recipients()) == settled
 
 
 def test_a_rotated_log_is_followed_and_outcomes_keep_being_recorded(scenario: Scenario, next_hop: NextHop) -> None:
@@ -136,10 +137,10 @@ def test_a_store_that_takes_no_writes_keeps_what_the_relay_did_until_it_can(scen
         # honour at once. The relay holds; the store cannot be told yet.
         stopping = threading.Thread(target=accounts.stop, args=(s.store, OPERATOR))
         stopping.start()
-        wait(lambda: "changes at the relay kept to record" in agent.note(), 15, "the note")
+        wait(lambda: "changes at the relay kept to record" in agent.note(), 60, "the note")
         assert s.relay.held()  # held at the relay...
         assert not s.held_ids(mid)  # ...and not yet claimed so here
         release(holder)
         stopping.join(30)
-    wait(lambda: "cannot write" not in agent.note(), 15, "the note cleared")
-    wait(lambda: s.held_ids(mid) and s.held_ids(mid) <= s.relay.held(), 10, "the holds recorded")
+    wait(lambda: "cannot write" not in agent.note(), 60, "the note cleared")
+    wait(lambda: s.held_ids(mid) and s.held_ids(mid) <= s.relay.held(), 60, "the holds recorded")

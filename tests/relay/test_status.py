@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -14,12 +15,43 @@ from scenario import MAILCONSOLE
 OPERATOR = Actor("operator", "192.0.2.1")
 
 
-def _beat(store: Store, generation: int, *, note: str | None = None) -> None:
-    acc = accounts.state(store).id
-    ack = relays.StopAck(generation, held=1500, in_delivery=10, delivered_after=8, bounced_after=2, at=time.time())
-    relays.beat(store, "relay-mx1", acknowledged={acc: ack}, counts={"held": 1500, "bounced": 3}, host="mx1", pid=77,
-                kind="postfix", relay="10.0.0.5:25", started_at=time.time() - 60, state="running", queue_size=1600,
-                note=note)
+class Agent:
+    """An agent's heartbeat as a live agent writes it, every 0.2 s until the test ends: a
+    `status` that takes seconds to start on a busy machine still finds the agent alive."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.generation = 0
+        self.note: str | None = None
+        self._lock = threading.Lock()  # no beat with the values before set() lands after it
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def set(self, generation: int, note: str | None = None) -> None:
+        """Beat these from now on; returns once a beat with them is written."""
+        with self._lock:
+            self.generation, self.note = generation, note
+            self._write()
+        if not self._thread.is_alive():
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(0.2):
+            with self._lock:
+                self._write()
+
+    def _write(self) -> None:
+        acc = accounts.state(self.store).id
+        ack = relays.StopAck(self.generation, held=1500, in_delivery=10, delivered_after=8, bounced_after=2,
+                             at=time.time())
+        relays.beat(self.store, "relay-mx1", acknowledged={acc: ack}, counts={"held": 1500, "bounced": 3}, host="mx1",
+                    pid=77, kind="postfix", relay="10.0.0.5:25", started_at=time.time() - 60, state="running",
+                    queue_size=1600, note=self.note)
+
+    def close(self) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
 
 
 def _status(db: Path, *args: str) -> str:
@@ -33,12 +65,22 @@ def test_status_shows_the_relay_agents_figures_for_the_current_stop(tmp_path: Pa
     db = tmp_path / "store.db"
     store = Store(str(db))
     stopped = accounts.stop(store, OPERATOR)
-    _beat(store, stopped.generation - 1, note="cannot act at the relay: postsuper: fatal: use of this command is reserved for the superuser")
+    agent = Agent(Store(str(db)))
+    try:
+        _check(db, store, stopped.generation, agent)
+    finally:
+        agent.close()
+        agent.store.close()
+    store.close()
+
+
+def _check(db: Path, store: Store, generation: int, agent: Agent) -> None:
+    agent.set(generation - 1, note="cannot act at the relay: postsuper: fatal: use of this command is reserved for the superuser")
     out = _status(db)
     assert "relays: 0/1 holding what they had queued" in out
     assert "NOT YET" in out and "reserved for the superuser" in out
     assert not status.overview(store).quiescent  # an agent that has not honoured the stop keeps it from quiescence
-    _beat(store, stopped.generation)
+    agent.set(generation)
     out = _status(db)
     assert "relays: 1/1 holding what they had queued" in out
     row = next(line for line in out.splitlines() if "relay-mx1" in line)
@@ -51,4 +93,3 @@ def test_status_shows_the_relay_agents_figures_for_the_current_stop(tmp_path: Pa
     assert relay["stop"]["delivered_after"] == 8 and relay["stop"]["bounced_after"] == 2
     assert relay["counts"]["bounced"] == 3
     assert status.overview(store).quiescent
-    store.close()

@@ -78,22 +78,22 @@ def test_with_a_bounded_backlog_the_relay_holds_within_milliseconds_and_little_g
 
 def test_deleting_a_mailing_removes_its_messages_from_the_relay_and_counts_them(scenario: Scenario, next_hop: NextHop) -> None:
     s = scenario
-    next_hop.delay = 0.05
+    next_hop.delay = 0.2  # 50 a second: the relay's queue fills however slowly a busy machine runs the engine
     mid = add_mailing(s.store, s.tmp, 600)
     s.agent()
     s.engine()
     wait(lambda: s.relay.queue_size() >= 150, 60, "the relay's queue to fill")
     accounts.stop(s.store, OPERATOR)
-    wait(lambda: _acknowledged(s, accounts.state(s.store).generation), 10, "the hold")
+    wait(lambda: _acknowledged(s, accounts.state(s.store).generation), 60, "the hold")
     held = s.held_ids(mid)
     mailings.delete_mailing(s.store, OPERATOR, mid)
-    wait(lambda: not s.held_ids(mid), 10, "the deletion at the relay")
+    wait(lambda: not s.held_ids(mid), 60, "the deletion at the relay")
     deleted = s.ids_in_state("deleted", mid)
     # Held ones the relay was delivering when they were held finish (delivered);
     # every other one is removed from the relay and recorded so.
     assert deleted and held <= deleted | s.ids_in_state("delivered", mid)
     assert not (deleted & {m["queue_id"] for m in s.relay.queue()})  # gone from the relay
-    wait(lambda: s.agent_row().counts["deleted"] == len(deleted), 5, "the count in the heartbeat")
+    wait(lambda: s.agent_row().counts["deleted"] == len(deleted), 30, "the count in the heartbeat")
     delivered = len(next_hop.recipients())
     accounts.resume(s.store, OPERATOR)
     time.sleep(2)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 import time
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from mailconsole.store import Store, accounts, relays
+from mailconsole.store.schema import messages
 
 from scenario import MAILCONSOLE, OPERATOR, Scenario, add_mailing, wait
-from postfix import NextHop
+from postfix import CONCURRENCY, NextHop
 
 NOTE = "cannot act at the relay: postsuper: fatal: use of this command is reserved for the superuser"
 
@@ -93,3 +97,40 @@ def test_stop_with_a_real_agent_prints_what_it_held(scenario: Scenario, next_hop
     ack = s.agent_row().acknowledged[accounts.state(s.store).id]
     line = next(line for line in done.stdout.splitlines() if s.relay.relay in line)
     assert f"held {ack.held:,}, in delivery at the stop" in line and ack.held > 0
+
+
+def test_in_delivery_at_the_stop_is_exact_when_stop_returns(scenario: Scenario, next_hop: NextHop) -> None:
+    """What the relay was delivering as the hold came is counted at the acknowledgement, not
+    only as those deliveries finish: here each takes a second, so none has when `stop` prints."""
+    s = scenario
+    next_hop.delay = 1.0
+    mid = add_mailing(s.store, s.tmp, 300)
+    s.agent()
+    s.engine()
+    wait(lambda: s.relay.queue_size() >= 100 and len(s.relay.delivering()) >= 5, 60, "the relay busy delivering")
+    done = _stop(s.db)
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if s.relay.relay in line)
+    printed = int(re.search(r"in delivery at the stop ([\d,]+)", line).group(1).replace(",", ""))  # type: ignore[union-attr]
+    # Then those deliveries finish and the relay's log says so.
+    wait(lambda: not s.relay.delivering(), 60, "the relay's deliveries under way to finish")
+    wait(lambda: _delivered(s.store, mid) == len(next_hop.recipients()), 60, "every delivery recorded")
+    assert 0 < printed <= CONCURRENCY
+    assert printed == _in_delivery(s.store, mid), line  # exact: as many as the relay's log shows in the end
+    ack = s.agent_row().acknowledged[accounts.state(s.store).id]
+    assert ack.in_delivery == printed
+
+
+def _delivered(store: Store, mailing_id: int) -> int:
+    with store.read() as conn:
+        return conn.execute(select(func.count()).where(messages.c.mailing_id == mailing_id,
+                                                       messages.c.relay_state == relays.DELIVERED)).scalar_one()
+
+
+def _in_delivery(store: Store, mailing_id: int) -> int:
+    """Held messages of the mailing the relay still attempted (its log's word, recorded after the hold)."""
+    with store.read() as conn:
+        return conn.execute(select(func.count()).where(
+            messages.c.mailing_id == mailing_id,
+            messages.c.relay_note.like(relays.IN_DELIVERY_NOTE + "%"),
+            messages.c.relay_state.in_((relays.DELIVERED, relays.BOUNCED)))).scalar_one()

@@ -25,7 +25,8 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -143,6 +144,12 @@ class Engine:
         self.outside_note: Callable[[], str | None] | None = None
         self._store_trouble: str | None = None  # why store writes fail, until one succeeds again
         self._past_dot: set[int] = set()  # dot written, outcome not yet recorded
+        # Claims no sender has taken yet (in the claimer's hand or the senders'
+        # channel), and those of them a stop gave back to the queue: see _retract.
+        self._untaken: dict[int, Claimed] = {}
+        self._retracted: dict[int, Claimed] = {}
+        self._record_all = False  # a stop was seen: the writer records all it has at once
+        self._retractions: trio.MemorySendChannel[Outcome] | None = None  # to the writer, while it runs
         # Every outcome handed to the writer and not yet recorded: whatever ends the
         # engine, these are written before it exits (a delivered message stays sent).
         self._unrecorded: dict[int, Outcome] = {}
@@ -245,7 +252,7 @@ class Engine:
                 try:
                     async with trio.open_nursery() as pipeline:
                         pipeline.start_soon(self._writer, from_senders)
-                        async with to_writer, from_claimer:
+                        async with to_writer, from_claimer, self._retracting(to_writer.clone()):
                             async with trio.open_nursery() as senders:
                                 senders.start_soon(self._claimer, to_senders)
                                 sender = self._sender
@@ -343,6 +350,48 @@ class Engine:
             # their dot end now rather than when a slow server lets them reach the gate.
             if self.gate is not None and self._cuttable:
                 self._cut(lambda mailing_id: not self.gate.may_start(mailing_id))  # type: ignore[union-attr]
+            if snapshot.stopped_accounts - previous.stopped_accounts:
+                self._retract(snapshot, snapshot.stopped_accounts - previous.stopped_accounts)
+
+    # -- a stop's claims -------------------------------------------------------
+
+    def _retract(self, snapshot: Control, stopped: frozenset[int]) -> None:
+        """A stop: what this engine holds of its accounts is in the store at once.
+
+        The relay agent honours a stop only once no live engine holds a claim of
+        the account (store/relays.in_flight: the relay may have taken a claimed
+        message whose queue id is not recorded yet). So every claim of the stopped
+        accounts that no sender has taken is given back now, and the writer's next
+        transaction records that with everything else it has (_gather: uncapped
+        once), rather than the senders turning them back and the writer recording
+        them one result batch after another.
+
+        Sound because a message passes the gate only in the sender that took it:
+        an untaken claim cannot have reached a dot, and a retracted one is dropped
+        untouched when a sender takes it (matched by identity: a later claim of the
+        same message is another object). What senders took (two each at most) and
+        what passed its dot are recorded with their outcomes, as before.
+        """
+        self._record_all = True
+        to_writer = self._retractions
+        if to_writer is None:
+            return
+        ids = [mid for mid, c in self._untaken.items() if snapshot.account_of(c.mailing_id) in stopped]
+        for mid in ids:
+            c = self._retracted[mid] = self._untaken.pop(mid)
+            self._emit(to_writer, Outcome(mid, c.mailing_id, "release"))
+        if ids:
+            log.debug("retracted %d claims of a stopped account at %.6f", len(ids), time.time())
+
+    @asynccontextmanager
+    async def _retracting(self, to_writer: trio.MemorySendChannel[Outcome]) -> AsyncIterator[None]:
+        """While the writer runs: where _retract hands the releases."""
+        async with to_writer:
+            self._retractions = to_writer
+            try:
+                yield
+            finally:
+                self._retractions = None
 
     def _cut(self, which: Callable[[int], bool]) -> None:
         """Cancel the transactions before their dot whose mailing `which` names."""
@@ -380,6 +429,7 @@ class Engine:
                         await self._claim_wake.wait()
                     continue
                 self.held += len(claimed)
+                self._untaken.update((c.id, c) for c in claimed)
                 if not await self._revisions_for(claimed):
                     return  # shutting down: release_all puts the claimed messages back
                 for c in claimed:
@@ -509,6 +559,10 @@ class Engine:
             except (trio.EndOfChannel, trio.WouldBlock):
                 return None
             c = work.claimed
+            if self._retracted and self._retracted.get(c.id) is c:
+                del self._retracted[c.id]  # a stop gave it back to the queue (_retract): not ours any more
+                continue
+            self._untaken.pop(c.id, None)
             if self._turned_back(c):
                 self._emit(results, Outcome(c.id, c.mailing_id, "release"))  # never reached a server
                 continue
@@ -812,9 +866,11 @@ class Engine:
             # Sleep, then take what arrived: one wake-up per batch, not per outcome.
             # Capped, so a record never holds the write lock long (a stop waits for it).
             # With a full batch already waiting the sleep would only cap the rate.
-            if results.statistics().current_buffer_used + len(pending) < self.config.batch:
+            # After a stop, everything at once: the relay's stop waits for it (_retract).
+            if not self._record_all and results.statistics().current_buffer_used + len(pending) < self.config.batch:
                 await trio.sleep(self.config.result_flush)
-            while len(pending) < self.config.batch:
+            limit, self._record_all = (math.inf if self._record_all else self.config.batch), False
+            while len(pending) < limit:
                 pending.append(results.receive_nowait())
         except trio.WouldBlock:
             return False

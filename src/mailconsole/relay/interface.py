@@ -1,4 +1,4 @@
-"""What the agent needs of a relay: five operations by queue id.
+"""What the agent needs of a relay: a few operations by queue id.
 
 A relay implementation makes each call do all of it or say why not (RelayError);
 the agent records in the store only what a call confirmed, so nothing is marked
@@ -57,6 +57,11 @@ class RelayQueue(Protocol):
 
     def delete(self, queue_ids: Iterable[str]) -> set[str]:
         """Remove these from the relay's queue; returns those removed."""
+        ...
+
+    def delivering(self, queue_ids: Iterable[str]) -> set[str]:
+        """Of these held ids, those the relay is delivering right now (a hold does not stop a
+        delivery under way); empty when it cannot tell. Asked right after a hold."""
         ...
 
     def locate(self, queue_ids: Iterable[str]) -> dict[str, str]:
