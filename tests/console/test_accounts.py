@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from lockholder import lock_held, release
 
+from store_backend import store_at
 from mailconsole.console import launch
 from mailconsole.console.accounts_screen import AccountPicker, AccountsTable, CommandLine
 from mailconsole.console.analytics_tab import AnalyticsTab
@@ -51,7 +52,7 @@ def db(tmp_path: Path) -> Path:
 
 
 def _app(db: Path, clock: Callable[[], float] = lambda: FIXED, **kwargs: Any) -> MailConsole:
-    store = Store(str(db), busy_timeout_ms=300, clock=clock)
+    store = Store(store_at(db), busy_timeout_ms=300, clock=clock)
     kwargs.setdefault("poll_interval", None)
     return MailConsole(store, clock=clock, actor=OPERATOR, host=HOST, store_label=STORE_LABEL, **kwargs)
 
@@ -143,7 +144,7 @@ def test_the_picker_shows_each_accounts_own_rate(db: Path) -> None:
 
 def test_enter_switches_and_the_first_frame_is_the_new_accounts(db: Path) -> None:
     app = _app(db)
-    globex = {m.id for m in list_mailings(Store(str(db)), GLOBEX, planned=True)}
+    globex = {m.id for m in list_mailings(Store(store_at(db)), GLOBEX, planned=True)}
 
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         await press(pilot, "2")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from lockholder import lock_held, release
 
+from store_backend import store_at
 from mailconsole.console.app import MailConsole
 from mailconsole.console.header import ConsoleHeader
 from mailconsole.console.stopping import StopProgress, StopRequest
@@ -40,7 +41,7 @@ def holder(db: Path) -> Iterator[subprocess.Popen]:
 def _app(db: Path) -> MailConsole:
     # A short busy timeout: each attempt gives up on the lock after 0.3 s, so the
     # test sees several attempts, and the "store busy" state, within a second.
-    store = Store(str(db), busy_timeout_ms=300, clock=lambda: FIXED)
+    store = Store(store_at(db), busy_timeout_ms=300, clock=lambda: FIXED)
     return MailConsole(store, clock=lambda: FIXED, actor=OPERATOR, poll_interval=None)
 
 
@@ -239,13 +240,13 @@ def test_quitting_before_the_stop_is_saved_hands_it_to_a_stop_process(db: Path, 
     pid = app.stop_handed_over
     assert pid is not None, "the unsaved stop was dropped when the console closed"
     try:
-        assert not accounts.state(Store(str(db))).stopped
+        assert not accounts.state(Store(store_at(db))).stopped
         release(holder)
         deadline = time.monotonic() + 20
-        while not accounts.state(Store(str(db))).stopped:
+        while not accounts.state(Store(store_at(db))).stopped:
             assert time.monotonic() < deadline, "the handed-over stop was never applied"
             time.sleep(0.05)
-        stops = [e for e in entries(Store(str(db)), limit=5) if e.action == "stop"]
+        stops = [e for e in entries(Store(store_at(db)), limit=5) if e.action == "stop"]
         assert stops and stops[0].details.get("reason") == "stop key in the console"
     finally:
         try:
