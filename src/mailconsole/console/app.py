@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.text import Text
 from textual import events, work
-from textual.worker import get_current_worker
 from textual.app import App, ComposeResult
 from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, TabbedContent, TabPane, TextArea
+from textual.worker import get_current_worker
 
 from ..store import Actor, Store, StoreError
 from ..store import accounts, relays, stop_intent
