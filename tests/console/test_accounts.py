@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from lockholder import lock_held, release
 
-from store_backend import store_at
+from store_backend import sqlite_only, store_at
 from mailconsole.console import launch
 from mailconsole.console.accounts_screen import AccountPicker, AccountsTable, CommandLine
 from mailconsole.console.analytics_tab import AnalyticsTab
@@ -217,6 +217,7 @@ async def _until(condition: Callable[[], bool], timeout: float, what: str) -> No
         await asyncio.sleep(0.02)
 
 
+@sqlite_only("holds the SQLite file's write lock from another process (tests/lockholder.py)")
 def test_a_stop_not_saved_yet_keeps_its_account_and_refuses_the_switch(db: Path) -> None:
     app = _app(db)
 
@@ -314,12 +315,13 @@ def test_the_console_starts_on_the_account_given(db: Path, monkeypatch: pytest.M
         return 0
 
     monkeypatch.setattr(launch, "run_console", fake_run)
-    args = argparse.Namespace(db=str(db), account=GLOBEX, no_engine=True, read_only=False, transport=None)
+    args = argparse.Namespace(db=store_at(db), account=GLOBEX, no_engine=True, read_only=False, transport=None)
     from mailconsole.cli.common import Context
 
     assert launch.launch(Context(args)) == 0 and seen["account"] == GLOBEX
 
 
+@sqlite_only("holds the SQLite file's write lock from another process (tests/lockholder.py)")
 def test_an_action_still_waiting_for_the_store_refuses_the_switch(db: Path) -> None:
     """A pause retried on a busy store keeps its account: no switch until it is applied."""
     app = _app(db)

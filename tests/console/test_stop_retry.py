@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from lockholder import lock_held, release
 
-from store_backend import store_at
+from store_backend import ON_POSTGRESQL, sqlite_only, store_at
 from mailconsole.console.app import MailConsole
 from mailconsole.console.header import ConsoleHeader
 from mailconsole.console.stopping import StopProgress, StopRequest
@@ -34,6 +34,8 @@ def db(make_store: Callable[..., Store], tmp_path: Path) -> Path:
 @pytest.fixture
 def holder(db: Path) -> Iterator[subprocess.Popen]:
     """Another process holding the store's write lock until `release(holder)`."""
+    if ON_POSTGRESQL:
+        pytest.skip("holds the SQLite file's write lock from another process (tests/lockholder.py)")
     with lock_held(db) as proc:
         yield proc
 
@@ -109,6 +111,7 @@ def _chattr(flag: str, *paths: Path) -> None:
     subprocess.run(["chattr", flag, *map(str, paths)], check=True, capture_output=True)
 
 
+@sqlite_only("an immutable SQLite file (chattr +i) makes its commits fail")
 def test_a_failing_commit_stays_on_screen_until_it_succeeds(db: Path) -> None:
     """Not a busy store (an immutable file, as a read-only file system): shown until fixed, retried."""
     # Not the -shm file: SQLite maps it into memory, and a write refused there is SIGBUS.

@@ -131,6 +131,8 @@ def _on_app_loop(engine: Engine | None) -> bool:
 GC_EVERY = 1.0
 # Seconds a wait for the store's wake-ups lasts: how soon the listening thread sees the app close.
 WAKEUP_WAIT = 0.5
+# The worker group of that thread: it runs as long as the app does (never waited for).
+WAKEUPS = "wakeups"
 
 
 def _freeze_heap() -> None:
@@ -357,7 +359,7 @@ class MailConsole(SwitchesAccount, MailingActions, PolicyActions, TableActions, 
             return
         self._from_thread(self._apply, snap, seq)
 
-    @work(thread=True, group="wakeups", exit_on_error=False)
+    @work(thread=True, group=WAKEUPS, exit_on_error=False)
     def _listen(self) -> None:
         """Read at once when the store says the stop state or the work changed (a stop,
         pause, resume or new mailing made anywhere), where the store has wake-ups."""
