@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from csvfiles import write_csv
-from store_backend import ON_POSTGRESQL, store_location
+from store_backend import ON_POSTGRESQL, _Databases, store_location
 from mailconsole.store import Store
 
 # A fixed, round "now" so due times and the 7-day rule are exact in tests.
@@ -135,3 +135,15 @@ def pg_store_url(pg_server, pg_store_template: str) -> str:
     url = pg_server.create_database(template=pg_store_template)
     yield url
     pg_server.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture(autouse=True)
+def pg_databases(request: pytest.FixtureRequest):
+    """On PostgreSQL, where `store_backend.store_at` makes the test's databases; dropped after it."""
+    if not ON_POSTGRESQL:
+        yield
+        return
+    _Databases.server = request.getfixturevalue("pg_server")
+    _Databases.template = request.getfixturevalue("pg_store_template")
+    yield
+    _Databases.drop_all()

@@ -10,6 +10,8 @@ import sys
 import time
 
 import pytest
+
+from store_backend import sqlite_only
 from lockholder import lock_held
 
 def status(cli) -> dict:
@@ -17,6 +19,7 @@ def status(cli) -> dict:
 
 
 @pytest.mark.parametrize("command", ["stop", "pause", "delete"])
+@sqlite_only("holds SQLite's write lock from another process (tests/lockholder.py)")
 def test_the_command_waits_for_a_busy_store_and_applies(cli, db, mailing, command):
     """Before, `stop` failed with "locked by another writer" (exit 1) after the busy timeout.
 
@@ -56,6 +59,7 @@ def test_the_command_waits_for_a_busy_store_and_applies(cli, db, mailing, comman
         assert listed.get(mid) == ("paused" if command == "pause" else None)
 
 
+@sqlite_only("holds SQLite's write lock from another process (tests/lockholder.py)")
 def test_a_stop_interrupted_while_waiting_says_it_was_not_applied(cli, db, mailing):
     cli("init")
     mailing(3)

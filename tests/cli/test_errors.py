@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from store_backend import execute, sqlite_only
+
 
 def one_line(err: str) -> str:
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
@@ -124,6 +126,7 @@ def test_missing_store_for_commands_that_need_one(cli_process, db):
         assert not Path(db).exists(), command
 
 
+@sqlite_only("a corrupt file is an SQLite store's failure")
 def test_corrupt_file(cli_process, db):
     with open(db, "wb") as f:
         f.write(b"this is not a database at all" * 100)
@@ -133,14 +136,12 @@ def test_corrupt_file(cli_process, db):
 
 def test_newer_schema_refused(cli, cli_process, db):
     cli("init")
-    con = sqlite3.connect(db)
-    con.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
-    con.commit()
-    con.close()
+    execute(db, "UPDATE meta SET value='99' WHERE key='schema_version'")
     r = cli_process("status")
     assert r.code == 1 and "schema version 99" in one_line(r.err) and "upgrade" in r.err
 
 
+@sqlite_only("holds SQLite's write lock (BEGIN IMMEDIATE); PostgreSQL's lock waits: tests/cli/test_pg_store.py")
 def test_locked_database_waits_then_fails_clearly(cli, cli_process, db):
     """Commands other than stop, pause and delete give up after the busy timeout (those wait: test_busy_store)."""
     cli("init")
@@ -156,6 +157,7 @@ def test_locked_database_waits_then_fails_clearly(cli, cli_process, db):
     assert json.loads(cli("status", "--json").out)["stopped"] is True
 
 
+@sqlite_only("the store's file permissions; a PostgreSQL store's access is its roles")
 def test_store_file_created_private(cli, db):
     cli("init")
     assert os.stat(db).st_mode & 0o777 == 0o600

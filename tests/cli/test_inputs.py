@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from store_backend import execute
 from mailconsole.cli.common import printable, safe, when
 from mailconsole.store import Store
 from mailconsole.store.importer import valid_address
@@ -50,11 +50,8 @@ def test_a_stored_time_out_of_range_does_not_crash_status_or_mailings(cli, cli_p
     """What an older release accepted stays readable: the value is shown as invalid, the rest as usual."""
     cli("init")
     mid = mailing(2)
-    con = sqlite3.connect(db)
-    con.execute("UPDATE mailings SET scheduled_at = ? WHERE id = ?", (253402318799.0 + 18000, mid))
-    con.execute("UPDATE accounts SET stopped = 1, stopped_at = ?, stopped_by = 'x'", (1e300,))
-    con.commit()
-    con.close()
+    execute(db, "UPDATE mailings SET scheduled_at = :at WHERE id = :id", {"at": 253402318799.0 + 18000, "id": mid})
+    execute(db, "UPDATE accounts SET stopped = true, stopped_at = :at, stopped_by = 'x'", {"at": 1e300})
     for args in (("status",), ("mailings", "--planned"), ("mailings",), ("audit",), ("status", "--json")):
         r = cli(*args)
         assert r.code == 0, (args, r.err)
@@ -149,10 +146,7 @@ def test_a_non_ascii_recipient_is_refused_naming_its_line(cli, files) -> None:
 def test_like_refuses_an_old_mailings_bad_sender(cli, files, mailing, db) -> None:  # type: ignore[no-untyped-def]
     cli("init")
     mid = mailing(1)
-    con = sqlite3.connect(db)
-    con.execute("UPDATE mailings SET sender = 's@bücher.de' WHERE id = ?", (mid,))
-    con.commit()
-    con.close()
+    execute(db, "UPDATE mailings SET sender = 's@bücher.de' WHERE id = :id", {"id": mid})
     args = [a for a in create_args(files) if a not in ("--from", "news@example.com")]
     r = cli(*args, "--like", str(mid))
     assert r.code == 1 and "--like" in one_line(r.err) and "--from" in r.err
@@ -169,9 +163,7 @@ def test_duplicates_are_found_with_the_domain_in_any_case(cli, files, db) -> Non
     # The local part is compared exactly (RFC 5321): Ann@ and ann@ may be two mailboxes.
     ok = cli(*create_args(files, csv="email,first_name\nAnn@Example.COM,A\nann@example.com,B\n"))
     assert ok.code == 0, ok.err
-    con = sqlite3.connect(db)
-    stored = sorted(row[0] for row in con.execute("SELECT email FROM messages"))
-    con.close()
+    stored = sorted(row[0] for row in execute(db, "SELECT email FROM messages"))
     assert stored == ["Ann@example.com", "ann@example.com"]
 
 
@@ -254,10 +246,7 @@ def test_a_bidi_override_in_a_stop_reason_is_shown_escaped(cli, mailing) -> None
 def test_an_unexpected_error_is_one_line_and_the_traceback_is_opt_in(cli, mailing, db, cli_process) -> None:
     cli("init")
     mid = mailing(1)
-    con = sqlite3.connect(db)
-    con.execute("UPDATE mailings SET fields = '{not json' WHERE id = ?", (mid,))
-    con.commit()
-    con.close()
+    execute(db, "UPDATE mailings SET fields = '{not json' WHERE id = :id", {"id": mid})
     r = cli_process("mailings")
     line = one_line(r.err)
     assert r.code == 1 and line.startswith("mailconsole: internal error: ") and "MAILCONSOLE_DEBUG=1" in line

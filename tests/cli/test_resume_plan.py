@@ -8,7 +8,16 @@ from pathlib import Path
 
 from console.builder import build_resume
 
+import pytest
+from store_backend import store_at
+
 from mailconsole.store import Store, mailings
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """The builder's store (tests/console/builder.py), which the cli fixtures then run on."""
+    return store_at(tmp_path / "store.db")
 
 
 def _cells(out: str, name: str) -> list[str]:
@@ -16,8 +25,8 @@ def _cells(out: str, name: str) -> list[str]:
     return re.findall(r"[\w,-]+", line.split(name, 1)[1])
 
 
-def test_preview_and_resume_count_a_paused_mailing_as_held(cli, db: str) -> None:
-    build_resume(Path(db), now=time.time()).close()
+def test_preview_and_resume_count_a_paused_mailing_as_held(cli, db: str, tmp_path: Path) -> None:
+    build_resume(tmp_path / "store.db", now=time.time()).close()
 
     r = cli("resume", "--preview")
     assert r.code == 0, r.err

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 
+from store_backend import store_at
 from mailconsole.store import Actor, Store
 from mailconsole.store import accounts, engines, importer, mailings, queue, revisions
 from mailconsole.store.schema import mailings as mailings_table
@@ -48,7 +49,7 @@ def _send(store: Store, mid: int, sent: int, failed: int = 0, keep_in_flight: in
 def build(path: Path, *, stopped: bool = False, clock: float = FIXED) -> Store:
     """The fixed store at `path`; stopped=True leaves the account stopped by alice."""
     tmp = path.parent
-    store = Store(str(path), clock=lambda: clock)
+    store = Store(store_at(path), clock=lambda: clock)
 
     done = _create(store, tmp, "Newsletter October", 20)
     _send(store, done, 20)
@@ -96,7 +97,7 @@ def build_resume(path: Path, *, now: float = FIXED) -> Store:
     """
     tmp = path.parent
     clock = [now - 9 * DAY]
-    store = Store(str(path), clock=lambda: clock[0])
+    store = Store(store_at(path), clock=lambda: clock[0])
     _create(store, tmp, "Old list", 6)
     clock[0] = now - 3600
     sale = _create(store, tmp, "Spring sale", 20, subject="Spring sale: 50% off evrything")
@@ -111,7 +112,7 @@ def build_resume(path: Path, *, now: float = FIXED) -> Store:
 def add_gone_engines(path: Path, *, now: float = FIXED) -> None:
     """Two engines that quit without a word: one 2 minutes ago (listed, gone), one 20 minutes ago (hidden)."""
     for engine_id, host, silent in (("mail-2:77", "mail-2", 120.0), ("mail-3:88", "mail-3", 1200.0)):
-        then = Store(str(path), clock=lambda silent=silent: now - silent)
+        then = Store(store_at(path), clock=lambda silent=silent: now - silent)
         engines.beat(
             then, engine_id, host=host, pid=int(engine_id.split(":")[1]), workers=4,
             transport="smtp://relay.internal:25", started_at=now - 7200, state="running", in_flight=3,

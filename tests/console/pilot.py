@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from rich.console import Console
 from textual.pilot import Pilot
 
-from mailconsole.console.app import MailConsole
+from mailconsole.console.app import WAKEUPS, MailConsole
 
 
 def drive(app: MailConsole, script: Callable[[Pilot], Awaitable[None]], size: tuple[int, int] = (100, 30)) -> None:
@@ -31,7 +31,10 @@ async def settle(pilot: Pilot) -> None:
     while request is not None and request.is_alive() and time.monotonic() < deadline:
         await asyncio.sleep(0.005)
     for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
+        # Not the listener for the store's wake-ups: it runs as long as the app does.
+        finite = [w for w in pilot.app.workers if w.group != WAKEUPS]
+        if finite:
+            await pilot.app.workers.wait_for_complete(finite)
         await pilot.pause()
 
 

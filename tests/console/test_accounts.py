@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from lockholder import lock_held, release
 
+from store_backend import sqlite_only, store_at
 from mailconsole.console import launch
 from mailconsole.console.accounts_screen import AccountPicker, AccountsTable, CommandLine
 from mailconsole.console.analytics_tab import AnalyticsTab
@@ -51,7 +52,7 @@ def db(tmp_path: Path) -> Path:
 
 
 def _app(db: Path, clock: Callable[[], float] = lambda: FIXED, **kwargs: Any) -> MailConsole:
-    store = Store(str(db), busy_timeout_ms=300, clock=clock)
+    store = Store(store_at(db), busy_timeout_ms=300, clock=clock)
     kwargs.setdefault("poll_interval", None)
     return MailConsole(store, clock=clock, actor=OPERATOR, host=HOST, store_label=STORE_LABEL, **kwargs)
 
@@ -143,7 +144,7 @@ def test_the_picker_shows_each_accounts_own_rate(db: Path) -> None:
 
 def test_enter_switches_and_the_first_frame_is_the_new_accounts(db: Path) -> None:
     app = _app(db)
-    globex = {m.id for m in list_mailings(Store(str(db)), GLOBEX, planned=True)}
+    globex = {m.id for m in list_mailings(Store(store_at(db)), GLOBEX, planned=True)}
 
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         await press(pilot, "2")
@@ -216,6 +217,7 @@ async def _until(condition: Callable[[], bool], timeout: float, what: str) -> No
         await asyncio.sleep(0.02)
 
 
+@sqlite_only("holds the SQLite file's write lock from another process (tests/lockholder.py)")
 def test_a_stop_not_saved_yet_keeps_its_account_and_refuses_the_switch(db: Path) -> None:
     app = _app(db)
 
@@ -313,12 +315,13 @@ def test_the_console_starts_on_the_account_given(db: Path, monkeypatch: pytest.M
         return 0
 
     monkeypatch.setattr(launch, "run_console", fake_run)
-    args = argparse.Namespace(db=str(db), account=GLOBEX, no_engine=True, read_only=False, transport=None)
+    args = argparse.Namespace(db=store_at(db), account=GLOBEX, no_engine=True, read_only=False, transport=None)
     from mailconsole.cli.common import Context
 
     assert launch.launch(Context(args)) == 0 and seen["account"] == GLOBEX
 
 
+@sqlite_only("holds the SQLite file's write lock from another process (tests/lockholder.py)")
 def test_an_action_still_waiting_for_the_store_refuses_the_switch(db: Path) -> None:
     """A pause retried on a busy store keeps its account: no switch until it is applied."""
     app = _app(db)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from textual.widgets import Static
 
+from store_backend import store_at
 from mailconsole.console.app import MailConsole
 from mailconsole.console.modals import ConfirmScreen
 from mailconsole.store import Store, importer, mailings, queue, revisions
@@ -18,7 +19,7 @@ LONG = "Spring sale 2026 — second reminder for loyalty members in Portugal, Sp
 
 
 def _store(tmp_path: Path) -> tuple[Store, int]:
-    store = Store(str(tmp_path / "store.db"), clock=lambda: FIXED)
+    store = Store(store_at(tmp_path / "store.db"), clock=lambda: FIXED)
     csv = tmp_path / "r.csv"
     csv.write_text("email,first_name\n" + "".join(f"r{i}@example.org,N{i}\n" for i in range(12)))
     mid = importer.create_mailing(store, OPERATOR, name=LONG, sender="shop@example.com", subject="Hi {{ first_name }}",

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from textual.widgets import Button, Input, TabbedContent, TextArea
 
+from store_backend import store_at
 from mailconsole.console.app import MailConsole
 from mailconsole.console.edit_conflict import ConflictScreen
 from mailconsole.console.editor import TemplateEditor
@@ -215,8 +216,8 @@ def test_an_error_from_a_save_goes_at_the_next_edit_that_fixes_it(make_app) -> N
 def _two_consoles(path: Path) -> tuple[MailConsole, MailConsole]:
     build(path).close()
     # Separate Store objects, as two processes would have.
-    return (MailConsole(Store(str(path)), actor=OPERATOR, poll_interval=None),
-            MailConsole(Store(str(path)), actor=BOB, poll_interval=None))
+    return (MailConsole(Store(store_at(path)), actor=OPERATOR, poll_interval=None),
+            MailConsole(Store(store_at(path)), actor=BOB, poll_interval=None))
 
 
 def test_a_save_in_another_console_meanwhile_is_shown_and_chosen(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
+from store_backend import store_at
 from mailconsole.console.app import MailConsole
 from mailconsole.engine.config import EngineConfig
 from mailconsole.engine.embedded import EmbeddedEngine
@@ -38,7 +39,7 @@ async def _until(condition, timeout: float, what: str) -> None:  # type: ignore[
 @pytest.mark.parametrize("mode", ["thread", "guest"])
 def test_stop_correct_resume(tmp_path: Path, smtp_server, mode: str) -> None:  # type: ignore[no-untyped-def]
     port, server = smtp_server
-    store = Store(str(tmp_path / "e2e.db"))
+    store = Store(store_at(tmp_path / "e2e.db"))
     csv = tmp_path / "r.csv"
     csv.write_text("email,first_name\n" + "".join(f"r{i}@example.org,N{i}\n" for i in range(RECIPIENTS)))
     mid = importer.create_mailing(store, OPERATOR, name="Sale", sender="shop@example.com", subject=WRONG,

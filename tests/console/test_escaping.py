@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from store_backend import store_at
 from mailconsole.console.app import MailConsole
 from mailconsole.console.format import visible
 from mailconsole.store import Actor, Store, accounts, engines, importer
@@ -24,7 +25,7 @@ SHOWN = "\\x1b]0;pwned\\x07\\u202e"
 
 
 def _hostile_store(tmp_path: Path) -> Store:
-    store = Store(str(tmp_path / "evil.db"), clock=lambda: FIXED)
+    store = Store(store_at(tmp_path / "evil.db"), clock=lambda: FIXED)
     csv = tmp_path / "r.csv"
     csv.write_text("email,first_name\na@example.org,A\n", encoding="utf-8")
     importer.create_mailing(store, OPERATOR, name=f"name{EVIL}gpj.exe", sender="news@shop.example",

@@ -15,6 +15,7 @@ import signal
 import time
 from pathlib import Path
 
+from store_backend import store_at
 from mailconsole.console.app import MailConsole
 from mailconsole.engine.config import EngineConfig
 from mailconsole.engine.embedded import EmbeddedEngine
@@ -28,7 +29,7 @@ FAST = dict(idle_claim_interval=0.02, heartbeat_interval=0.2, maintenance_interv
 
 
 def _store(tmp_path: Path, n: int) -> tuple[Store, int]:
-    store = Store(str(tmp_path / "guest.db"))
+    store = Store(store_at(tmp_path / "guest.db"))
     csv = tmp_path / "r.csv"
     csv.write_text("email,first_name\n" + "".join(f"r{i}@example.org,N{i}\n" for i in range(n)))
     mid = importer.create_mailing(store, OPERATOR, name="Sale", sender="shop@example.com", subject="Hi {{ first_name }}",

@@ -7,6 +7,7 @@ import socket
 import pytest
 from textual.command import CommandPalette
 
+from store_backend import store_at
 from mailconsole.console.banner import StateBanner
 from mailconsole.console.editor import TemplateEditor
 from mailconsole.console.header import ContextLine, context_line
@@ -58,7 +59,7 @@ def test_the_header_is_on_every_screen(make_app, screen: str, size: tuple[int, i
     drive(app, script, size=size)
 
 
-def test_the_real_store_path_and_host_by_default(make_store) -> None:  # type: ignore[no-untyped-def]
+def test_the_real_store_path_and_host_by_default(make_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from mailconsole.console.app import MailConsole
 
     store = make_store()
@@ -66,7 +67,7 @@ def test_the_real_store_path_and_host_by_default(make_store) -> None:  # type: i
 
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         line = str(_top_lines(app)[1].render())
-        assert store.where.endswith("store.db") and line == f"store {store.where} · account default · host {socket.gethostname()}"
+        assert store.where == store_at(tmp_path / "store.db") and line == f"store {store.where} · account default · host {socket.gethostname()}"
 
     drive(app, script, size=(200, 30))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from textual.widgets import Input, Static, TextArea
 
+from store_backend import store_at
 from mailconsole.console.app import MailConsole
 from mailconsole.console.detail import DetailScreen, DiffScreen
 from mailconsole.console.editor import TemplateEditor
@@ -58,7 +59,7 @@ def _parts(msg) -> tuple[str, str, str]:  # type: ignore[no-untyped-def]
 
 def test_stop_detail_preview_correct_test_send_export_resume(tmp_path: Path, smtp_server) -> None:  # type: ignore[no-untyped-def]
     port, server = smtp_server
-    store = Store(str(tmp_path / "incident.db"))
+    store = Store(store_at(tmp_path / "incident.db"))
     rows = tmp_path / "r.csv"
     rows.write_text("email,first_name\n" + "".join(f"r{i}@example.org,N{i}\n" for i in range(RECIPIENTS)))
     mid = importer.create_mailing(store, OPERATOR, name="Spring sale", sender="Shop <shop@example.com>",

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from store_backend import store_at
 from mailconsole.cli.common import Context
 from mailconsole.console import launch
 from mailconsole.store import NotFound, Store, StoreError, engines
@@ -23,9 +24,8 @@ MAILCONSOLE = str(Path(sys.executable).with_name("mailconsole"))
 
 def _ctx(db: Path, **options: Any) -> Context:
     """The console's context on the store at `db`, made first if missing (the console never makes one)."""
-    if not db.exists():
-        Store(str(db), clock=lambda: FIXED).close()
-    args = argparse.Namespace(db=str(db), account="default", no_engine=False, read_only=False, transport=None)
+    Store(store_at(db), clock=lambda: FIXED).close()
+    args = argparse.Namespace(db=store_at(db), account="default", no_engine=False, read_only=False, transport=None)
     for key, value in options.items():
         setattr(args, key, value)
     return Context(args)
@@ -82,7 +82,7 @@ def test_a_live_engine_elsewhere_is_only_observed(tmp_path: Path, ran: dict[str,
 
 @pytest.mark.parametrize("option", ["no_engine", "read_only"])
 def test_no_engine_and_read_only(tmp_path: Path, ran: dict[str, Any], option: str) -> None:
-    Store(str(tmp_path / "s.db"), clock=lambda: FIXED).close()
+    Store(store_at(tmp_path / "s.db"), clock=lambda: FIXED).close()
     ctx = _ctx(tmp_path / "s.db", transport="null:", **{option: True})
     launch.launch(ctx)
     assert ran["engine"] is None

@@ -7,6 +7,7 @@ import asyncio
 import re
 from pathlib import Path
 
+from store_backend import store_at
 from mailconsole.cli import main
 from mailconsole.console.app import MailConsole
 from mailconsole.console.modals import ConfirmScreen
@@ -61,7 +62,7 @@ def test_q_asks_cancel_keeps_sending_quit_ends_and_status_says_no_engine(tmp_pat
     assert m.in_flight == 0 and 0 < m.queued < 3000
     assert status.overview(store).live_engines == []
     capsys.readouterr()
-    assert main(["--db", str(tmp_path / "guest.db"), "status"]) == 0
+    assert main(["--db", store_at(tmp_path / "guest.db"), "status"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("RUNNING — no engine: nothing is being sent"), first
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from store_backend import store_at
 from mailconsole.console.app import MailConsole
 from mailconsole.store import Store
 
@@ -51,7 +52,7 @@ def test_compact(snap_compare, make_app, view: str) -> None:  # type: ignore[no-
 @pytest.mark.parametrize("tab", ["1", "2", "3"])
 def test_empty(snap_compare, tmp_path: Path, tab: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
     """A new store: each table says why it is empty (no engine, no mailing yet, nothing planned)."""
-    store = Store(str(tmp_path / "empty.db"), clock=lambda: FIXED)
+    store = Store(store_at(tmp_path / "empty.db"), clock=lambda: FIXED)
     app = MailConsole(store, clock=lambda: FIXED, actor=OPERATOR, poll_interval=None, host=HOST,
                       store_label=STORE_LABEL)
     assert snap_compare(app, run_before=keys_pressed(tab), terminal_size=size)

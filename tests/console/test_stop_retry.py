@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from lockholder import lock_held, release
 
+from store_backend import ON_POSTGRESQL, sqlite_only, store_at
 from mailconsole.console.app import MailConsole
 from mailconsole.console.header import ConsoleHeader
 from mailconsole.console.stopping import StopProgress, StopRequest
@@ -33,6 +34,8 @@ def db(make_store: Callable[..., Store], tmp_path: Path) -> Path:
 @pytest.fixture
 def holder(db: Path) -> Iterator[subprocess.Popen]:
     """Another process holding the store's write lock until `release(holder)`."""
+    if ON_POSTGRESQL:
+        pytest.skip("holds the SQLite file's write lock from another process (tests/lockholder.py)")
     with lock_held(db) as proc:
         yield proc
 
@@ -40,7 +43,7 @@ def holder(db: Path) -> Iterator[subprocess.Popen]:
 def _app(db: Path) -> MailConsole:
     # A short busy timeout: each attempt gives up on the lock after 0.3 s, so the
     # test sees several attempts, and the "store busy" state, within a second.
-    store = Store(str(db), busy_timeout_ms=300, clock=lambda: FIXED)
+    store = Store(store_at(db), busy_timeout_ms=300, clock=lambda: FIXED)
     return MailConsole(store, clock=lambda: FIXED, actor=OPERATOR, poll_interval=None)
 
 
@@ -108,6 +111,7 @@ def _chattr(flag: str, *paths: Path) -> None:
     subprocess.run(["chattr", flag, *map(str, paths)], check=True, capture_output=True)
 
 
+@sqlite_only("an immutable SQLite file (chattr +i) makes its commits fail")
 def test_a_failing_commit_stays_on_screen_until_it_succeeds(db: Path) -> None:
     """Not a busy store (an immutable file, as a read-only file system): shown until fixed, retried."""
     # Not the -shm file: SQLite maps it into memory, and a write refused there is SIGBUS.
@@ -239,13 +243,13 @@ def test_quitting_before_the_stop_is_saved_hands_it_to_a_stop_process(db: Path, 
     pid = app.stop_handed_over
     assert pid is not None, "the unsaved stop was dropped when the console closed"
     try:
-        assert not accounts.state(Store(str(db))).stopped
+        assert not accounts.state(Store(store_at(db))).stopped
         release(holder)
         deadline = time.monotonic() + 20
-        while not accounts.state(Store(str(db))).stopped:
+        while not accounts.state(Store(store_at(db))).stopped:
             assert time.monotonic() < deadline, "the handed-over stop was never applied"
             time.sleep(0.05)
-        stops = [e for e in entries(Store(str(db)), limit=5) if e.action == "stop"]
+        stops = [e for e in entries(Store(store_at(db)), limit=5) if e.action == "stop"]
         assert stops and stops[0].details.get("reason") == "stop key in the console"
     finally:
         try:

@@ -9,6 +9,7 @@ from textual.command import CommandList
 from textual.widgets import Checkbox
 from textual.widgets._footer import FooterKey
 
+from store_backend import store_at
 from mailconsole.console.analytics_tab import MailingsTable
 from mailconsole.console.app import MailConsole
 from mailconsole.console.modals import ConfirmScreen
@@ -114,7 +115,7 @@ def test_the_frame_after_the_stop_shows_held_rows_and_no_rate_without_a_new_read
 
 
 def _empty_app(tmp_path: Path) -> MailConsole:
-    store = Store(str(tmp_path / "empty.db"), clock=lambda: FIXED)
+    store = Store(store_at(tmp_path / "empty.db"), clock=lambda: FIXED)
     return MailConsole(store, clock=lambda: FIXED, actor=OPERATOR, poll_interval=None, host=HOST,
                        store_label=STORE_LABEL)
 

@@ -24,6 +24,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
+from store_backend import ON_POSTGRESQL, store_at
 from mailconsole.console.app import ENGINE_STOP_TIMEOUT, STOP_QUIT_WAIT
 from mailconsole.console.shutdown import GRACE
 from mailconsole.store import Store, importer
@@ -77,7 +78,7 @@ class Tmux:
     def console(self, name: str, db: Path, port: int) -> int:
         """The console in a new session; returns its pid. Its stderr stays the terminal: Textual draws on it."""
         command = (f"exec env TEXTUAL_ANIMATIONS=none MAILCONSOLE_TRANSPORT='smtp://127.0.0.1:{port}?starttls=off' "
-                   f"{MAILCONSOLE} --db {db}")
+                   f"{MAILCONSOLE} --db {store_at(db)}")
         self("new-session", "-d", "-s", name, "-x", "120", "-y", "36", command)
         return int(self("list-panes", "-t", name, "-F", "#{pane_pid}").split()[0])
 
@@ -123,7 +124,7 @@ def wait_for(condition, timeout: float, what: str, tmux: Tmux | None = None, nam
 @pytest.fixture
 def sending_store(tmp_path: Path) -> Path:
     db = tmp_path / "store.db"
-    store = Store(str(db))
+    store = Store(store_at(db))
     csv = tmp_path / "r.csv"
     csv.write_text("email,first_name\n" + "".join(f"r{i}@example.org,N{i}\n" for i in range(RECIPIENTS)))
     importer.create_mailing(store, OPERATOR, name="Sale", sender="shop@example.com", subject="Sale",
@@ -136,7 +137,7 @@ def test_killing_the_terminal_ends_the_console_with_its_claims_returned(
     sending_store: Path, slow_smtp: tuple[int, Recorder], tmux: Tmux
 ) -> None:
     port, server = slow_smtp
-    store = Store(str(sending_store))
+    store = Store(store_at(sending_store))
     took = []
     for n in range(TRIES):
         name = f"c{n}"
@@ -145,7 +146,8 @@ def test_killing_the_terminal_ends_the_console_with_its_claims_returned(
             before = server.count
             wait_for(lambda: server.count > before + 5 and claimed(store) > 0, 60,
                      "the console's engine to send", tmux, name)
-            assert "store " in tmux.screen(name) and str(sending_store.name) in tmux.screen(name)
+            if not ON_POSTGRESQL:  # a long URL does not fit the 80-column header (header.py shortens paths only)
+                assert "store " in tmux.screen(name) and str(sending_store.name) in tmux.screen(name)
             start = time.monotonic()
             tmux("kill-session", "-t", name)  # the terminal is gone, as on an SSH drop
             wait_for(lambda: not alive(pid), BOUND + 5, f"console {n} to exit")
@@ -165,7 +167,7 @@ def test_sigterm_ends_a_console_whose_loop_is_stuck(sending_store: Path, slow_sm
     """The terminal stops reading (its tmux server frozen): Textual's output blocks, and the
     event loop with it, so only a signal handler outside the loop can still act on SIGTERM."""
     port, server = slow_smtp
-    store = Store(str(sending_store))
+    store = Store(store_at(sending_store))
     pid = tmux.console("frozen", sending_store, port)
     server_pid = int(tmux("display-message", "-p", "#{pid}").strip())
     try:
@@ -191,7 +193,7 @@ def test_sigterm_ends_a_console_whose_loop_is_stuck(sending_store: Path, slow_sm
 def test_sigterm_ends_a_console_with_its_claims_returned(sending_store: Path, slow_smtp: tuple[int, Recorder],
                                                          tmux: Tmux) -> None:
     port, server = slow_smtp
-    store = Store(str(sending_store))
+    store = Store(store_at(sending_store))
     pid = tmux.console("term", sending_store, port)
     try:
         wait_for(lambda: server.count > 5 and claimed(store) > 0, 60, "the console's engine to send", tmux, "term")

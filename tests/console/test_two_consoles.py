@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from store_backend import store_at
 from mailconsole.console.app import MailConsole
 from mailconsole.store import Store, accounts
 
@@ -17,8 +18,8 @@ def test_stop_in_one_console_shows_in_the_other(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
     build(path).close()
     # Separate Store objects, as two processes would have; real clocks, real polling.
-    first = MailConsole(Store(str(path)), actor=OPERATOR, poll_interval=0.25)
-    second = MailConsole(Store(str(path)), actor=OPERATOR, poll_interval=0.25)
+    first = MailConsole(Store(store_at(path)), actor=OPERATOR, poll_interval=0.25)
+    second = MailConsole(Store(store_at(path)), actor=OPERATOR, poll_interval=0.25)
 
     async def main() -> None:
         async with first.run_test(size=(100, 30)) as one, second.run_test(size=(100, 30)) as two:

@@ -314,7 +314,7 @@ class RawSMTPServer:
 MAILCONSOLE = str(Path(sys.executable).with_name("mailconsole"))
 
 
-def serve(db: Path, port: int, config: Path, *extra: str, **popen: object) -> subprocess.Popen:
+def serve(db: Path | str, port: int, config: Path, *extra: str, **popen: object) -> subprocess.Popen:
     """`mailconsole serve` as its own process, sending to 127.0.0.1:port (output piped unless redirected)."""
     popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
     return subprocess.Popen(

@@ -17,17 +17,29 @@ from mailconsole.store.mailings import get_mailing
 
 from .conftest import add_mailing, fast_config, message_rows, serve
 
-FAULT = (
-    "CREATE TRIGGER injected_fault BEFORE UPDATE OF state ON messages "
-    "WHEN NEW.state = 'claimed' AND (SELECT count(*) FROM messages WHERE state = 'sent') > 0 "
-    "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
-)
+# A claim after the first recorded sent message fails, in each backend's trigger language.
+FAULT = {
+    "sqlite": [
+        "CREATE TRIGGER injected_fault BEFORE UPDATE OF state ON messages "
+        "WHEN NEW.state = 'claimed' AND (SELECT count(*) FROM messages WHERE state = 'sent') > 0 "
+        "BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+    ],
+    "postgresql": [
+        "CREATE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.state = 'claimed' AND (SELECT count(*) FROM messages WHERE state = 'sent') > 0 THEN "
+        "RAISE EXCEPTION 'injected fault' USING ERRCODE = 'integrity_constraint_violation'; END IF; "
+        "RETURN NEW; END $$",
+        "CREATE TRIGGER injected_fault BEFORE UPDATE OF state ON messages "
+        "FOR EACH ROW EXECUTE FUNCTION injected_fault()",
+    ],
+}
 WORKERS = 2
 
 
 def fault_after_first_record(store) -> None:  # type: ignore[no-untyped-def]
     with store.write() as conn:
-        conn.execute(text(FAULT))
+        for statement in FAULT[store.backend.name]:
+            conn.execute(text(statement))
 
 
 def check_nothing_accepted_was_requeued(store, mailing_id: int, received: dict[str, list]) -> None:  # type: ignore[no-untyped-def]
@@ -62,7 +74,7 @@ def test_serve_says_why_it_crashed_in_one_line(store, tmp_path, smtpd_factory):
     fault_after_first_record(store)
     config = tmp_path / "engine.toml"
     config.write_text(f"[engine]\nworkers = {WORKERS}\nbatch = 10\nresult_flush = 0.5\n", encoding="utf-8")
-    proc = serve(tmp_path / "store.db", ctl.port, config)
+    proc = serve(store.url, ctl.port, config)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     lines = err.strip().splitlines()
@@ -70,6 +82,6 @@ def test_serve_says_why_it_crashed_in_one_line(store, tmp_path, smtpd_factory):
     assert "crashed: IntegrityError" in lines[0] and "injected fault" in lines[0]
     check_nothing_accepted_was_requeued(store, mid, handler.by_rcpt())
     # With --verbose, the log has the whole story.
-    proc = serve(tmp_path / "store.db", ctl.port, config, "--verbose")
+    proc = serve(store.url, ctl.port, config, "--verbose")
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1 and "Traceback" in err and err.strip().splitlines()[-1].startswith("mailconsole: error:")

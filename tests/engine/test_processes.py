@@ -30,7 +30,7 @@ def config(tmp_path: Path) -> Path:
 def test_two_engine_processes_never_send_twice(store, tmp_path, smtpd_factory, config):
     ctl, handler = smtpd_factory()
     mid = add_mailing(store, tmp_path, 1500)
-    db = tmp_path / "store.db"
+    db = store.url
     procs = [serve(db, ctl.port, config, "--batch", "20") for _ in range(2)]
     try:
         wait(lambda: len(list_engines(store)) == 2, 20)
@@ -52,7 +52,7 @@ def test_kill_9_mid_send_then_restart_delivers_everyone(store, tmp_path, smtpd_f
     ctl, handler = smtpd_factory()
     n = 1500
     mid = add_mailing(store, tmp_path, n)
-    db = tmp_path / "store.db"
+    db = store.url
     first = serve(db, ctl.port, config, "--rate", "600")
     try:
         wait(lambda: get_mailing(store, mid).sent >= 200, 30)
@@ -82,7 +82,7 @@ def test_kill_9_mid_send_then_restart_delivers_everyone(store, tmp_path, smtpd_f
 def test_sigterm_mid_send_leaves_nothing_claimed(store, tmp_path, smtpd_factory, config):
     ctl, handler = smtpd_factory()
     mid = add_mailing(store, tmp_path, 2000)
-    proc = serve(store_path(tmp_path), ctl.port, config, "--rate", "400")
+    proc = serve(store.url, ctl.port, config, "--rate", "400")
     try:
         wait(lambda: get_mailing(store, mid).sent >= 50, 30)
         assert get_mailing(store, mid).in_flight > 0
@@ -96,6 +96,3 @@ def test_sigterm_mid_send_leaves_nothing_claimed(store, tmp_path, smtpd_factory,
     assert len(handler.messages) == m.sent  # everything delivered was recorded
     assert [e.state for e in list_engines(store, include_gone=True)] == ["stopped"]
 
-
-def store_path(tmp_path: Path) -> Path:
-    return tmp_path / "store.db"

@@ -58,7 +58,7 @@ def test_a_loop_bomb_fails_its_messages_and_the_engine_stays_in_charge(store, tm
     with store.write() as conn:  # as an older release could have saved them
         revisions.add(conn, bomb, "Hi", BOMB, None, store.now(), "older-release")
         revisions.add(conn, mixed, "Hi", SOMETIMES, None, store.now(), "older-release")
-    proc = serve(tmp_path / "store.db", ctl.port, config)
+    proc = serve(store.url, ctl.port, config)
     try:
         wait(lambda: get_mailing(store, mixed).failed >= 10, 30)
 
@@ -77,7 +77,7 @@ def test_a_loop_bomb_fails_its_messages_and_the_engine_stays_in_charge(store, tm
 
         # The stop: applied, and acknowledged within the engine's usual time (a
         # heartbeat interval or two after the stop's commit).
-        stop = subprocess.run([MAILCONSOLE, "--db", str(tmp_path / "store.db"), "stop", "--reason", "bomb"],
+        stop = subprocess.run([MAILCONSOLE, "--db", store.url, "stop", "--reason", "bomb"],
                               capture_output=True, text=True, timeout=30)
         assert stop.returncode == 0, stop.stderr
         state = accounts.state(store)
@@ -116,7 +116,7 @@ def test_old_revision_is_refused_today(store, tmp_path):
     mid = add_mailing(store, tmp_path, 3)
     body = tmp_path / "bomb.txt"
     body.write_text(BOMB, encoding="utf-8")
-    run = subprocess.run([MAILCONSOLE, "--db", str(tmp_path / "store.db"), "template", "set", str(mid),
+    run = subprocess.run([MAILCONSOLE, "--db", store.url, "template", "set", str(mid),
                           "--body-file", str(body)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
     assert "template over its render budget: more than 250 ms" in run.stderr and "user0@example.net" in run.stderr

@@ -98,7 +98,7 @@ def test_serve_on_such_a_store_delivers_the_rest_once_and_exits_cleanly(store, t
     good, bad, bad_rcpt = bad_store(store, tmp_path)
     config = tmp_path / "engine.toml"
     config.write_text("[engine]\nworkers = 4\nidle_claim_interval = 0.02\nheartbeat_interval = 0.2\n", encoding="utf-8")
-    db = tmp_path / "store.db"
+    db = store.url
     for start in range(2):
         proc = serve(db, ctl.port, config)
         try:

@@ -12,6 +12,7 @@ from lockholder import lock_held, release
 from sqlalchemy import event
 from storehelp import ALICE
 
+from store_backend import sqlite_only
 from mailconsole.store import Store, StoreError, accounts, mailings
 from mailconsole.store.schema import SCHEMA_VERSION
 
@@ -32,6 +33,7 @@ def test_new_store_file_is_private(tmp_path):
             assert stat.S_IMODE(side.stat().st_mode) & 0o077 == 0
 
 
+@sqlite_only("the SQLite file's journal mode (PRAGMA journal_mode)")
 def test_new_store_has_the_default_account_and_wal(store):
     assert accounts.state(store).name == "default"
     with store.read() as conn:
@@ -126,6 +128,7 @@ def test_read_only_open_of_a_missing_store(tmp_path):
     assert not (tmp_path / "absent.db").exists()
 
 
+@sqlite_only("a read-only SQLite file (PRAGMA query_only)")
 def test_driver_read_only_errors_become_one_clear_line(store, make_mailing):
     """What SQLite says for a read-only file, produced the way root also sees it (query_only)."""
     make_mailing(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from storehelp import ALICE, actual_states, assert_counters_match
 
+from store_backend import sqlite_only
 from mailconsole.store import accounts, mailings, queue, relays, revisions
 from mailconsole.store.schema import messages
 
@@ -67,6 +68,7 @@ def test_the_seven_day_rule_at_the_relay_suspends_the_message_here_with_its_coun
     assert mailings.requeue_suspended(store, ALICE, mid) == 2  # a requeue sends them again
 
 
+@sqlite_only("reads SQLite's query plan (EXPLAIN QUERY PLAN)")
 def test_the_queries_use_the_partial_index_of_what_relays_hold(store) -> None:  # type: ignore[no-untyped-def]
     from mailconsole.store.schema import mailings as mailings_table
 

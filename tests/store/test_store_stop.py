@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event, func, select
 from storehelp import ALICE, python_child, rest_of_output
 
+from store_backend import sqlite_only
 from mailconsole.store import Actor, NotFound, accounts, audit, queue
 from mailconsole.store.schema import messages
 
@@ -55,6 +56,7 @@ def test_unknown_account_is_refused(store):
         accounts.stop(store, ALICE, account="nope")
 
 
+@sqlite_only("SQLite's PRAGMA synchronous; PostgreSQL's durable commit is synchronous_commit")
 def test_stop_commits_with_synchronous_full_and_restores_normal(store):
     """The stop must survive power loss (FULL); everything else keeps the faster NORMAL."""
     seen: list[int] = []

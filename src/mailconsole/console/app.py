@@ -1,7 +1,8 @@
 """The console app: tabs, the refresh loop, and every operator action.
 
 Threads: the UI thread never waits on the database. Reads happen in a worker
-thread once per `poll_interval` and come back through `call_from_thread`;
+thread once per `poll_interval`, and at once when the store's wake-ups (LISTEN
+on PostgreSQL) say something changed, and come back through `call_from_thread`;
 actions run in worker threads too. The one exception is the first read on
 mount, so the first frame already shows the real state (it reads counters
 only, so it is as fast on a million queued messages as on none).
@@ -29,6 +30,7 @@ from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, TabbedContent, TabPane, TextArea
+from textual.worker import get_current_worker
 
 from ..store import Actor, Store, StoreError
 from ..store import accounts, relays, stop_intent
@@ -127,6 +129,10 @@ def _on_app_loop(engine: Engine | None) -> bool:
 # what is alive after start-up (never scanned again) and collects every second,
 # which keeps each pass small: 2-7 ms measured.
 GC_EVERY = 1.0
+# Seconds a wait for the store's wake-ups lasts: how soon the listening thread sees the app close.
+WAKEUP_WAIT = 0.5
+# The worker group of that thread: it runs as long as the app does (never waited for).
+WAKEUPS = "wakeups"
 
 
 def _freeze_heap() -> None:
@@ -215,6 +221,8 @@ class MailConsole(SwitchesAccount, MailingActions, PolicyActions, TableActions, 
         self.stop_handed_over: int | None = None
         self.stop_progress: StopProgress | None = None
         self._stopped_state: accounts.AccountState | None = None  # the last stop this console committed
+        self.wakeups = 0  # reads started by the store's wake-ups (tests count them)
+        self.listening = False  # the store's wake-ups reach this console (a listener is connected)
 
     # -- layout --------------------------------------------------------------
 
@@ -246,6 +254,7 @@ class MailConsole(SwitchesAccount, MailingActions, PolicyActions, TableActions, 
         self._start_engine_on_loop()
         if self.poll_interval:
             self.set_interval(self.poll_interval, self.poll)
+            self._listen()  # polling stays behind the wake-ups: a lost one costs a poll
         if self.freeze_heap:
             self.call_after_refresh(_freeze_heap)
             self.set_interval(GC_EVERY, _collect_garbage)
@@ -349,6 +358,27 @@ class MailConsole(SwitchesAccount, MailingActions, PolicyActions, TableActions, 
             self._from_thread(self._read_failed, exc)
             return
         self._from_thread(self._apply, snap, seq)
+
+    @work(thread=True, group=WAKEUPS, exit_on_error=False)
+    def _listen(self) -> None:
+        """Read at once when the store says the stop state or the work changed (a stop,
+        pause, resume or new mailing made anywhere), where the store has wake-ups."""
+        worker = get_current_worker()
+        listener = self.store.backend.listener()
+        if listener is None:
+            return  # SQLite: the polls are all there is
+        try:
+            while not worker.is_cancelled:
+                self.listening = listener.connected
+                if listener.wait(WAKEUP_WAIT) and not worker.is_cancelled:
+                    self._from_thread(self._woken)
+        finally:
+            self.listening = False
+            listener.close()
+
+    def _woken(self) -> None:
+        self.wakeups += 1
+        self.poll()
 
     def _read_failed(self, exc: StoreError) -> None:
         self._reading = False

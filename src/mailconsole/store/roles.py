@@ -31,7 +31,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from . import schema
+from . import backends, schema
 from .errors import StoreError
 
 DEFAULT_PREFIX = "mailconsole"
@@ -107,16 +107,8 @@ def role_names(prefix: str = DEFAULT_PREFIX) -> Roles:
 
 
 def database_of(url: str) -> str:
-    """The database a PostgreSQL store URL names; StoreError for any other store."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        raise StoreError(
-            "roles are for a PostgreSQL store (--db postgresql+psycopg://…); "
-            "an SQLite store's access is its file's permissions"
-        )
-    if not parsed.database:
-        raise StoreError("the store URL names no database (…/DBNAME)")
-    return parsed.database
+    """The database a store URL's roles are granted on; StoreError for a store without roles."""
+    return backends.for_url(url).roles_database()
 
 
 def _ident(name: str) -> str:
@@ -187,6 +179,7 @@ def apply(url: str, prefix: str = DEFAULT_PREFIX) -> Roles:
     """Run roles_sql on the store at `url` in one transaction; StoreError (one line) if refused."""
     database = database_of(url)
     sql = roles_sql(database, prefix)
+    backend = backends.for_url(url)
     engine = create_engine(url)
     try:
         raw = engine.raw_connection()
@@ -201,7 +194,9 @@ def apply(url: str, prefix: str = DEFAULT_PREFIX) -> Roles:
             raw.invalidate()  # not back to the pool: it is disposed of below
     except DBAPIError as exc:
         raise StoreError(f"roles not applied (nothing changed): {_first_line(exc)}") from None
-    except psycopg_errors() as exc:
+    except Exception as exc:
+        if not backend.is_driver_error(exc):  # raw connections raise the driver's errors unwrapped
+            raise
         raise StoreError(f"roles not applied (nothing changed): {str(exc).splitlines()[0]}") from None
     finally:
         engine.dispose()
@@ -222,13 +217,6 @@ def _check_schema(conn, url: str) -> None:  # type: ignore[no-untyped-def]
             f"store {shown} has schema version {found}, this mailconsole's is {schema.SCHEMA_VERSION}: "
             "run `mailconsole migrate` first (roles not applied, nothing changed)"
         )
-
-
-def psycopg_errors() -> type[Exception]:
-    """The driver's own error class: raw connections raise it unwrapped by SQLAlchemy."""
-    import psycopg
-
-    return psycopg.Error
 
 
 def _first_line(exc: DBAPIError) -> str:

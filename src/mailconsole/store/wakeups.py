@@ -3,13 +3,16 @@
 Every action that changes what may be sent (a stop, pause, delete, resume) or adds
 work (a new mailing, a requeue, a new time) is audited in its own transaction, so
 the audit entry is where its wake-up is queued too: it commits with the action or
-not at all. Only PostgreSQL stores have wake-ups (LISTEN/NOTIFY: see
-backends/pg_notify.py); on SQLite every reader polls and this does nothing.
+not at all. Whether the store has wake-ups is its backend's (`Backend.wake`:
+LISTEN/NOTIFY on PostgreSQL, see backends/pg_notify.py; on SQLite every reader
+polls and nothing is sent).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Connection
+
+from . import backends
 
 # audit action -> the wake-up it sends (pg_notify.WHATS)
 ACTION_WAKES = {
@@ -25,16 +28,13 @@ ACTION_WAKES = {
 
 
 def after_action(conn: Connection, action: str, account: str, mailing_id: int | None) -> None:
-    """Queue the wake-up of an audited action in its transaction (PostgreSQL stores only)."""
+    """Queue the wake-up of an audited action in its transaction (where the store has them)."""
     what = ACTION_WAKES.get(action)
-    if what is None or conn.dialect.name != "postgresql":
+    if what is None:
         return
-    from .backends import pg_notify  # psycopg: imported by PostgreSQL stores only
-
-    details: dict[str, object] = {"account": account}
-    if mailing_id is not None:
-        details["mailing"] = mailing_id
+    backend = backends.of_connection(conn)
+    mailing: dict[str, object] = {} if mailing_id is None else {"mailing": mailing_id}
     try:
-        pg_notify.notify(conn, what, **details)
+        backend.wake(conn, what, {"account": account, **mailing})
     except ValueError:  # an account name too long for a payload: the hint goes without it
-        pg_notify.notify(conn, what, **({"mailing": mailing_id} if mailing_id is not None else {}))
+        backend.wake(conn, what, mailing)

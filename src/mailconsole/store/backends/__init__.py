@@ -28,8 +28,10 @@ The contract, in the order a message meets it:
   engines it could not confirm and when they are certain to have stopped.
 - **errors** (`explain`): a driver error as one line an operator can act on;
   StoreBusy for a lock wait that may succeed later.
-- **wake-ups** (`listener`): hints that the stop state or the work changed, so that
-  engines and consoles read now rather than at their next poll (pg_notify.py).
+- **wake-ups** (`listener`, `wake`): hints that the stop state or the work changed, so
+  that engines and consoles read now rather than at their next poll (pg_notify.py).
+- **access control** (`roles_database`): whether the store has roles of its own
+  (store/roles.py), or its access is something else (a file's permissions).
 - **what lives beside a local file** (`file`, `intent_dir`, `backup`).
 """
 
@@ -227,6 +229,21 @@ class Backend(ABC):
         or None where there are none: the readers' polls are all there is."""
         return None
 
+    @classmethod
+    def wake(cls, conn: Connection, what: str, details: dict[str, object]) -> None:
+        """Queue a wake-up (pg_notify.WHATS) in `conn`'s write transaction, sent when it
+        commits; nothing where there are no wake-ups. ValueError if the details do not fit."""
+
+    # -- access control -------------------------------------------------------------
+
+    def roles_database(self) -> str:
+        """The database the store's roles are granted on (store/roles.py); StoreError where the
+        backend has no roles of its own."""
+        raise StoreError(f"roles are for a PostgreSQL store (--db postgresql+psycopg://…); {self.access_is}")
+
+    # What the store's access control is, where it has no roles (for the message above).
+    access_is = "this store has no roles of its own"
+
     # -- what lives beside a local file -----------------------------------------
 
     def backup(self, store: Store, version: int) -> Path | None:
@@ -253,6 +270,11 @@ def path_url(path: Path) -> str:
     return SQLite.url_of(path)
 
 
+def of_connection(conn: Connection) -> type[Backend]:
+    """The backend of a connection a store opened (for code handed only the connection)."""
+    return _backends()[conn.dialect.name]
+
+
 def for_url(url: str) -> Backend:
     """The backend of a store URL (already checked by connection.to_url)."""
     name = make_url(url).get_backend_name()
@@ -274,4 +296,4 @@ def check_url(url: str) -> None:
     cls.check(parsed, shown)
 
 
-__all__ = ["Backend", "Fence", "FenceResult", "NoFence", "Unconfirmed", "check_url", "for_url", "supported_stores"]
+__all__ = ["Backend", "Fence", "FenceResult", "NoFence", "Unconfirmed", "check_url", "for_url", "of_connection", "supported_stores"]

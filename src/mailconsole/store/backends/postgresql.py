@@ -218,6 +218,19 @@ class PostgreSQL(Backend):
 
         return Listener(self.url)
 
+    @classmethod
+    def wake(cls, conn: Connection, what: str, details: dict[str, object]) -> None:
+        from .pg_notify import notify
+
+        notify(conn, what, **details)
+
+    # -- access control: roles (store/roles.py) -----------------------------------
+
+    def roles_database(self) -> str:
+        if not self._parsed.database:
+            raise StoreError("the store URL names no database (…/DBNAME)")
+        return str(self._parsed.database)
+
     # -- errors -----------------------------------------------------------------
 
     def is_driver_error(self, exc: BaseException) -> bool:

@@ -80,6 +80,7 @@ class SQLite(Backend):
     backs_up = True
     gate_read_as_one_statement = True
     url_form = "sqlite:///PATH"
+    access_is = "an SQLite store's access is its file's permissions"
 
     @classmethod
     def url_of(cls, path: Path) -> str:
