@@ -21,7 +21,6 @@ from pathlib import Path
 from common import make_store
 from pg_common import postgresql
 
-import mailconsole
 from mailconsole.store import Store
 from mailconsole.store.gate_io import ControlReader
 
@@ -57,8 +56,7 @@ def main() -> None:
         store, _ = make_store(url, 100, work)  # type: ignore[arg-type]  (a URL or a path)
         pg_us = measure(store, args.reads, args.rounds)
         store.close()
-    print(json.dumps({"bench": "gate_read_cost", "package": str(Path(mailconsole.__file__).parent),
-                      "sqlite_us": round(sqlite_us, 1), "postgresql_us": round(pg_us, 1)}))
+    print(json.dumps({"bench": "gate_read_cost", "sqlite_us": round(sqlite_us, 1), "postgresql_us": round(pg_us, 1)}))
 
 
 if __name__ == "__main__":
