@@ -111,23 +111,25 @@ def last_errors(store: Store, mailing_id: int, account: str = "default", *, limi
     filtered on having an error, so no read walks more than `scan` rows per state
     (a retried message is due later than those never tried, so it comes first).
     """
-    seen: list[tuple[float, str]] = []
+    seen: list[tuple[float, int, str]] = []
     complete = True
     with store.read() as conn:
         get_live(conn, mailing_id, account)
         for state in ERROR_STATES:
             newest = (
-                select(messages.c.due_at, messages.c.last_error)
+                select(messages.c.due_at, messages.c.id, messages.c.last_error)
                 .where(messages.c.mailing_id == mailing_id, messages.c.state == state)
-                .order_by(messages.c.due_at.desc()).limit(scan)
+                .order_by(messages.c.due_at.desc(), messages.c.id.desc()).limit(scan)
                 .subquery()
             )
             rows = conn.execute(select(newest).where(newest.c.last_error.is_not(None))).all()
             complete = complete and len(rows) < scan
-            seen.extend((r.due_at, r.last_error) for r in rows)
-    seen.sort(key=lambda pair: pair[0], reverse=True)
-    counts = Counter(text for _, text in seen)
-    order = list(dict.fromkeys(text for _, text in seen))
+            seen.extend((r.due_at, r.id, r.last_error) for r in rows)
+    # Equal times (one batch recorded at once) in the order queued, newest first, on
+    # every backend: the database returns ties in an order of its own.
+    seen.sort(reverse=True)
+    counts = Counter(text for _, _, text in seen)
+    order = list(dict.fromkeys(text for _, _, text in seen))
     return LastErrors([ErrorCount(text, counts[text]) for text in order[:limit]], len(seen), complete)
 
 
