@@ -198,6 +198,36 @@ def test_an_unexpected_error_is_retried_too() -> None:
         ("failed", "RuntimeError: driver bug"), ("failed", "disk I/O error"), ("applied", "")]
 
 
+def test_a_screen_that_fails_to_draw_a_state_does_not_end_the_retries() -> None:
+    """The report, the nudge and `done` draw or poke the console; any of them raising
+    (a widget not mounted yet did) must leave the stop being tried until saved."""
+    answers = iter([StoreBusy("locked"), StoreBusy("locked"), None])
+    done: list[bool] = []
+
+    def commit() -> None:
+        answer = next(answers)
+        if answer is not None:
+            raise answer
+
+    def report(progress: StopProgress) -> None:
+        raise ValueError("More values provided than there are columns.")
+
+    def after_commit() -> None:
+        raise RuntimeError("no engine to nudge")
+
+    def finished() -> None:
+        done.append(True)
+        raise RuntimeError("the app is closing")
+
+    request = StopRequest(commit, after_commit=after_commit, fence=lambda: None, report=report,
+                          done=finished, busy_pause=0)
+    request.start()
+    assert request.fenced.wait(10)
+    assert request.applied.is_set() and request.progress.phase == "applied" and request.progress.attempts == 3
+    request._thread.join(5)
+    assert done == [True]
+
+
 def test_a_pause_on_a_busy_store_says_it_waits_and_is_applied_after(db: Path, holder: subprocess.Popen) -> None:
     """A pause, like the stop, is retried until applied; the operator is told it is on its way."""
     from mailconsole.console.analytics_tab import MailingsTable

@@ -339,3 +339,25 @@ def test_c_copies_the_selected_mailing_id_with_osc_52(make_app) -> None:  # type
         assert any("Copied mailing id 3" in t and "OSC 52" in t for t in toasts), toasts
 
     drive(app, script, size=(120, 36))
+
+
+# -- rows given before the table is mounted ---------------------------------------------
+
+
+def test_rows_given_before_the_table_is_mounted_are_shown_once_it_is() -> None:
+    """A read can land while a screen is being put up (the account picker after ctrl+a):
+    sync then came before the columns existed and raised, on whichever thread drew."""
+    from textual.app import App
+
+    table = LiveTable((("name", "Name", None), ("state", "State", None)))
+    table.sync({"a": ("alpha", "RUNNING"), "b": ("beta", "STOPPED")}, ["a", "b"])  # not mounted yet
+
+    class One(App[None]):
+        def compose(self):  # type: ignore[no-untyped-def]
+            yield table
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.pause()
+        assert keys(table) == ["a", "b"] and cell(table, "b", "state") == "STOPPED"
+
+    drive(One(), script)

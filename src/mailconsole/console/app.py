@@ -431,11 +431,17 @@ class MailConsole(SwitchesAccount, MailingActions, PolicyActions, TableActions, 
         fn: Callable[[], Any],
         done: Callable[[Any], None] | None = None,
         failed: Callable[[StoreError], None] | None = None,
+        *,
+        group: str = "actions",
     ) -> None:
-        """Run a store call in a worker thread; `done`/`failed` run back on the UI thread."""
-        self._store_call(fn, done, failed)
+        """Run a store call in a worker thread; `done`/`failed` run back on the UI thread.
 
-    @work(thread=True, group="actions", exit_on_error=False)
+        group "actions" (an action on the account shown) holds off an account
+        switch until it is done; "reports" (what an action already done reports
+        later) does not.
+        """
+        self.run_worker(lambda: self._store_call(fn, done, failed), thread=True, group=group, exit_on_error=False)
+
     def _store_call(self, fn: Callable[[], Any], done: Any, failed: Any) -> None:
         try:
             result = fn()
@@ -593,12 +599,13 @@ class MailConsole(SwitchesAccount, MailingActions, PolicyActions, TableActions, 
         if done is not None:
             # After the commit and the fence, as `mailconsole stop`: what each relay held.
             self.run_store(lambda: relays.wait_for_stop(self.store, done.id, done.generation, RELAY_WAIT),
-                           self._relays_after_stop)
+                           lambda results: self._relays_after_stop(done.name, results), group="reports")
 
-    def _relays_after_stop(self, results: list[relays.StopAtRelay]) -> None:
+    def _relays_after_stop(self, account: str, results: list[relays.StopAtRelay]) -> None:
         if results:
             late = any(r.ack is None for r in results)
-            self.notify("\n".join(r.summary(RELAY_WAIT) for r in results), title="Relays after the stop",
+            self.notify("\n".join(r.summary(RELAY_WAIT) for r in results),
+                        title=f"Relays after the stop of account {account}",
                         severity="warning" if late else "information", markup=False, timeout=15)
 
     # -- resume ------------------------------------------------------------------

@@ -20,6 +20,7 @@ press again.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -36,6 +37,8 @@ from ..store.errors import StoreBusy, StoreError
 BUSY_PAUSE = 0.01
 # Between two attempts after any other failure: the cause needs someone to fix it.
 ERROR_PAUSE = 1.0
+
+log = logging.getLogger(__name__)
 
 Phase = Literal["requested", "busy", "failed", "applied"]
 
@@ -124,7 +127,20 @@ class StopRequest:
 
     def _set(self, progress: StopProgress) -> None:
         self.progress = progress
-        self._report(progress)
+        self._quietly(self._report, progress)
+
+    @staticmethod
+    def _quietly(fn: Callable[..., None], *args: object) -> None:
+        """Run a callback of the screen's: whatever it raises, the stop goes on being tried.
+
+        The callbacks draw (through call_from_thread, which re-raises on this thread);
+        a drawing error once ended this thread and with it the retries of a stop
+        that was not saved yet.
+        """
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - logged; `progress` still holds the state
+            log.exception("the stop's %s failed; the stop itself goes on", getattr(fn, "__name__", "callback"))
 
     def _announce_once(self) -> None:
         if self._announced:
@@ -159,7 +175,7 @@ class StopRequest:
             self.applied.set()
             self.first_attempt.set()
             self._set(StopProgress("applied", "", attempts))
-            self._after_commit()
+            self._quietly(self._after_commit)
             break
         # As `accounts.stop` does whatever its commit did: no dot allowed before this
         # moment is still being written once the fence is passed.
@@ -169,7 +185,7 @@ class StopRequest:
             pass  # no fence file to lock (e.g. its directory is read-only): the gate alone applies
         self.fenced.set()
         if self.applied.is_set():
-            self._done()
+            self._quietly(self._done)
 
 
 def hand_over(store_url: str, account: str, reason: str) -> int | None:

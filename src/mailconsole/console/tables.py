@@ -65,6 +65,7 @@ class LiveTable(DataTable):
 
     def on_mount(self) -> None:
         self._add_columns()
+        self._show()  # rows given before the columns existed
 
     # -- what the caller gives -------------------------------------------------------
 
@@ -74,7 +75,8 @@ class LiveTable(DataTable):
         `order` is the natural order; the operator's sort, if any, is applied on top.
         """
         self._rows, self._order = dict(rows), list(order)
-        self._show()
+        if self.columns:  # not mounted yet: on_mount shows them
+            self._show()
 
     @property
     def empty(self) -> str:
