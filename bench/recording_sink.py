@@ -10,7 +10,9 @@ sent before the stop as sent after it. Elsewhere it falls back to time.time().
 
 `--host` picks the address to listen on (default 127.0.0.1); `--peers` adds the
 client's address and the message's first recipient to each line ("TIME ADDRESS
-RCPT"), for tests that tell engine hosts and deliveries apart.
+RCPT"), for tests that tell engine hosts and deliveries apart. `--delay-ms MS`
+answers each dot only after MS milliseconds (a slow relay: each connection then
+carries at most one message per MS; bench/throughput.py --slow-relay).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ async def receive(sock: trio.socket.SocketType, kernel_stamps: bool) -> tuple[by
     return data, time.time()
 
 
-async def handle(stream: trio.SocketStream, out, peers: bool = False) -> None:  # type: ignore[no-untyped-def]
+async def handle(stream: trio.SocketStream, out, peers: bool = False,  # type: ignore[no-untyped-def]
+                 delay: float = 0.0) -> None:
     buf = bytearray()
     in_data = False
     sock = stream.socket
@@ -69,6 +72,11 @@ async def handle(stream: trio.SocketStream, out, peers: bool = False) -> None:  
                     out.flush()
                     del buf[: end + 5]
                     in_data = False
+                    if delay:
+                        if replies:  # what came before the dot is answered at once
+                            await stream.send_all(b"\r\n".join(replies) + b"\r\n")
+                            replies = []
+                        await trio.sleep(delay)  # the relay takes its time over each message
                     replies.append(b"250 accepted")
                     continue
                 i = buf.find(b"\r\n")
@@ -98,10 +106,10 @@ async def handle(stream: trio.SocketStream, out, peers: bool = False) -> None:  
         pass  # the client went away (a reset is an OSError of the raw socket): only this connection ends
 
 
-async def main(port: int, path: str, host: str = "127.0.0.1", peers: bool = False) -> None:
+async def main(port: int, path: str, host: str = "127.0.0.1", peers: bool = False, delay_ms: float = 0.0) -> None:
     with open(path, "a", encoding="ascii") as out:
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        await trio.serve_listeners(lambda s: handle(s, out, peers), listeners)
+        listeners = await trio.open_tcp_listeners(port, host=host, backlog=1024)
+        await trio.serve_listeners(lambda s: handle(s, out, peers, delay_ms / 1000), listeners)
 
 
 if __name__ == "__main__":
@@ -110,5 +118,6 @@ if __name__ == "__main__":
     ap.add_argument("path", help="file the dots' times are appended to")
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on")
     ap.add_argument("--peers", action="store_true", help="add the client's address and first recipient")
+    ap.add_argument("--delay-ms", type=float, default=0.0, metavar="MS", help="answer each dot after MS milliseconds")
     args = ap.parse_args()
-    trio.run(main, args.port, args.path, args.host, args.peers)
+    trio.run(main, args.port, args.path, args.host, args.peers, args.delay_ms)

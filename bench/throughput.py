@@ -25,66 +25,6 @@ from pathlib import Path
 from common import make_store, sent_timings, start_engines, stop_engines
 
 
-async def _slow_connection(stream, delay: float) -> None:  # type: ignore[no-untyped-def]
-    import trio
-
-    buf = bytearray()
-    in_data = False
-    try:
-        await stream.send_all(b"220 slow sink ESMTP\r\n")
-        while True:
-            chunk = await stream.receive_some(1 << 16)
-            if not chunk:
-                return
-            buf += chunk
-            replies: list[bytes] = []
-            while True:
-                if in_data:
-                    end = buf.find(b"\r\n.\r\n")
-                    if end < 0:
-                        del buf[: max(0, len(buf) - 4)]  # keep a possible partial terminator
-                        break
-                    del buf[: end + 5]
-                    in_data = False
-                    if replies:
-                        await stream.send_all(b"\r\n".join(replies) + b"\r\n")
-                        replies = []
-                    await trio.sleep(delay)  # the relay takes its time over each message
-                    replies.append(b"250 2.0.0 Ok: queued as SLOW")
-                    continue
-                i = buf.find(b"\r\n")
-                if i < 0:
-                    break
-                cmd = bytes(buf[:4]).upper()
-                del buf[: i + 2]
-                if cmd in (b"EHLO", b"HELO"):
-                    replies.append(b"250-slow\r\n250 PIPELINING")
-                elif cmd == b"DATA":
-                    replies.append(b"354 go on")
-                    in_data = True
-                    buf[0:0] = b"\r\n"  # the body's first line follows this line end
-                elif cmd == b"QUIT":
-                    await stream.send_all(b"221 bye\r\n")
-                    return
-                else:
-                    replies.append(b"250 ok")
-            if replies:
-                await stream.send_all(b"\r\n".join(replies) + b"\r\n")
-    except Exception:  # a connection the engine dropped
-        pass
-
-
-def slow_sink(port: int, delay_ms: float) -> None:
-    """The slow relay (run in its own process): accepts everything, each dot after delay_ms."""
-    import trio
-
-    async def serve() -> None:
-        listeners = await trio.open_tcp_listeners(port, host="127.0.0.1", backlog=1024)
-        await trio.serve_listeners(lambda s: _slow_connection(s, delay_ms / 1000), listeners)
-
-    trio.run(serve)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -92,9 +32,6 @@ def _free_port() -> int:
 
 
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "--slow-sink":  # the sink's own process
-        slow_sink(int(sys.argv[2]), float(sys.argv[3]))
-        return
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--transport", default="null:")
@@ -108,7 +45,8 @@ def main() -> None:
     sink = None
     if args.slow_relay is not None:
         port = _free_port()
-        sink = subprocess.Popen([sys.executable, __file__, "--slow-sink", str(port), str(args.slow_relay)])
+        sink = subprocess.Popen([sys.executable, str(Path(__file__).with_name("recording_sink.py")), str(port),
+                                 os.devnull, "--delay-ms", str(args.slow_relay)])
         time.sleep(1.0)
         args.transport = f"smtp://127.0.0.1:{port}"
     work = Path(args.work or tempfile.mkdtemp(prefix="mc-bench-"))

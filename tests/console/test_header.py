@@ -92,3 +92,14 @@ def test_a_url_shows_without_its_password() -> None:
 def test_an_account_name_cannot_drive_the_terminal() -> None:
     line = str(context_line("/x/m.db", "evil\x1b]0;owned\x07\u202etxt", HOST, 100))
     assert "\x1b" not in line and "\u202e" not in line and "\\x1b]0;owned\\x07\\u202etxt" in line
+
+
+def test_a_long_url_keeps_its_server_and_database() -> None:
+    """Cut at 80 columns the URL once lost the database name; shorter forms keep it."""
+    where = "postgresql+psycopg://mailconsole_operator:***@db-primary-1.eu-west.internal:5433/mail_production?sslmode=verify-full"
+    full = str(context_line(where, "default", HOST, 200))
+    assert full == f"store {where} · account default · host {HOST}"
+    assert str(context_line(where, "default", HOST, 120)) == (
+        f"store postgresql://db-primary-1.eu-west.internal:5433/mail_production · account default · host {HOST}")
+    assert str(context_line(where, "default", HOST, 80)) == (
+        f"db-primary-1.eu-west.internal:5433/mail_production · default @ {HOST}")

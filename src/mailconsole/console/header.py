@@ -9,6 +9,7 @@ shortens the store's path to fit rather than drop it.
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -23,10 +24,32 @@ from .view import LiveWidget, View
 ELLIPSIS = "…"
 
 
+def shorter_urls(where: str) -> list[str]:
+    """A server's URL (password already hidden) and ever shorter forms that keep host and database.
+
+    postgresql+psycopg://ops:***@db-1.internal:5433/mail?sslmode=require,
+    then without the query, without the driver and user, and at last
+    db-1.internal:5433/mail: which server and which database are what tell two
+    stores apart, the rest is how to reach them.
+    """
+    try:
+        parts = urlsplit(where)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return [where]
+    if not host:
+        return [where]
+    scheme = parts.scheme.partition("+")[0]
+    server = f"{host}:{port}" if port else host
+    forms = [where, where.partition("?")[0], f"{scheme}://{server}{parts.path}", f"{server}{parts.path}"]
+    return list(dict.fromkeys(forms))  # in order, without repeats
+
+
 def shorter_paths(where: str) -> list[str]:
     """`where` and ever shorter forms that keep the file name: /a/b/c.db, …/b/c.db, …/c.db."""
-    if "://" in where:  # a URL (its password already hidden): nothing sensible to cut
-        return [where]
+    if "://" in where:
+        return shorter_urls(where)
     parts = PurePosixPath(where).parts
     forms = [where]
     for keep in range(len(parts) - 2, 0, -1):
