@@ -132,6 +132,9 @@ def test_a_store_that_takes_no_writes_keeps_what_the_relay_did_until_it_can(scen
     s = scenario
     mid = _fill(s, next_hop, delay=0.2)
     agent = s.agent_in_process()
+    asked: list[str] = []  # every queue id the agent asked the relay to hold
+    hold = agent.queue.hold
+    agent.queue.hold = lambda ids: (asked.extend(ids), hold(ids))[1]  # type: ignore[method-assign]
     with lock_held(s.db) as holder:
         # The stop cannot commit: it posts its intent, which engines and the agent
         # honour at once. The relay holds; the store cannot be told yet.
@@ -144,3 +147,6 @@ def test_a_store_that_takes_no_writes_keeps_what_the_relay_did_until_it_can(scen
         stopping.join(30)
     wait(lambda: "cannot write" not in agent.note(), 60, "the note cleared")
     wait(lambda: s.held_ids(mid) and s.held_ids(mid) <= s.relay.held(), 60, "the holds recorded")
+    # Each once: while the store took no writes, what was held waited to be recorded,
+    # not to be held again every round.
+    assert len(asked) == len(set(asked)) and s.held_ids(mid) <= set(asked)

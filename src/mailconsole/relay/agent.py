@@ -259,7 +259,11 @@ class Agent:
         except StoreError as exc:
             self._set_problem("store-read", f"store unreachable, nothing done at the relay: {exc}")
             return
-        rows = [r for r in rows if r.queue_id not in self._missing]
+        # A change the store has not taken yet (a locked write) is what the relay
+        # already did: acted on again it would be held twice, at the cost of a
+        # postsuper and a queue listing each round while the store stays locked.
+        pending = {c.message_id for c in self._unwritten}
+        rows = [r for r in rows if r.queue_id not in self._missing and r.message_id not in pending]
         self._failure = None
         self._unresolved = set()
         changes = self._act(rows, now)
