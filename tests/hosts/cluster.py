@@ -45,16 +45,17 @@ class Dot:
 
 
 class Cluster:
-    def __init__(self, work: Path, engines: int = 3) -> None:
+    def __init__(self, work: Path, engines: int = 3, pg_settings: dict[str, str] | None = None) -> None:
+        """pg_settings: server settings beyond the tests' own (a benchmark's track_commit_timestamp)."""
         self.work = work
         self.net = Hosts()
         try:
-            self._build(engines)
+            self._build(engines, pg_settings)
         except BaseException:
             self.close()
             raise
 
-    def _build(self, engines: int) -> None:
+    def _build(self, engines: int, pg_settings: dict[str, str] | None) -> None:
         self.store_net = self.net.net()
         self.mail_net = self.net.net()
         self.pg_host = self.net.host("pg", [self.store_net])
@@ -62,7 +63,7 @@ class Cluster:
         self.engine_hosts = [self.net.host(f"engine-{chr(ord('a') + i)}", [self.store_net, self.mail_net])
                              for i in range(engines)]
         self.operator = self.net.host("operator", [self.store_net])
-        self.pg = HostedPgServer(self.pg_host, self.pg_host.address(self.store_net))
+        self.pg = HostedPgServer(self.pg_host, self.pg_host.address(self.store_net), settings=pg_settings)
         self.pg.start()
         self.env = {**os.environ, **self.pg.env()}
         self.dots_file = self.work / "dots.txt"

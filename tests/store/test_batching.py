@@ -34,3 +34,13 @@ def test_each_step_leaves_the_lock_free_for_the_gap(store):
     t0 = time.perf_counter()
     assert b.step(store, lambda conn, size: size) == 10
     assert time.perf_counter() - t0 >= 0.05
+
+
+def test_the_target_is_the_store_s_own(store):
+    """SQLite holds its one write lock through a bulk transaction (a stop waits behind it):
+    10 ms. PostgreSQL takes row locks only, which no stop waits for, and a batch's cost
+    there is its round trips: at 10 ms its imports shrank to 10-row batches."""
+    b = TimedBatches(100)
+    b.step(store, lambda conn, size: 0)
+    assert b.target == store.backend.bulk_seconds
+    assert b.target == (0.100 if store.backend.name == "postgresql" else 0.010)

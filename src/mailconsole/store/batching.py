@@ -21,7 +21,8 @@ from sqlalchemy import Connection
 if TYPE_CHECKING:
     from .connection import Store
 
-TARGET = 0.010  # seconds one bulk transaction should hold the write lock
+# Seconds one bulk transaction should last: the store's backend says (SQLite: 10 ms,
+# the one write lock; PostgreSQL: longer, no stop waits behind row locks).
 GAP = 0.002  # seconds the lock is left free after each
 START, LOW, HIGH = 500, 10, 20_000
 
@@ -29,8 +30,9 @@ START, LOW, HIGH = 500, 10, 20_000
 class TimedBatches:
     """Sizes for one bulk job's transactions; `size` adapts to the time each one takes."""
 
-    def __init__(self, start: int = START, *, target: float = TARGET, gap: float = GAP,
+    def __init__(self, start: int = START, *, target: float | None = None, gap: float = GAP,
                  low: int = LOW, high: int = HIGH) -> None:
+        """target: seconds per transaction; None: the store's (`Backend.bulk_seconds`), at the first step."""
         self.size = max(low, min(high, start))
         self.target, self.gap, self.low, self.high = target, gap, low, high
         self.longest = 0.0  # the longest transaction so far, seconds (for tests and benches)
@@ -42,7 +44,7 @@ class TimedBatches:
         single fast batch (cache warm, machine idle) does not overshoot.
         """
         self.longest = max(self.longest, seconds)
-        if rows <= 0 or seconds <= 0:
+        if rows <= 0 or seconds <= 0 or self.target is None:
             return
         fits = rows * self.target / seconds
         size = fits if fits < self.size else min(fits, self.size * 1.5)
@@ -57,6 +59,8 @@ class TimedBatches:
         stop taking 270 ms during a million-row import, none of it waiting for the
         lock); syncing each of its own small steps keeps what the stop must flush small.
         """
+        if self.target is None:
+            self.target = store.backend.bulk_seconds
         with store.write(durable=durable) as conn:
             t0 = time.perf_counter()
             rows = work(conn, self.size)

@@ -109,6 +109,9 @@ class Backend(ABC):
 
     name: str
     backs_up = False  # whether `backup` copies the store (else its own tools must)
+    # Seconds one bulk write transaction (an import's batch, a purge's) aims to last
+    # (store/batching.py): what a stop may have to wait behind, or what it need not.
+    bulk_seconds = 0.010
     # Names of the backend for SUPPORTED_STORES, e.g. "sqlite:///PATH".
     url_form: str
 
