@@ -119,7 +119,7 @@ def main() -> None:
                 "ack_ms": commit_ms,
                 "ack_ms_polled": round((acked_at - state.stopped_at) * 1000, 1) if acked_at else None,
                 "stop_cmd_ms": round((returned - state.stopped_at) * 1000, 1),
-                "accepted": len(dots), "by_host": dict(cluster.dots_by_host(dots)), "load": load(),
+                "accepted": len(dots), "left_unsent": args.n - len(dots), "by_host": dict(cluster.dots_by_host(dots)), "load": load(),
             })
             print(json.dumps(results[-1]), flush=True)
             delete_mailing(store, BENCH, mid)
@@ -128,6 +128,8 @@ def main() -> None:
     print(json.dumps({
         "bench": "pg_overshoot", "runs": len(results), "engine_hosts": 3, "workers": args.workers,
         "overshoot_total": sum(r["overshoot"] for r in results),
+        # A run whose mailing was all sent before the stop stopped nothing: it proves nothing.
+        "runs_stopped_mid_mailing": sum(1 for r in results if r["left_unsent"] > 0),
         "runs_with_overshoot": sum(1 for r in results if r["overshoot"]),
         "all_confirmed": all(r["confirmed"] for r in results),
         "ack_ms_median": statistics.median(acks), "ack_ms_max": max(acks),
