@@ -21,8 +21,6 @@ from sqlalchemy import Connection
 if TYPE_CHECKING:
     from .connection import Store
 
-# Seconds one bulk transaction should last: the store's backend says (SQLite: 10 ms,
-# the one write lock; PostgreSQL: longer, no stop waits behind row locks).
 GAP = 0.002  # seconds the lock is left free after each
 START, LOW, HIGH = 500, 10, 20_000
 
@@ -32,7 +30,9 @@ class TimedBatches:
 
     def __init__(self, start: int = START, *, target: float | None = None, gap: float = GAP,
                  low: int = LOW, high: int = HIGH) -> None:
-        """target: seconds per transaction; None: the store's (`Backend.bulk_seconds`), at the first step."""
+        """target: seconds one transaction should last; None: the store's own, taken at the
+        first step (`Backend.bulk_seconds`: SQLite 10 ms, its one write lock; PostgreSQL
+        100 ms, where no stop waits behind a bulk job's row locks)."""
         self.size = max(low, min(high, start))
         self.target, self.gap, self.low, self.high = target, gap, low, high
         self.longest = 0.0  # the longest transaction so far, seconds (for tests and benches)
