@@ -153,6 +153,7 @@ def main() -> None:
     ap.add_argument("--modes", default="before,after,bounded",
                     help="before: no agent; after: the agent; bounded: the agent and serve --relay-backlog")
     ap.add_argument("--backlog", type=int, default=100, help="--relay-backlog of the bounded mode")
+    ap.add_argument("--agent-log", help="append the agent's log (JSON lines, INFO) to this file: its rounds' timings")
     args = ap.parse_args()
     why = unavailable()
     if why:
@@ -182,8 +183,11 @@ def main() -> None:
                 engine.wait(30)
                 engine = start_engine("--relay-backlog", str(args.backlog))
             if mode in ("after", "bounded"):
-                agent = subprocess.Popen([MAILCONSOLE, "--db", str(db), "relay-agent", "--quiet", "--postfix",
-                                          "--postfix-config", str(relay.config), "--relay", relay.relay])
+                log_to = open(args.agent_log, "a") if args.agent_log else None  # noqa: SIM115 (the agent's life)
+                agent = subprocess.Popen([MAILCONSOLE, "--db", str(db), "relay-agent",
+                                          *(["--log-format", "json"] if log_to else ["--quiet"]), "--postfix",
+                                          "--postfix-config", str(relay.config), "--relay", relay.relay],
+                                         stderr=log_to)
                 wait(lambda: any(r.alive for r in relays.list_relays(store)), 30)
             rows = []
             for i in range(args.before_runs if mode == "before" else args.runs):

@@ -259,6 +259,7 @@ class Agent:
         except StoreError as exc:
             self._set_problem("store-read", f"store unreachable, nothing done at the relay: {exc}")
             return
+        read_ms = 1000 * (time.monotonic() - now)
         # A change the store has not taken yet (a locked write) is what the relay
         # already did: acted on again it would be held twice, at the cost of a
         # postsuper and a queue listing each round while the store stays locked.
@@ -273,7 +274,12 @@ class Agent:
         else:
             self._set_problem("relay", None)
         self._unwritten.extend(changes)
+        acted_ms = 1000 * (time.monotonic() - now)
         self._flush_unwritten()
+        if changes:  # where a stop's time goes, round by round: read, relay, record
+            log.info("round: %d changes; read %.1f ms, relay %.1f ms, recorded %.1f ms (in flight at engines: %s)",
+                     len(changes), read_ms, acted_ms - read_ms, 1000 * (time.monotonic() - now) - acted_ms,
+                     in_flight)
         self._count_stops()  # after the hold: that comes first, and its notes are counted
         self._expire_missing(now)
         wants_hold = bool(held_accounts) or any(st == "paused" for st, _ in control.mailing_status.values())
