@@ -1,4 +1,4 @@
-"""Two consoles on one store: a stop pressed in one shows in the other within a second."""
+"""Two consoles on one store: a stop pressed in one shows in the other at its next poll."""
 
 from __future__ import annotations
 
@@ -28,8 +28,10 @@ def test_stop_in_one_console_shows_in_the_other(tmp_path: Path) -> None:
             assert not second.view().stopped
             await one.press("f2")
             pressed = time.monotonic()
+            # A poll every 0.25 s shows it in well under a second; the bug, a console
+            # that never polls, never shows it. 5 s is room for a loaded machine.
             while not second.view().stopped:
-                assert time.monotonic() - pressed < 1.0, "the other console did not show the stop within 1 s"
+                assert time.monotonic() - pressed < 5.0, "the other console did not show the stop within 5 s"
                 await asyncio.sleep(0.02)
             assert second.query_one("#banner").has_class("-stopped")
             assert accounts.state(second.store).stopped

@@ -71,17 +71,21 @@ async def test_stop_is_acknowledged_quickly_and_nothing_sent_after_it(store, tmp
         t0 = trio.current_time()
         await wait_for(lambda: list_engines(store)[0].acknowledged_generation(state.id) == state.generation, timeout=5)
         ack_seconds = trio.current_time() - t0
-        acked_at = time.time()
+        at_ack = len(server.accepted)
         await wait_for(lambda: engine.held == 0)
         await trio.sleep(0.3)
         # Server and engine share this test's event loop, so the server may process a
-        # dot written before the stop a moment late; after the acknowledgement no dot
-        # can be written at all. (The benchmark measures against a separate server
-        # process, from the moment the stop command returns.)
-        late = [a for _, _, a in server.accepted if a > acked_at + 0.1]
+        # dot written before the stop late (as late as the machine's load makes it);
+        # after the acknowledgement no dot can be written at all. Counted, not timed:
+        # at most the dots already on the wire, one per connection (each waits for its
+        # reply), where an engine still sending adds hundreds. (The benchmark measures
+        # against a separate server process, from the moment the stop command returns.)
+        late = len(server.accepted) - at_ack
     m = await mailing(store, mid)
-    assert late == []
-    assert ack_seconds < 1.0
+    assert late <= 8, late
+    # Written at the next gate read (milliseconds), else by a heartbeat (0.2 s); an engine
+    # that does not acknowledge runs into the wait's 5 s.
+    assert ack_seconds < 3.0
     assert m.sent == len(server.accepted) and m.in_flight == 0 and m.queued == 3000 - m.sent
 
 
@@ -128,7 +132,7 @@ def test_embedded_engine_nudge_and_graceful_stop(store, tmp_path):
         engine.nudge()
         t0 = time.perf_counter()
         while list_engines(store)[0].acknowledged_generation(state.id) != state.generation:
-            assert time.perf_counter() - t0 < 2
+            assert time.perf_counter() - t0 < 5  # milliseconds after the nudge; room for a loaded machine
             time.sleep(0.002)
     finally:
         engine.stop()

@@ -220,20 +220,29 @@ async def test_unreachable_server_keeps_the_messages_until_it_answers(store, tmp
     assert {row[1] for row in message_rows(store, mid).values()} == {1}  # one attempt each
 
 
-async def test_a_stop_during_an_outage_returns_everything_at_once(store, tmp_path):
+async def test_a_stop_during_an_outage_returns_everything_at_once(store, tmp_path, monkeypatch):
     """Senders waiting out the back-off do not hold a stop up: the queue is whole again at once."""
+    from functools import partial
+
+    from mailconsole.engine import outage, runner
+
     from .conftest import OPERATOR, free_port
 
+    # A back-off of 30 s after the first failed try: a stop that waited for it would
+    # take that long, where senders that look every CHECK_EVERY (0.25 s) let go at once.
+    monkeypatch.setattr(runner, "Outage", partial(outage.Outage, first=30.0))
     mid = add_mailing(store, tmp_path, 50)
     cfg = fast_config(transport=f"smtp://127.0.0.1:{free_port()}", workers=4)
     async with running(store, cfg) as engine:
-        await _held_while_unusable_many(store, engine, mid)
-        assert (await mailing(store, mid)).in_flight > 0  # held while the server is away
+        await wait_for(lambda: "cannot connect" in (engine.note or "") and "next try in" in engine.note, what="a failed try")
+        m = await mailing(store, mid)
+        assert m.failed == 0 and m.sent == 0
+        assert m.in_flight > 0  # held while the server is away
         accounts.stop(store, OPERATOR, reason="outage and a wrong list")
         state = accounts.state(store)
-        with trio.fail_after(2):  # the back-off is far longer by now; the stop does not wait for it
-            await wait_for(lambda: get_in_flight(store, mid) == 0, timeout=2)
-            await wait_for(lambda: list_engines(store)[0].acknowledged_generation(state.id) == state.generation, timeout=2)
+        with trio.fail_after(10):  # well below the 24-36 s left of the back-off
+            await wait_for(lambda: get_in_flight(store, mid) == 0)
+            await wait_for(lambda: list_engines(store)[0].acknowledged_generation(state.id) == state.generation)
     m = await mailing(store, mid)
     assert (m.queued, m.sent, m.failed) == (50, 0, 0)
     assert {row[1] for row in message_rows(store, mid).values()} == {0}  # no attempt used up

@@ -3,7 +3,9 @@
 The revision is written straight into the store, as an older release could have
 saved it (today's `template set` refuses it): a real `mailconsole serve` must fail
 its messages one by one with a reason, keep heartbeating, acknowledge a stop in
-its usual time and exit on SIGTERM within 5 s.
+its usual time and exit on SIGTERM within seconds. Without the budget one render
+holds its loop for minutes: no heartbeat, no acknowledgement, no exit, which the
+bounds below catch with room to spare for a loaded machine.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def test_a_loop_bomb_fails_its_messages_and_the_engine_stays_in_charge(store, tm
                 gaps.append(beat - last)
                 last = beat
         # Usually 0.5 s apart; an engine is taken for gone after 5 s (store.engines.LIVE_WITHIN).
-        assert last and gaps and max(gaps) < 2.0, gaps
+        # The reduced budget (2 s gaps without it) is timed exactly in test_message.
+        assert last and gaps and max(gaps) < 4.0, gaps
         still = get_mailing(store, mixed)
         assert still.queued + still.in_flight > 0  # still at it
 
@@ -83,14 +86,15 @@ def test_a_loop_bomb_fails_its_messages_and_the_engine_stays_in_charge(store, tm
         state = accounts.state(store)
         wait(lambda: list_engines(store)[0].acknowledged_generation(state.id) == state.generation, 10)
         acknowledged_after = time.time() - state.stopped_at
-        assert acknowledged_after < 1.5, acknowledged_after  # measured here: 0.2–0.7 s
+        # Measured here: 0.2–0.7 s; an engine held by a render does not acknowledge within the wait.
+        assert acknowledged_after < 4.0, acknowledged_after
     finally:
         signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
         exited_after = time.monotonic() - signalled
     assert proc.returncode == 0, err
-    assert exited_after < 5.0
+    assert exited_after < 10.0  # shutdown_grace 2 s; a render that holds the loop, minutes
 
     # Every message of the bomb failed, with the reason; the mailing shows failed, not sent.
     b = get_mailing(store, bomb)

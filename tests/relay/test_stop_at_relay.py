@@ -26,7 +26,7 @@ def test_a_stop_holds_what_the_relay_queues_and_resume_delivers_each_exactly_onc
     wait(lambda: s.relay.queue_size() >= 300, 60, "the relay's queue to fill")
     stopped = accounts.stop(s.store, OPERATOR)
     returned = time.time()
-    wait(lambda: _acknowledged(s, stopped.generation), 5, "the agent's acknowledgement")
+    wait(lambda: _acknowledged(s, stopped.generation), 10, "the agent's acknowledgement")
     acked = time.time()
     time.sleep(3)  # what was in delivery finishes; nothing else may follow
     after = next_hop.recipients(after=returned)
@@ -34,7 +34,9 @@ def test_a_stop_holds_what_the_relay_queues_and_resume_delivers_each_exactly_onc
     # hundreds to hold at postsuper's pace a few rounds of deliveries slip through (see
     # docs/benchmarks.md); a bounded backlog meets the concurrency bound (next test).
     assert len(after) <= 6 * CONCURRENCY, f"{len(after)} delivered after the stop returned"
-    assert acked - returned < 2.0
+    # Hundreds held: about a second when the machine is quiet (docs/benchmarks.md: 2.5 s
+    # for 1,500); an agent that does not hold what its relay queues never acknowledges.
+    assert acked - returned < 5.0
     held_at_relay = s.relay.held()
     held_in_store = s.held_ids(mid)
     assert len(held_in_store) > 200

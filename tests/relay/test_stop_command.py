@@ -61,7 +61,9 @@ def test_stop_reports_what_a_relay_agent_held_once_it_acknowledges(tmp_path: Pat
 
     thread = threading.Thread(target=agent)
     thread.start()
-    done = _stop(db)  # the default wait (2 s)
+    # Longer than the default 2 s: the agent acknowledges 0.3 s after it sees the stop, later
+    # on a loaded machine; `stop` returns at the acknowledgement.
+    done = _stop(db, "--relay-wait", "30")
     thread.join()
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if "10.0.0.5:25" in line)
@@ -92,7 +94,7 @@ def test_stop_with_a_real_agent_prints_what_it_held(scenario: Scenario, next_hop
     s.agent()
     s.engine()
     wait(lambda: s.relay.queue_size() >= 150, 60, "the relay's queue to fill")
-    done = _stop(s.db)
+    done = _stop(s.db, "--relay-wait", "30")  # returns at the acknowledgement; 30 s: room for a loaded machine
     assert done.returncode == 0, done.stderr
     ack = s.agent_row().acknowledged[accounts.state(s.store).id]
     line = next(line for line in done.stdout.splitlines() if s.relay.relay in line)
@@ -108,7 +110,7 @@ def test_in_delivery_at_the_stop_is_exact_when_stop_returns(scenario: Scenario, 
     s.agent()
     s.engine()
     wait(lambda: s.relay.queue_size() >= 100 and len(s.relay.delivering()) >= 5, 60, "the relay busy delivering")
-    done = _stop(s.db)
+    done = _stop(s.db, "--relay-wait", "30")  # returns at the acknowledgement; 30 s: room for a loaded machine
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if s.relay.relay in line)
     printed = int(re.search(r"in delivery at the stop ([\d,]+)", line).group(1).replace(",", ""))  # type: ignore[union-attr]

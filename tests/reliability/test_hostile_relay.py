@@ -4,7 +4,7 @@ Against a server that answers EHLO without end, one that trickles a byte a
 second, one that greets with a 10 MB line and one that never answers the dot,
 a real `serve` process keeps its memory bounded, keeps heartbeating, has a
 `mailconsole stop` acknowledged in its usual time, and exits on SIGTERM (or
-SIGINT) within 5 s with nothing left claimed. Its default shutdown grace is used: that is
+SIGINT) within seconds with nothing left claimed. Its default shutdown grace is used: that is
 what an operator gets.
 """
 
@@ -28,13 +28,21 @@ from .procs import EngineProcess, cli
 pytestmark = pytest.mark.slow
 
 RSS_LIMIT_MB = 200
-ACK_WITHIN = 1.5  # s; usually tens of ms (docs/benchmarks.md), with room for a busy test machine
+# s; usually tens of ms (docs/benchmarks.md). An engine held by the server would wait
+# out the command open when the stop comes (most of COMMAND_TIMEOUT is left by then).
+ACK_WITHIN = 5.0
 # A heartbeat is due every 0.2 s; on a loaded machine one can come late by a second
 # (a WAL checkpoint waiting for the disk), which is still far from "stopped heartbeating".
 BEAT_WITHIN = 2.5
-EXIT_WITHIN = 5.0  # s after SIGTERM
+# s after SIGTERM: the shutdown grace (2.5 s) and the close-down; one held by the server
+# would wait for its deadline (COMMAND_TIMEOUT, or 120 s for the dot's reply).
+EXIT_WITHIN = 8.0
 CONNECT_TIMEOUT = 2.0  # the greeting's deadline
-COMMAND_TIMEOUT = 10.0  # each command's: long enough that a stop finds commands open for seconds
+# Each command's: long enough that a stop finds a command open for well over ACK_WITHIN.
+COMMAND_TIMEOUT = 20.0
+# The server sees the client hang up only between two bytes of its trickle, a second
+# apart, and may then be slow to run; a deadline per byte read would never end it.
+NOTICED_WITHIN = 3.0
 
 # What the engine's note must say about each server (None: it has no problem to report).
 REASONS = {
@@ -92,7 +100,7 @@ def test_a_hostile_relay_cannot_outlive_the_stop(behaviour: str, store, tmp_path
                 # The first EHLO ends at its deadline (one deadline, not one per byte read)...
                 wait_until(lambda: any(c.closed for c in server.connections), 30, "a connection given up")
                 first = next(c for c in server.connections if c.closed)
-                assert COMMAND_TIMEOUT - 0.5 < first.closed - first.opened < COMMAND_TIMEOUT + 1.0  # type: ignore[operator]
+                assert COMMAND_TIMEOUT - 0.5 < first.closed - first.opened < COMMAND_TIMEOUT + NOTICED_WITHIN  # type: ignore[operator]
                 time.sleep(1.0)  # ...and the next try is under way when the stop comes
             else:
                 wait_until(lambda: len(server.connections) >= 2, 30, "a second connection")
@@ -144,7 +152,7 @@ def test_a_hostile_relay_cannot_outlive_the_stop(behaviour: str, store, tmp_path
     assert engine_row(store).state == "stopped"
     if behaviour == "trickle":  # no command outlived its deadline
         held = [c.closed - c.opened for c in server.connections if c.closed is not None]
-        assert held and max(held) < COMMAND_TIMEOUT + 1.0, held
+        assert held and max(held) < COMMAND_TIMEOUT + NOTICED_WITHIN, held
     if behaviour == "silent_dot":  # cut after their dots: counted as possibly delivered
         assert m.recovered >= 4
 

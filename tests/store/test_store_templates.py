@@ -239,6 +239,8 @@ def test_validating_a_7_mb_template_never_holds_the_write_lock(db_path, make_mai
     assert proc.returncode == 0, err
     assert revisions.newest_revision(store, mid).number == 2
     assert took > 1.0  # the validation really ran while we took the lock, again and again
-    assert max(waits) < 0.25, f"longest wait for the write lock {max(waits):.3f} s during a {took:.1f} s save"
+    # The bug holds the lock for the whole validation, most of `took` (3-7 s); a wait of
+    # a second or so is only a loaded machine descheduling one process or the other.
+    assert max(waits) < min(2.0, took / 2), f"longest wait for the write lock {max(waits):.3f} s during a {took:.1f} s save"
     print(f"\n7 MB template set: {took:.1f} s; longest BEGIN IMMEDIATE wait {max(waits) * 1000:.0f} ms "
           f"over {len(waits)} tries")
