@@ -108,6 +108,7 @@ async def measure(app: MailConsole, store: Store, keys: int, stops: int) -> dict
     app_module.accounts.commit_stop = timed_stop  # type: ignore[attr-defined]
 
     key_latency: list[float] = []
+    pressed: list[str] = []
     dispatch_delay: list[float] = []
     stop_latency: list[float] = []
     rates: list[float] = []
@@ -130,6 +131,7 @@ async def measure(app: MailConsole, store: Store, keys: int, stops: int) -> dict
                 await asyncio.sleep(0.001)
             first = next(f for f in frames if f >= handled)
             key_latency.append(first - t0)
+            pressed.append(key)
             dispatch_delay.append(handled - t0)
             await asyncio.sleep(0.02)
             if i % 25 == 0:
@@ -150,6 +152,11 @@ async def measure(app: MailConsole, store: Store, keys: int, stops: int) -> dict
         queued_at_end.append(status.overview(store).queue["queued"])
     print(f"still queued at the end (must be > 0, or the engine idled): {queued_at_end[-1]:,}")
     accounts.commit_stop = real_stop  # type: ignore[assignment]
+    by_key: dict[str, list[float]] = {}
+    for key, took in zip(pressed, key_latency):
+        by_key.setdefault(key, []).append(took * 1000)
+    print("key press -> screen by key (median / max ms): " + ", ".join(
+        f"{k} {statistics.median(v):.0f}/{max(v):.0f}" for k, v in sorted(by_key.items())))
     return {"key": key_latency, "dispatch": dispatch_delay, "stop": stop_latency, "rate": rates,
             "queued": [float(q) for q in queued_at_end]}
 
