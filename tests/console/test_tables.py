@@ -361,36 +361,3 @@ def test_rows_given_before_the_table_is_mounted_are_shown_once_it_is() -> None:
         assert keys(table) == ["a", "b"] and cell(table, "b", "state") == "STOPPED"
 
     drive(One(), script)
-
-
-# -- memory over a session ------------------------------------------------------------
-
-
-def test_the_footer_s_rebuilds_leave_no_old_keys_alive(make_app) -> None:  # type: ignore[no-untyped-def]
-    """Each rebuild of the footer (here: the terminal resized across the compact layout's
-    threshold; in a session also every change of the keys it shows) must let the keys it
-    removed go. Textual's Footer kept each one (its data binding's watcher), with its
-    styles and render caches: memory that grew with every rebuild, and a garbage
-    collector's pass that grew with it."""
-    import gc
-
-    app = make_app()
-
-    def alive() -> int:
-        gc.collect()
-        return sum(1 for o in gc.get_objects() if isinstance(o, FooterKey))
-
-    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
-        counts = []
-        for _ in range(8):
-            await pilot.resize_terminal(60, 20)  # compact
-            await settle(pilot)
-            await pilot.resize_terminal(100, 30)
-            await settle(pilot)
-            counts.append(alive())
-        shown = len(app.screen.query(FooterKey))
-        assert shown > 0
-        # The keys shown, and at most those of the rebuild before (still closing).
-        assert max(counts) <= 2 * shown + 2, (counts, shown)
-
-    drive(app, script)
