@@ -39,6 +39,7 @@ from ..store.dot_fence import fence_result, wait_for_allowed_dots
 from . import compact
 from . import format as fmt
 from . import notifying
+from . import textual_fixes
 from .account_rates import AccountRates, shown_rate
 from .account_switch import SwitchesAccount
 from .analytics_tab import AnalyticsTab
@@ -116,6 +117,9 @@ class Engine(Protocol):
     async def aclose(self, timeout: float = ...) -> None: ...
 
     def stop(self, timeout: float = ...) -> None: ...
+
+
+textual_fixes.apply()
 
 
 def _on_app_loop(engine: Engine | None) -> bool:

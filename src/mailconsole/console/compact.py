@@ -52,6 +52,15 @@ class CompactFooter(Footer):
         super().bindings_changed(screen)
 
     def compose(self) -> ComposeResult:
+        # Textual's Footer binds each key's `compact` to its own (data_bind) and forgets
+        # the watcher of a key it removed only when `compact` changes, which it hardly
+        # ever does: every rebuild kept the old keys alive, with their styles and render
+        # caches. Over a session that is a leak, and each of the console's collector
+        # passes scanned all of it (6 ms growing past 100 ms within a minute of keys).
+        # A rebuild removes the old keys before it composes: forcing the watchers to
+        # run here drops them.
+        if self.is_attached:
+            self.mutate_reactive(Footer.compact)
         compact = self.app.has_class(CLASS)
         for widget in super().compose():
             if compact and isinstance(widget, FooterKey) and widget.action not in KEPT \
