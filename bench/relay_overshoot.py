@@ -173,15 +173,17 @@ def main() -> None:
                                  f"smtp://{relay.relay}?starttls=off", "--config", str(work / "engine.toml"), *extra])
 
     engine = start_engine()
+    bounded = False  # whether the engine runs with --relay-backlog
     results: dict[str, list[dict]] = {}
     agent = None
     try:
         for mode in args.modes.split(","):
             agent = None
-            if mode == "bounded":  # serve --relay-backlog: the relay never queues more than that
+            if (mode == "bounded") != bounded:  # serve --relay-backlog: the relay never queues more than that
                 engine.terminate()
                 engine.wait(30)
-                engine = start_engine("--relay-backlog", str(args.backlog))
+                bounded = mode == "bounded"
+                engine = start_engine(*(["--relay-backlog", str(args.backlog)] if bounded else []))
             if mode in ("after", "bounded"):
                 log_to = open(args.agent_log, "a") if args.agent_log else None  # noqa: SIM115 (the agent's life)
                 agent = subprocess.Popen([MAILCONSOLE, "--db", str(db), "relay-agent",
