@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 from pathlib import Path
 
 from textual.command import CommandList
@@ -366,19 +367,20 @@ def test_rows_given_before_the_table_is_mounted_are_shown_once_it_is() -> None:
 # -- memory over a session ------------------------------------------------------------
 
 
+def alive(*classes: type) -> list[int]:
+    """Objects of each class still alive after a full collection."""
+    gc.collect()
+    objects = gc.get_objects()
+    return [sum(1 for o in objects if isinstance(o, c)) for c in classes]
+
+
 def test_the_footer_s_rebuilds_leave_no_old_keys_alive(make_app) -> None:  # type: ignore[no-untyped-def]
     """Each rebuild of the footer (here: the terminal resized across the compact layout's
     threshold; in a session also every change of the keys it shows) must let the keys it
     removed go. Textual's Footer kept each one (its data binding's watcher), with its
     styles and render caches: memory that grew with every rebuild, and a garbage
     collector's pass that grew with it."""
-    import gc
-
     app = make_app()
-
-    def alive() -> int:
-        gc.collect()
-        return sum(1 for o in gc.get_objects() if isinstance(o, FooterKey))
 
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         counts = []
@@ -387,7 +389,7 @@ def test_the_footer_s_rebuilds_leave_no_old_keys_alive(make_app) -> None:  # typ
             await settle(pilot)
             await pilot.resize_terminal(100, 30)
             await settle(pilot)
-            counts.append(alive())
+            counts.extend(alive(FooterKey))
         shown = len(app.screen.query(FooterKey))
         assert shown > 0
         # The keys shown, and at most those of the rebuild before (still closing).
@@ -400,18 +402,10 @@ def test_widgets_drawn_and_gone_leave_no_render_caches_alive(make_app) -> None: 
     """Tabs and dialogs drawn anew on each key must not keep the render caches of the
     widgets they replaced. Textual's `StylesCache.get_inner_outer` (an lru_cache on a
     method: textual_fixes.py) kept up to 1,024 of them, each with every line it drew."""
-    import gc
-
     from textual._styles_cache import StylesCache
     from textual.widget import Widget
 
     app = make_app()
-
-    def live() -> tuple[int, int]:
-        gc.collect()
-        objects = gc.get_objects()
-        return (sum(1 for o in objects if isinstance(o, StylesCache)),
-                sum(1 for o in objects if isinstance(o, Widget)))
 
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         for _ in range(6):  # each round mounts the help screen's and the detail view's widgets anew
@@ -422,7 +416,7 @@ def test_widgets_drawn_and_gone_leave_no_render_caches_alive(make_app) -> None: 
             await settle(pilot)
             await press(pilot, "escape", "1")
             await settle(pilot)
-        caches, widgets = live()
+        caches, widgets = alive(StylesCache, Widget)
         # One per widget alive (each widget has its own); none of the widgets gone.
         assert caches <= widgets, (caches, widgets)
 

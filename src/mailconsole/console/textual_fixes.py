@@ -37,5 +37,5 @@ def _get_inner_outer(self: StylesCache, base_background: Color, background: Colo
 
 def apply() -> None:
     """Install the work-arounds (idempotent)."""
-    if _MENDABLE and StylesCache.get_inner_outer is not _get_inner_outer:
+    if _MENDABLE:
         StylesCache.get_inner_outer = _get_inner_outer  # type: ignore[method-assign]
