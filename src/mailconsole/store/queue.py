@@ -217,8 +217,11 @@ def record(store: Store, owner: str, outcomes: Iterable[Outcome], *, relay: str 
         groups[(o.kind, o.revision_id)].append(o)
     if not groups:
         return
-    touched: set[int] = set()
-    twice: dict[int, int] = {}  # mailing -> messages possibly delivered already (see Outcome)
+    # Every counter change is summed first and written once per row, mailings then
+    # revisions, each in id order: the lock order of every writer of these rows
+    # (claims, pauses, relays.py), so two engines' records never deadlock.
+    deltas: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))  # mailing -> column -> change
+    sent_per_revision: dict[int, int] = defaultdict(int)
     with store.write() as conn:
         for (kind, rid), items in groups.items():
             moved: dict[int, int] = {}
@@ -227,7 +230,7 @@ def record(store: Store, owner: str, outcomes: Iterable[Outcome], *, relay: str 
                                {"state": "sent", "sent_at": now, "revision_id": rid, "last_error": None, "fail_kind": None})
                 n = sum(moved.values())
                 if n and rid is not None:
-                    conn.execute(update(revisions).where(revisions.c.id == rid).values(sent=revisions.c.sent + n))
+                    sent_per_revision[rid] += n
                 if n and relay is not None:
                     _record_relay(conn, relay, now, items)
             elif kind in ("failed", "retry"):
@@ -241,23 +244,22 @@ def record(store: Store, owner: str, outcomes: Iterable[Outcome], *, relay: str 
                         values["recovered"] = messages.c.recovered + 1
                     one = _apply(conn, owner, [o.message_id], {**values, "last_error": o.error})
                     _merge(moved, one)
-                    if o.possibly_delivered:
-                        _merge(twice, one)
+                    if o.possibly_delivered:  # a message possibly delivered already (see Outcome)
+                        for mid, n in one.items():
+                            deltas[mid]["recovered"] += n
             else:  # release: never reached the dot, so the attempt does not count
                 moved = _apply(conn, owner, [o.message_id for o in items],
                                {"state": "queued", "attempts": messages.c.attempts - 1})
-            counter = _COUNTER[kind]
             for mid, n in moved.items():
-                touched.add(mid)
-                conn.execute(
-                    update(mailings)
-                    .where(mailings.c.id == mid)
-                    .values({"claimed": mailings.c.claimed - n, counter: getattr(mailings.c, counter) + n})
-                )
-        for mid, n in twice.items():
-            conn.execute(update(mailings).where(mailings.c.id == mid).values(recovered=mailings.c.recovered + n))
-        if touched:
-            _finish(conn, touched)
+                deltas[mid]["claimed"] -= n
+                deltas[mid][_COUNTER[kind]] += n
+        for mid, change in sorted(deltas.items()):
+            conn.execute(update(mailings).where(mailings.c.id == mid)
+                         .values({col: getattr(mailings.c, col) + n for col, n in sorted(change.items()) if n}))
+        for rid, n in sorted(sent_per_revision.items()):
+            conn.execute(update(revisions).where(revisions.c.id == rid).values(sent=revisions.c.sent + n))
+        if deltas:
+            _finish(conn, set(deltas))
 
 
 # One statement for a whole batch (executemany): each message its own queue id.
@@ -334,7 +336,7 @@ def _requeue_claims(store: Store, which, recovered: bool) -> int:  # type: ignor
         per_mailing: dict[int, int] = defaultdict(int)
         for (mid,) in rows:
             per_mailing[mid] += 1
-        for mid, n in per_mailing.items():
+        for mid, n in sorted(per_mailing.items()):  # in id order, as every writer of mailings
             counters = {"claimed": mailings.c.claimed - n, "queued": mailings.c.queued + n}
             if recovered:
                 counters["recovered"] = mailings.c.recovered + n

@@ -249,10 +249,11 @@ def _move_counters(conn: Connection, rows: Sequence[tuple[int, int | None]]) -> 
         per_mailing[mid] += 1
         if rid is not None:
             per_revision[rid] += 1
-    for mid, n in per_mailing.items():
+    # Mailings then revisions, each in id order: as every writer of them (queue.record).
+    for mid, n in sorted(per_mailing.items()):
         conn.execute(update(mailings).where(mailings.c.id == mid)
                      .values(sent=mailings.c.sent - n, suspended=mailings.c.suspended + n))
-    for rid, n in per_revision.items():
+    for rid, n in sorted(per_revision.items()):
         conn.execute(update(revisions).where(revisions.c.id == rid).values(sent=revisions.c.sent - n))
 
 

@@ -147,7 +147,7 @@ def leave_queue(conn: Connection, picked: list[tuple[int, int]]) -> None:
         {"ids": [mid for mid, _ in picked]},
     )
     per_mailing = Counter(mailing for _, mailing in picked)
-    for mailing, n in per_mailing.items():
+    for mailing, n in sorted(per_mailing.items()):  # in id order, as every writer of mailings
         conn.execute(update(mailings).where(mailings.c.id == mailing)
                      .values(queued=mailings.c.queued - n, suppressed=mailings.c.suppressed + n))
     conn.execute(
