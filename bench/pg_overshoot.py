@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -56,6 +57,19 @@ def committed_at(store: Store, account_id: int, engine_ids: list[str]) -> tuple[
     return float(stop), float(acks)
 
 
+def slow_statements(logfile: Path, start: int) -> tuple[list[str], int]:
+    """The server's slowest logged statements since byte `start` (at most three, "ms statement"),
+    and where the log ends now."""
+    with open(logfile, "rb") as f:
+        f.seek(start)
+        new = f.read()
+    found = []
+    for m in re.finditer(rb"duration: ([0-9.]+) ms +(?:statement|execute [^:]*): ([^\n]{0,60})", new):
+        found.append((float(m.group(1)), m.group(2).decode(errors="replace").strip()))
+    found.sort(reverse=True)
+    return [f"{ms:.0f} ms {what}" for ms, what in found[:3]], start + len(new)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20)
@@ -67,7 +81,10 @@ def main() -> None:
     recipients = work / "recipients.csv"
     recipients.write_text("email,name\n" + "".join(f"user{i}@example.com,User {i}\n" for i in range(args.n)))
     results = []
-    with Cluster(work, pg_settings={"track_commit_timestamp": "on"}) as cluster:
+    # Statements over 50 ms go to the server's log: each run names its slowest (a stop's
+    # COMMIT that is slow is the server's time, not the engines').
+    with Cluster(work, pg_settings={"track_commit_timestamp": "on", "log_min_duration_statement": "50"}) as cluster:
+        log_seen = 0
         os.environ.update(cluster.pg.env())
         url = cluster.new_store()
         store = Store(url)
@@ -114,11 +131,12 @@ def main() -> None:
             time.sleep(1.0)  # anything late arrives meanwhile
             dots = cluster.dots()
             late = [d for d in dots if d.at > returned]
+            slow, log_seen = slow_statements(cluster.pg.logfile, log_seen)
             results.append({
                 "run": run, "rate_at_stop": round(rate), "overshoot": len(late), "confirmed": confirmed,
                 "ack_ms": commit_ms,
                 "ack_ms_polled": round((acked_at - state.stopped_at) * 1000, 1) if acked_at else None,
-                "stop_cmd_ms": round((returned - state.stopped_at) * 1000, 1),
+                "stop_cmd_ms": round((returned - state.stopped_at) * 1000, 1), "slow_statements": slow,
                 "accepted": len(dots), "left_unsent": args.n - len(dots), "by_host": dict(cluster.dots_by_host(dots)), "load": load(),
             })
             print(json.dumps(results[-1]), flush=True)

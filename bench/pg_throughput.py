@@ -28,12 +28,13 @@ def load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def server_counters(server: PgServer, dbname: str) -> tuple[int, int]:
-    """(transactions committed in the database so far, connections to it now)."""
+def server_counters(server: PgServer, dbname: str) -> tuple[int, int, int]:
+    """(transactions committed in the database so far, connections to it now, deadlocks
+    the server broke so far: each one stalled two writers for its deadlock_timeout)."""
     with server.connect() as conn:
-        row = conn.execute("SELECT xact_commit, numbackends FROM pg_stat_database WHERE datname = %s",
+        row = conn.execute("SELECT xact_commit, numbackends, deadlocks FROM pg_stat_database WHERE datname = %s",
                            [dbname]).fetchone()
-    return int(row[0]), int(row[1])
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def step(db: str, args: argparse.Namespace, engines: int, work: Path, sample=None) -> dict:  # type: ignore[no-untyped-def]
@@ -73,15 +74,15 @@ def main() -> None:
         for k in (int(x) for x in args.engines.split(",")):
             url = server.create_database()
             name = url.rsplit("/", 1)[1]
-            seen: list[tuple[float, int, int]] = []
+            seen: list[tuple[float, int, int, int]] = []
             result = step(url, args, k, work,
                           lambda: seen.append((time.perf_counter(), *server_counters(server, name))))
-            (t0, before, _), (t1, after, connections) = seen
+            (t0, before, _, _), (t1, after, connections, deadlocks) = seen
             elapsed = t1 - t0
             row = {"bench": "pg_throughput", "store": "postgresql", "durable": not args.fast, "engines": k,
                    **result, "ratio": round(result["rate"] / base["rate"], 2),
                    "server_commits_per_s": round((after - before) / elapsed),
-                   "connections": connections, "load": load()}
+                   "connections": connections, "deadlocks": deadlocks, "load": load()}
             rows.append(row)
             print(json.dumps(row), flush=True)
             server.drop_database(name)

@@ -354,3 +354,37 @@ async def test_a_stop_intent_refuses_the_dot_while_another_writer_holds_the_stor
         await wait_for(lambda: list_engines(store)[0].acknowledged_generation(state.id) == state.generation)
     rows = list(message_rows(store, mid).values())
     assert [row[:2] for row in rows] == [("queued", 0)]  # returned to the queue, not a failed attempt
+
+
+async def test_a_heartbeat_written_during_an_acknowledgement_never_takes_it_back(store, tmp_path, nursery, monkeypatch):
+    # The heartbeat and the ack writer update the engine's row on two connections. A
+    # heartbeat that read the acknowledgement before a stop and committed after the ack
+    # writer's write put the old generation back until the next heartbeat: the stop's
+    # fence then waited for it (half a second at a 0.5 s heartbeat).
+    from mailconsole.store import engines as engine_rows
+
+    in_beat = threading.Event()
+    real_beat = engine_rows.beat
+
+    def slow_beat(*args, **kwargs):  # type: ignore[no-untyped-def]
+        in_beat.set()
+        time.sleep(0.4)  # a heartbeat's commit that is slow for once
+        real_beat(*args, **kwargs)
+
+    monkeypatch.setattr(engine_rows, "beat", slow_beat)
+    server = RawSMTPServer()
+    port = await nursery.start(server.serve)
+    add_mailing(store, tmp_path, 3000)
+    async with running(store, fast_config(transport=f"smtp://127.0.0.1:{port}", workers=4)):
+        await wait_for(lambda: len(server.accepted) > 50)
+        in_beat.clear()
+        await trio.to_thread.run_sync(in_beat.wait, 5)
+        state = await trio.to_thread.run_sync(accounts.stop, store, OPERATOR)
+        seen: list[int] = []
+        with trio.move_on_after(1.5):  # past the slow heartbeat and the next ones
+            while True:
+                seen.append(await trio.to_thread.run_sync(
+                    lambda: list_engines(store)[0].acknowledged_generation(state.id)))
+                await trio.sleep(0.01)
+    first = seen.index(state.generation)  # acknowledged, and from then on never less
+    assert all(g == state.generation for g in seen[first:]), seen[first:]

@@ -178,6 +178,10 @@ class Engine:
         self._beat_wake: trio.Event | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._write_lock: trio.Lock | None = None
+        # This engine's heartbeat row has two writers, the heartbeat and the ack writer,
+        # on two connections: held by each while it writes, so a heartbeat never commits
+        # an acknowledgement older than one the ack writer has just committed.
+        self._row_lock: trio.Lock | None = None
         self._ack_wake = trio.Event()
         self._last_control: Control | None = None
         # The policy's windows over what the server answered (watch.py), and the
@@ -228,6 +232,7 @@ class Engine:
         self._claim_wake = trio.Event()
         self._beat_wake = trio.Event()
         self._write_lock = trio.Lock()
+        self._row_lock = trio.Lock()
         reader = self._reader = await self._db(ControlReader, self.store)
         acker = await self._db(AckWriter, self.store)
         self._ack_wake = trio.Event()
@@ -903,18 +908,23 @@ class Engine:
             return 0.0, 0.0
         return (self.sent_total - s0) / span, (self.failed_total - f0) / span
 
-    async def _beat(self, state: str) -> None:
+    async def _beat(self, state: str) -> dict[int, int]:
+        """Write the heartbeat row; returns the acknowledgement it carried."""
         sent_rate, failed_rate = self._rates()
-        await self._write(
-            engine_rows.beat, self.store, self.engine_id,
-            host=socket.gethostname(), pid=os.getpid(), workers=self.config.workers,
-            transport=self.config.masked_transport, started_at=self.started_at, state=state,
-            in_flight=max(self.held, 0) if state != "stopped" else 0,
-            sent_rate=sent_rate, failed_rate=failed_rate,
-            sent_total=self.sent_total, failed_total=self.failed_total,
-            acknowledged=self.acknowledged,
-            note=self._heartbeat_note(),
-        )
+        async with self._write_lock, self._row_lock:  # type: ignore[union-attr]
+            # Read under the row's lock: the newest, never one the ack writer has passed.
+            acknowledged = self.acknowledged
+            await trio.to_thread.run_sync(partial(
+                engine_rows.beat, self.store, self.engine_id,
+                host=socket.gethostname(), pid=os.getpid(), workers=self.config.workers,
+                transport=self.config.masked_transport, started_at=self.started_at, state=state,
+                in_flight=max(self.held, 0) if state != "stopped" else 0,
+                sent_rate=sent_rate, failed_rate=failed_rate,
+                sent_total=self.sent_total, failed_total=self.failed_total,
+                acknowledged=acknowledged,
+                note=self._heartbeat_note(),
+            ))
+        return acknowledged
 
     def _heartbeat_note(self) -> str | None:
         # While the server is unreachable: the countdown to the next try, as of now.
@@ -927,9 +937,10 @@ class Engine:
         while True:
             await self._ack_wake.wait()
             self._ack_wake = trio.Event()
-            acknowledged = self.acknowledged
             try:
-                await trio.to_thread.run_sync(acker.write, self.engine_id, acknowledged, max(self.held, 0))
+                async with self._row_lock:  # type: ignore[union-attr]
+                    acknowledged = self.acknowledged
+                    await trio.to_thread.run_sync(acker.write, self.engine_id, acknowledged, max(self.held, 0))
                 log.debug("acknowledged %s at %.6f", acknowledged, time.time())
             except StoreError as exc:
                 log.warning("acknowledgement failed, the heartbeat will carry it: %s", exc)
@@ -941,8 +952,7 @@ class Engine:
         while True:
             self._beat_wake = trio.Event()
             try:
-                acknowledged = self.acknowledged
-                await self._beat("stopping" if self._shutdown.is_set() else "running")  # type: ignore[union-attr]
+                acknowledged = await self._beat("stopping" if self._shutdown.is_set() else "running")  # type: ignore[union-attr]
                 log.debug("heartbeat acknowledging %s written at %.6f", acknowledged, time.time())
                 if trio.current_time() - last_renewal >= cfg.lease_seconds / 3:
                     last_renewal = trio.current_time()
