@@ -55,6 +55,10 @@ CONNECT_TIMEOUT = 5
 # after this long, instead of the kernel's TCP timeouts of minutes (libpq's
 # keepalives and tcp_user_timeout): the engine's gate read fails and holds every dot.
 DEAD_AFTER_MS = 1000
+# A session idle inside a transaction for this long is ended by the server, which
+# frees its locks (see create_engine): as long as an engine's fail-closed deadline,
+# so a frozen engine holds a stop up no longer than it could still send.
+IDLE_IN_TRANSACTION_MS = 1000
 # An engine silent for longer than this is gone (its leases have long expired) and
 # not waited for; one silent for less is waited for, and named if it does not confirm.
 _GONE_AFTER = 60.0
@@ -101,7 +105,14 @@ class PostgreSQL(Backend):
                            ("keepalives_count", 3), ("tcp_user_timeout", DEAD_AFTER_MS)):
             if key not in given:
                 connect_args[key] = value
-        options = f"-c lock_timeout={int(busy_timeout_ms)}"
+        # A session that leaves a transaction open and goes quiet (its engine frozen, its
+        # host cut off: its TCP may stay up for hours) would keep its locks, and a stop
+        # would wait behind a claim's advisory lock for as long. The server ends such a
+        # session after IDLE_IN_TRANSACTION_MS: no transaction of ours waits that long
+        # between two statements (none streams rows or waits on anything but the server).
+        # Both come after the URL's own options, and so override them.
+        options = (f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+                   f" -c lock_timeout={int(busy_timeout_ms)}")
         if read_only:
             # What --read-only means here: the server refuses every write of the session.
             options += " -c default_transaction_read_only=on"
