@@ -336,8 +336,9 @@ def test_downgrade_to_revision_1_gives_back_the_first_release_schema(v1):
 
 
 def test_the_upgrade_holds_the_write_lock_briefly_however_many_messages(v1):
-    """ADD COLUMN changes only the table's definition: no copy of 300,000 messages. The one
-    step that reads them all is schema 4's index, which costs what building it alone costs."""
+    """ADD COLUMN changes only the table's definition: no copy of 300,000 messages. The steps
+    that read them all are schema 4's index and schema 6's three rebuilt ones, two of which
+    hold none of these (sent) messages: together about what building one full index costs."""
     conn = sqlite3.connect(v1)
     with conn:
         conn.executemany(
@@ -405,8 +406,9 @@ def test_a_version_3_store_upgrades_to_the_recipients_index_and_its_plan_uses_it
     assert indexes["ix_messages_recipients"] == ("mailing_id", "state", "revision_id", "id")
     conn = sqlite3.connect(v1)
     try:
+        # With the partial index's own condition, as schema.state_is writes it (version 6).
         plan = conn.execute("EXPLAIN QUERY PLAN SELECT id, email FROM messages WHERE mailing_id = 1 AND state = 'sent' "
-                            "AND revision_id = 1 AND id > 0 ORDER BY id LIMIT 5000").fetchall()
+                            "AND state != 'claimed' AND revision_id = 1 AND id > 0 ORDER BY id LIMIT 5000").fetchall()
     finally:
         conn.close()
     assert [r[-1] for r in plan] == [

@@ -16,7 +16,7 @@ from .backends import FenceResult
 from .dot_fence import fence_result, wait_for_allowed_dots
 from .errors import NotFound, Refused, StoreBusy
 from .retry import FIRST_TRY, RETRY_SLICE, OnWait, until_applied
-from .schema import accounts, mailings, messages, revisions
+from .schema import accounts, mailings, messages, revisions, state_is
 
 DAY = 86400.0
 DEFAULT_MAX_AGE_DAYS = 7.0
@@ -276,7 +276,7 @@ def _plan(conn: Connection, acc: AccountState, cutoff: float) -> ResumePlan:
         # Uses ix_messages_claim (mailing, state, due): only the stale queued rows are read.
         n = conn.execute(
             select(func.count()).select_from(messages).where(
-                messages.c.mailing_id == mid, messages.c.state == "queued", messages.c.due_at < cutoff
+                messages.c.mailing_id == mid, state_is("queued"), messages.c.due_at < cutoff
             )
         ).scalar_one()
         if n:
@@ -295,7 +295,7 @@ def resume_preview(store: Store, account: str = "default", max_age_days: float =
 
 def suspend_stale(conn: Connection, mailing_id: int, cutoff: float, limit: int | None = None) -> int:
     """Apply the 7-day rule to (up to `limit` messages of) one mailing; counters move in the same transaction."""
-    stale = and_(messages.c.mailing_id == mailing_id, messages.c.state == "queued", messages.c.due_at < cutoff)
+    stale = and_(messages.c.mailing_id == mailing_id, state_is("queued"), messages.c.due_at < cutoff)
     if limit is not None:
         # Uses ix_messages_claim (mailing, state, due): the batch reads only stale rows.
         stale = messages.c.id.in_(select(messages.c.id).where(stale).limit(limit).scalar_subquery())

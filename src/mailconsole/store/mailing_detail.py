@@ -19,7 +19,7 @@ from .actor import Actor
 from .connection import Store
 from .importer import normal_address
 from .mailings import get_live
-from .schema import messages, revisions
+from .schema import messages, revisions, state_is
 
 # The states whose messages carry the error of their last attempt: failed for good,
 # or back in the queue (or suspended) after a temporary failure.
@@ -93,7 +93,7 @@ def next_recipient(store: Store, mailing_id: int, account: str = "default") -> R
         get_live(conn, mailing_id, account)
         row = conn.execute(
             select(*_RECIPIENT_COLUMNS)
-            .where(messages.c.mailing_id == mailing_id, messages.c.state == "queued")
+            .where(messages.c.mailing_id == mailing_id, state_is("queued"))
             .order_by(messages.c.due_at, messages.c.id).limit(1)
         ).first()
         if row is None:
@@ -118,7 +118,7 @@ def last_errors(store: Store, mailing_id: int, account: str = "default", *, limi
         for state in ERROR_STATES:
             newest = (
                 select(messages.c.due_at, messages.c.id, messages.c.last_error)
-                .where(messages.c.mailing_id == mailing_id, messages.c.state == state)
+                .where(messages.c.mailing_id == mailing_id, state_is(state))
                 .order_by(messages.c.due_at.desc(), messages.c.id.desc()).limit(scan)
                 .subquery()
             )

@@ -18,7 +18,7 @@ from .connection import Store
 from .dot_fence import wait_for_allowed_dots
 from .errors import NotFound, Refused
 from .retry import OnWait, until_applied
-from .schema import AT_RELAY_SQL, mailings, messages, revisions
+from .schema import AT_RELAY_SQL, mailings, messages, revisions, state_is
 
 # Statuses, in the order a mailing usually passes them.
 PREPARING, PLANNED, SENDING, PAUSED, SENT, DELETED = "preparing", "planned", "sending", "paused", "sent", "deleted"
@@ -271,7 +271,7 @@ def purge_deleted(store: Store, batch: int | None = None, max_batches: int | Non
             select(messages.c.id)
             .where(
                 messages.c.mailing_id.in_(select(mailings.c.id).where(mailings.c.status == DELETED)),
-                messages.c.state.in_(("queued", "suspended")),
+                state_is("queued", "suspended"),
             )
             .limit(size)
         ).scalars().all()
@@ -319,7 +319,7 @@ def requeue_failed(
             (kind or "unknown"): n
             for kind, n in conn.execute(
                 select(messages.c.fail_kind, func.count())
-                .where(messages.c.mailing_id == mailing_id, messages.c.state == "failed")
+                .where(messages.c.mailing_id == mailing_id, state_is("failed"))
                 .group_by(messages.c.fail_kind)
             )
         }
@@ -348,7 +348,7 @@ def _requeue(
     def step(conn: Connection, size: int) -> int:
         m = get_live(conn, mailing_id, account)  # deleted meanwhile: NotFound, the rest stays
         pick = select(messages.c.id).where(
-            and_(messages.c.mailing_id == mailing_id, messages.c.state == state)
+            and_(messages.c.mailing_id == mailing_id, state_is(state))
         ).limit(size)
         n = conn.execute(
             update(messages).where(messages.c.id.in_(pick.scalar_subquery()))
@@ -404,7 +404,7 @@ def reschedule(store: Store, actor: Actor, mailing_id: int, at: float, account: 
     for still in (messages.c.due_at < at, messages.c.due_at > at):
         def step(conn: Connection, size: int, still=still) -> int:  # type: ignore[no-untyped-def]
             pick = select(messages.c.id).where(
-                messages.c.mailing_id == mailing_id, messages.c.state == "queued", still
+                messages.c.mailing_id == mailing_id, state_is("queued"), still
             ).limit(size)
             return conn.execute(
                 update(messages).where(messages.c.id.in_(pick.scalar_subquery())).values(due_at=at)

@@ -17,7 +17,7 @@ from . import relay_reply, stop_intent, suppressions
 from .connection import Store
 from .identity import read_store_id
 from .mailings import PLANNED, SENDING, finished_status
-from .schema import accounts, mailings, messages, revisions
+from .schema import accounts, mailings, messages, revisions, state_is
 from .schema import suppressions as suppressions_table
 
 
@@ -144,7 +144,7 @@ def claim(store: Store, owner: str, limit: int, lease_seconds: float) -> list[Cl
             sendable = sendable.where(accounts.c.id.in_(allowed))
         pick = (
             select(messages.c.id)
-            .where(messages.c.mailing_id.in_(sendable), messages.c.state == "queued", messages.c.due_at <= now)
+            .where(messages.c.mailing_id.in_(sendable), state_is("queued"), messages.c.due_at <= now)
             .limit(limit)
         )
         stmt = (
@@ -183,7 +183,9 @@ def _apply(conn: Connection, owner: str, ids: list[int], values: dict) -> dict[i
         update(messages)
         # An expanding parameter rather than in_(ids): in_() coerces every id of a
         # 500-message batch into a literal each time the statement is built.
-        .where(messages.c.id.in_(bindparam("ids", expanding=True)), messages.c.state == "claimed",
+        # `|| ''` keeps SQLite on the primary key: on the state it would walk every
+        # claimed message (thousands per engine) to update a batch of them.
+        .where(messages.c.id.in_(bindparam("ids", expanding=True)), (messages.c.state + "") == "claimed",
                messages.c.lease_owner == owner)
         .values(lease_owner=None, lease_expires=None, **values)
         .returning(messages.c.mailing_id)
@@ -331,7 +333,7 @@ def _requeue_claims(store: Store, which, recovered: bool) -> int:  # type: ignor
         values["attempts"] = messages.c.attempts - 1
     with store.write() as conn:
         rows = conn.execute(
-            update(messages).where(messages.c.state == "claimed", which).values(**values).returning(messages.c.mailing_id)
+            update(messages).where(state_is("claimed"), which).values(**values).returning(messages.c.mailing_id)
         ).all()
         per_mailing: dict[int, int] = defaultdict(int)
         for (mid,) in rows:
@@ -348,7 +350,7 @@ def renew_leases(store: Store, owner: str, lease_seconds: float) -> int:
     with store.write() as conn:
         return conn.execute(
             update(messages)
-            .where(messages.c.state == "claimed", messages.c.lease_owner == owner)
+            .where(state_is("claimed"), messages.c.lease_owner == owner)
             .values(lease_expires=store.now() + lease_seconds)
         ).rowcount
 

@@ -38,7 +38,7 @@ from .connection import Store
 from .errors import InvalidInput, NotFound, StoreError
 from .identity import read_store_id
 from .mailings import get_live
-from .schema import messages, revisions
+from .schema import messages, revisions, state_is
 from .senders import sender_mailbox
 
 STATES = ("sent", "queued", "failed", "suspended")
@@ -165,7 +165,7 @@ def chunk_query(sel: Selection, revision_id: int | None, after: int) -> Select:
     return (
         select(messages.c.id, messages.c.email, messages.c.fields, messages.c.state, messages.c.sent_at,
                messages.c.revision_id, messages.c.last_error)
-        .where(messages.c.mailing_id == sel.mailing_id, messages.c.state == sel.state, same_revision,
+        .where(messages.c.mailing_id == sel.mailing_id, state_is(sel.state), same_revision,
                messages.c.id > after)
         .order_by(messages.c.id)
         .limit(CHUNK)

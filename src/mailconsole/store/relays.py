@@ -39,7 +39,7 @@ from .actor import Actor
 from .connection import Store
 from .importer import normal_address
 from .mailings import DELETED, PAUSED
-from .schema import AT_RELAY_SQL, accounts, mailings, messages, relays, revisions
+from .schema import AT_RELAY_SQL, accounts, mailings, messages, relays, revisions, state_is
 from .schema import suppressions as suppressions_table
 
 QUEUED, HELD, DELIVERED, BOUNCED = "queued", "held", "delivered", "bounced"
@@ -284,7 +284,7 @@ def in_flight(store: Store, account_ids: Iterable[int], owners: Iterable[str]) -
     query = (
         select(mailings.c.account_id, func.count())
         .select_from(messages.join(mailings, mailings.c.id == messages.c.mailing_id))
-        .where(messages.c.state == "claimed", messages.c.lease_expires > store.now(),
+        .where(state_is("claimed"), messages.c.lease_expires > store.now(),
                messages.c.lease_owner.in_(bindparam("owners", expanding=True)),
                mailings.c.account_id.in_(bindparam("accounts", expanding=True)))
         .group_by(mailings.c.account_id)

@@ -20,7 +20,7 @@ from .actor import Actor
 from .connection import Store
 from .errors import InvalidInput, Refused
 from .mailings import get_live
-from .schema import mailings, messages, revisions
+from .schema import mailings, messages, revisions, state_is
 
 
 @dataclass(frozen=True)
@@ -139,13 +139,16 @@ def _check_subject_fields(conn: Connection, mailing_id: int, subject: str, old_s
     new = sorted((templating.names_used(subject) - templating.names_used(old_subject)) & set(fields))
     if not new:
         return
-    rows = conn.execute(
-        select(messages.c.email, messages.c.fields).where(
-            messages.c.mailing_id == mailing_id,
-            messages.c.state.in_(("queued", "claimed", "suspended")),
-            or_(*[messages.c.fields.contains(esc, autoescape=True) for esc in _ESCAPED_BREAKS]),
+    # One read per partial index that holds these states (schema.state_is).
+    rows = [
+        row for states in (("queued", "suspended"), ("claimed",)) for row in conn.execute(
+            select(messages.c.email, messages.c.fields).where(
+                messages.c.mailing_id == mailing_id,
+                state_is(*states),
+                or_(*[messages.c.fields.contains(esc, autoescape=True) for esc in _ESCAPED_BREAKS]),
+            )
         )
-    )
+    ]
     hits: dict[str, list[str]] = {name: [] for name in new}
     for email, data in rows:
         values = json.loads(data)
@@ -171,10 +174,16 @@ _UNSENT = ("queued", "claimed", "suspended", "failed")  # failed: a correction i
 def sample_recipients(conn: Connection, mailing_id: int, *, first: int = SAMPLE_FIRST, more: int = SAMPLE_RANDOM,
                       rng: random.Random | None = None) -> list[tuple[str, dict]]:
     """(email, merge fields) of a sample of a mailing's unsent messages: a few indexed reads."""
-    unsent = (messages.c.mailing_id == mailing_id, messages.c.state.in_(_UNSENT))
-    low, high = conn.execute(select(func.min(messages.c.id), func.max(messages.c.id)).where(*unsent)).one()
-    if low is None:
+    # The id range, one read per partial index holding some of these states (schema.state_is).
+    ends = [
+        conn.execute(select(func.min(messages.c.id), func.max(messages.c.id))
+                     .where(messages.c.mailing_id == mailing_id, state_is(*states))).one()
+        for states in (tuple(s for s in _UNSENT if s != "claimed"), ("claimed",))
+    ]
+    found = [e for e in ends if e[0] is not None]
+    if not found:
         return []
+    low, high = min(e[0] for e in found), max(e[1] for e in found)
     # Walks the table in id order from a point: "+ 0" and "|| ''" keep SQLite from
     # choosing the claim index instead (it would sort every unsent row for each read).
     pick = (
