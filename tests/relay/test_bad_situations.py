@@ -84,8 +84,9 @@ def test_a_queue_id_no_longer_at_the_relay_is_not_marked_held_and_later_shown_lo
 
         from mailconsole.store.schema import messages
 
+        # The last five sent: still waiting out the next hop's delay at the relay.
         victims = list(conn.execute(select(messages.c.relay_queue_id).where(
-            messages.c.mailing_id == mid, messages.c.relay_state == "queued")).scalars())[-5:]
+            messages.c.mailing_id == mid, messages.c.relay_state == "queued").order_by(messages.c.id)).scalars())[-5:]
     s.relay.command("postsuper", "-d", "-", stdin="\n".join(victims) + "\n")
     accounts.stop(s.store, OPERATOR)
     wait(lambda: s.ids_in_state("lost", mid) == set(victims), 60, "the lost ones")
