@@ -277,12 +277,25 @@ def _record_relay(conn: Connection, relay: str, now: float, items: list[Outcome]
     """Where each message handed to the relay waits: 'queued' under its queue id, or
     no state (nothing to follow it by) with the reply kept."""
     rows = []
+    # A relay that names no queue id usually gives every message the same reply
+    # ("250 2.0.0 Ok"): those share one UPDATE instead of a statement each.
+    same_reply: dict[str, list[int]] = defaultdict(list)
     for o in items:
         if o.relay_reply is None:
             continue
         queue_id, raw = relay_reply.parse(o.relay_reply)
+        if queue_id is None:
+            same_reply[raw or ""].append(o.message_id)
+            continue
         rows.append({"b_id": o.message_id, "b_relay": relay, "b_queue_id": queue_id,
-                     "b_state": "queued" if queue_id else None, "b_at": now, "b_note": raw})
+                     "b_state": "queued", "b_at": now, "b_note": raw})
+    for raw, ids in same_reply.items():
+        conn.execute(
+            # `|| ''`: on the primary key, as _apply (not the state indexes).
+            update(messages).where(messages.c.id.in_(bindparam("ids", expanding=True)), (messages.c.state + "") == "sent")
+            .values(relay=relay, relay_queue_id=None, relay_state=None, relay_at=now, relay_note=raw),
+            {"ids": ids},
+        )
     if not rows:
         return
     compiled = _RELAYED.compile(dialect=conn.dialect)
